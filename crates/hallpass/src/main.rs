@@ -1,0 +1,150 @@
+//! The `hallpass` command: a thin shell over the library crates.
+//!
+//! Exit codes: 0 success, 1 a failed check (invalid config or policy, a
+//! failed demo), 2 usage errors (from clap).
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hallpass_server::{Settings, Sidecar};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hallpass",
+    version,
+    about = "Envoy ext_authz sidecar: SPIFFE identity, least-privilege policy, call-path telemetry"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sidecar.
+    Serve {
+        /// The config file (design §4). HALLPASS_* variables override its keys.
+        #[arg(long, env = "HALLPASS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Work with policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// A self-contained demo: throwaway PKI, a clinical-mesh policy, the
+    /// sidecar in-process, and real gRPC Check calls.
+    Demo {
+        /// Keep serving after the scripted calls, so /metrics can be explored.
+        #[arg(long)]
+        serve: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file; every problem is printed with its place.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config } => {
+            init_json_logs();
+            let settings = Settings::load(&config)?;
+            runtime()?.block_on(serve(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => match hallpass_policy::CompiledPolicy::from_file(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                Ok(ExitCode::from(1))
+            }
+        },
+        Command::Demo { serve } => {
+            init_quiet_logs();
+            let passed = runtime()?.block_on(demo::run(serve))?;
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let sidecar = Sidecar::bind(settings).await?;
+    tracing::info!(authz = %sidecar.authz_addr(), admin = %sidecar.admin_addr()?, "listening");
+    sidecar.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C will stop hallpass");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// JSON lines on stdout; level from `HALLPASS_LOG` (default `info`).
+fn init_json_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HALLPASS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .init();
+}
+
+/// Warnings only, on stderr, so the demo's table stays readable.
+fn init_quiet_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HALLPASS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}

@@ -1,0 +1,102 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, TrustAnchor};
+use spiffe::TrustDomain;
+
+use crate::IdentityError;
+
+/// The X.509 trust anchors of one trust domain.
+#[derive(Debug, Clone)]
+pub struct X509Bundle {
+    anchors: Vec<TrustAnchor<'static>>,
+    earliest_expiry: i64,
+}
+
+impl X509Bundle {
+    /// Build a bundle from PEM text holding one or more CA certificates.
+    pub fn from_pem(trust_domain: &TrustDomain, pem: &[u8]) -> Result<Self, IdentityError> {
+        let bundle_err = |reason: String| IdentityError::Bundle {
+            trust_domain: trust_domain.to_string(),
+            reason,
+        };
+        let mut anchors = Vec::new();
+        let mut earliest_expiry = i64::MAX;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| bundle_err(format!("bad PEM: {e}")))?;
+            let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
+                .map_err(|e| bundle_err(format!("bad certificate: {e}")))?;
+            earliest_expiry = earliest_expiry.min(parsed.validity().not_after.timestamp());
+            let anchor = webpki::anchor_from_trusted_cert(&cert)
+                .map_err(|e| bundle_err(format!("not usable as a trust anchor: {e}")))?;
+            anchors.push(anchor.to_owned());
+        }
+        if anchors.is_empty() {
+            return Err(bundle_err("no certificates in bundle".into()));
+        }
+        Ok(Self {
+            anchors,
+            earliest_expiry,
+        })
+    }
+
+    /// The trust anchors, for chain building.
+    pub fn anchors(&self) -> &[TrustAnchor<'static>] {
+        &self.anchors
+    }
+
+    /// Unix time at which the first CA certificate in this bundle expires.
+    pub fn earliest_expiry(&self) -> i64 {
+        self.earliest_expiry
+    }
+}
+
+/// X.509 bundles keyed by trust domain. An SVID is only ever checked against
+/// the bundle of its own trust domain.
+#[derive(Debug, Clone, Default)]
+pub struct TrustBundleSet {
+    x509: HashMap<TrustDomain, X509Bundle>,
+}
+
+impl TrustBundleSet {
+    /// An empty set: every SVID verification fails `UntrustedTrustDomain`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add (or replace) the bundle of a trust domain.
+    pub fn insert(&mut self, trust_domain: TrustDomain, bundle: X509Bundle) {
+        self.x509.insert(trust_domain, bundle);
+    }
+
+    /// Load a PEM bundle file for `trust_domain` and add it.
+    pub fn load_pem_file(
+        &mut self,
+        trust_domain: TrustDomain,
+        path: &Path,
+    ) -> Result<(), IdentityError> {
+        let pem = std::fs::read(path).map_err(|e| IdentityError::Bundle {
+            trust_domain: trust_domain.to_string(),
+            reason: format!("cannot read {}: {e}", path.display()),
+        })?;
+        let bundle = X509Bundle::from_pem(&trust_domain, &pem)?;
+        self.insert(trust_domain, bundle);
+        Ok(())
+    }
+
+    /// The bundle of `trust_domain`, if trusted.
+    pub fn x509(&self, trust_domain: &TrustDomain) -> Option<&X509Bundle> {
+        self.x509.get(trust_domain)
+    }
+
+    /// Every trusted trust domain with its bundle.
+    pub fn iter(&self) -> impl Iterator<Item = (&TrustDomain, &X509Bundle)> {
+        self.x509.iter()
+    }
+
+    /// True when no trust domain has a bundle.
+    pub fn is_empty(&self) -> bool {
+        self.x509.is_empty()
+    }
+}

@@ -1,0 +1,37 @@
+use spiffe::TrustDomain;
+
+/// Why a credential did not prove an identity.
+///
+/// Each variant maps to exactly one stable reason code in the server's answer
+/// (see `hallpass_server::answer`); the `Display` text is for logs and never
+/// contains certificate bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The request carried no credential at all.
+    #[error("no client certificate was presented")]
+    NoCredential,
+    /// The bytes are not a parseable certificate (encoding, PEM or DER).
+    #[error("malformed certificate: {0}")]
+    Malformed(&'static str),
+    /// The certificate parses but breaks an X509-SVID rule.
+    #[error("not a valid X.509-SVID: {0}")]
+    NotAnSvid(&'static str),
+    /// The SVID's trust domain has no bundle here.
+    #[error("trust domain {0} is not trusted")]
+    UntrustedTrustDomain(TrustDomain),
+    /// Outside the validity window (after allowing for clock skew).
+    #[error("certificate is expired or not yet valid")]
+    Expired,
+    /// The signature chain does not lead to the trust domain's bundle.
+    #[error("certificate chain does not verify against the trust bundle: {0}")]
+    ChainInvalid(String),
+    /// A bundle file could not be loaded.
+    #[error("trust bundle for {trust_domain}: {reason}")]
+    Bundle {
+        /// The trust domain whose bundle failed.
+        trust_domain: String,
+        /// What went wrong.
+        reason: String,
+    },
+}

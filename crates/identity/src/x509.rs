@@ -1,0 +1,192 @@
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use spiffe::SpiffeId;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::{IdentityError, TrustBundleSet};
+
+/// Largest `source.certificate` value accepted. A leaf SVID is 1–3 KiB; the cap
+/// keeps hostile input from costing more than a bounded parse.
+const MAX_ENCODED_CERT_LEN: usize = 64 * 1024;
+/// Largest number of certificates in one chain (leaf plus intermediates).
+const MAX_CHAIN_LEN: usize = 8;
+
+/// A caller identity proven by an X.509-SVID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSvid {
+    /// The SPIFFE ID from the leaf's URI SAN.
+    pub id: SpiffeId,
+    /// Unix time at which the leaf expires.
+    pub not_after: i64,
+}
+
+/// Parse a SPIFFE ID and insist on its canonical spelling.
+///
+/// The `spiffe` crate accepts an upper-case scheme or trust domain and
+/// normalises it; a credential that is not already canonical is rejected, so
+/// that the string hallpass logs and matches is the string the CA signed.
+pub fn parse_spiffe_id_strict(uri: &str) -> Result<SpiffeId, &'static str> {
+    let id = SpiffeId::new(uri).map_err(|_| "URI SAN is not a valid SPIFFE ID")?;
+    if id.path().is_empty() {
+        return Err("SPIFFE ID of a workload must have a path");
+    }
+    if id.to_string() != uri {
+        return Err("SPIFFE ID is not in canonical (lower-case) form");
+    }
+    Ok(id)
+}
+
+/// Decode Envoy's `attributes.source.certificate`: URL-encoded PEM.
+///
+/// Returns every certificate in the PEM, leaf first.
+pub fn decode_envoy_certificate(
+    encoded: &str,
+) -> Result<Vec<CertificateDer<'static>>, IdentityError> {
+    if encoded.is_empty() {
+        return Err(IdentityError::NoCredential);
+    }
+    if encoded.len() > MAX_ENCODED_CERT_LEN {
+        return Err(IdentityError::Malformed("certificate field too large"));
+    }
+    let pem: Vec<u8> = percent_decode_str(encoded).collect();
+    let mut certs = Vec::new();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|_| IdentityError::Malformed("invalid PEM"))?;
+        if certs.len() == MAX_CHAIN_LEN {
+            return Err(IdentityError::Malformed("too many certificates"));
+        }
+        certs.push(cert);
+    }
+    if certs.is_empty() {
+        return Err(IdentityError::Malformed("no certificate in PEM"));
+    }
+    Ok(certs)
+}
+
+/// Verifies X.509-SVIDs against a [`TrustBundleSet`].
+#[derive(Debug, Clone)]
+pub struct X509SvidVerifier {
+    clock_skew: Duration,
+}
+
+impl Default for X509SvidVerifier {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(30))
+    }
+}
+
+impl X509SvidVerifier {
+    /// A verifier that tolerates `clock_skew` on either edge of the validity window.
+    pub fn new(clock_skew: Duration) -> Self {
+        Self { clock_skew }
+    }
+
+    /// Verify `leaf` as an X.509-SVID and return the SPIFFE ID it proves.
+    ///
+    /// `intermediates` are untrusted helpers for chain building (for example
+    /// from XFCC `Chain=`); trust comes only from the bundle of the ID's own
+    /// trust domain. `now` is Unix seconds.
+    pub fn verify(
+        &self,
+        bundles: &TrustBundleSet,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: i64,
+    ) -> Result<VerifiedSvid, IdentityError> {
+        let (rest, cert) =
+            X509Certificate::from_der(leaf).map_err(|_| IdentityError::Malformed("invalid DER"))?;
+        if !rest.is_empty() {
+            return Err(IdentityError::Malformed("trailing data after certificate"));
+        }
+        let id = svid_id(&cert)?;
+
+        let bundle = bundles
+            .x509(id.trust_domain())
+            .ok_or_else(|| IdentityError::UntrustedTrustDomain(id.trust_domain().clone()))?;
+
+        let not_before = cert.validity().not_before.timestamp();
+        let not_after = cert.validity().not_after.timestamp();
+        let skew = i64::try_from(self.clock_skew.as_secs()).unwrap_or(i64::MAX);
+        if now.saturating_add(skew) < not_before || now.saturating_sub(skew) > not_after {
+            return Err(IdentityError::Expired);
+        }
+        // Our own check above applied the skew; webpki has none, so hand it a
+        // time clamped into the leaf's window. Intermediates are still checked
+        // at that time.
+        let check_time = now.clamp(not_before, not_after).max(0);
+        let check_time = UnixTime::since_unix_epoch(Duration::from_secs(
+            u64::try_from(check_time).unwrap_or_default(),
+        ));
+
+        let end_entity = webpki::EndEntityCert::try_from(leaf)
+            .map_err(|_| IdentityError::Malformed("certificate rejected by parser"))?;
+        end_entity
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                bundle.anchors(),
+                intermediates,
+                check_time,
+                webpki::KeyUsage::client_auth(),
+                None,
+                None,
+            )
+            .map_err(|e| match e {
+                webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
+                    IdentityError::Expired
+                }
+                webpki::Error::CaUsedAsEndEntity => IdentityError::NotAnSvid("leaf is a CA"),
+                webpki::Error::RequiredEkuNotFoundContext(_) => {
+                    IdentityError::NotAnSvid("extended key usage lacks clientAuth")
+                }
+                other => IdentityError::ChainInvalid(format!("{other:?}")),
+            })?;
+
+        Ok(VerifiedSvid { id, not_after })
+    }
+}
+
+/// Apply the X509-SVID leaf rules and extract the SPIFFE ID.
+fn svid_id(cert: &X509Certificate<'_>) -> Result<SpiffeId, IdentityError> {
+    let bad = IdentityError::NotAnSvid;
+    let malformed = |_| IdentityError::Malformed("duplicate or invalid extension");
+
+    if let Some(bc) = cert.basic_constraints().map_err(malformed)? {
+        if bc.value.ca {
+            return Err(bad("leaf is a CA"));
+        }
+    }
+    match cert.key_usage().map_err(malformed)? {
+        None => return Err(bad("key usage extension missing")),
+        Some(ku) => {
+            if ku.value.key_cert_sign() || ku.value.crl_sign() {
+                return Err(bad("leaf may sign certificates or CRLs"));
+            }
+            if !ku.value.digital_signature() {
+                return Err(bad("key usage lacks digitalSignature"));
+            }
+        }
+    }
+    if let Some(eku) = cert.extended_key_usage().map_err(malformed)? {
+        if !eku.value.client_auth && !eku.value.any {
+            return Err(bad("extended key usage lacks clientAuth"));
+        }
+    }
+
+    let san = cert
+        .subject_alternative_name()
+        .map_err(malformed)?
+        .ok_or(bad("no subject alternative name"))?;
+    let mut uris = san.value.general_names.iter().filter_map(|n| match n {
+        GeneralName::URI(u) => Some(*u),
+        _ => None,
+    });
+    let uri = uris.next().ok_or(bad("no URI SAN"))?;
+    if uris.next().is_some() {
+        return Err(bad("more than one URI SAN"));
+    }
+    parse_spiffe_id_strict(uri).map_err(bad)
+}

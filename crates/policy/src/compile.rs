@@ -1,0 +1,466 @@
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use spiffe::{SpiffeId, TrustDomain};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::document::{PolicyDocument, RuleDocument};
+use crate::{
+    Decision, DenyReason, GrpcPattern, Mode, PolicyError, Problem, RouteTemplate, SourcePattern,
+    normalize_path,
+};
+
+/// The HTTP methods a rule may name.
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+];
+
+/// What the policy needs to know about one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The proven caller identity.
+    pub source: &'a SpiffeId,
+    /// HTTP method, upper case.
+    pub method: &'a str,
+    /// Raw `:path`, query included (it is stripped here).
+    pub path: &'a str,
+    /// Request headers, names lower case.
+    pub headers: &'a HashMap<String, String>,
+    /// A valid JWT-SVID naming `source` was presented.
+    pub has_jwt: bool,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// One compiled allow rule.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    /// The rule name.
+    pub name: Arc<str>,
+    /// Who may call.
+    pub from: Vec<SourcePattern>,
+    /// Allowed methods; `None` is any.
+    pub methods: Option<Vec<String>>,
+    /// Path templates; with `grpc`, `None` for both means any path.
+    pub paths: Option<Vec<(RouteTemplate, Arc<str>)>>,
+    /// gRPC patterns.
+    pub grpc: Option<Vec<(GrpcPattern, Arc<str>)>>,
+    /// Required exact header values (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Unix seconds before which the rule does not apply.
+    pub not_before: Option<i64>,
+    /// Unix seconds after which the rule does not apply.
+    pub not_after: Option<i64>,
+    /// A JWT-SVID is required as well.
+    pub require_jwt: bool,
+}
+
+/// The route label used when a rule allows every path.
+const ANY_ROUTE: &str = "*";
+
+impl CompiledRule {
+    /// The route label if method, path, headers and credentials match; the
+    /// time window is checked separately so that `grant_expired` can be told
+    /// apart from `no_matching_rule`.
+    fn route_for(
+        &self,
+        req: &Request<'_>,
+        segments: &[std::borrow::Cow<'_, str>],
+    ) -> Option<Arc<str>> {
+        if self.require_jwt && !req.has_jwt {
+            return None;
+        }
+        if !self
+            .headers
+            .iter()
+            .all(|(k, v)| req.headers.get(k) == Some(v))
+        {
+            return None;
+        }
+        let method_ok = self
+            .methods
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|x| x == req.method));
+        let grpc_route = || {
+            // gRPC calls are always POST; `methods` does not apply to them.
+            if req.method != "POST" {
+                return None;
+            }
+            self.grpc
+                .as_ref()?
+                .iter()
+                .find(|(p, _)| p.matches(segments))
+                .map(|(_, l)| l.clone())
+        };
+        match (&self.paths, &self.grpc) {
+            (None, None) => method_ok.then(|| Arc::from(ANY_ROUTE)),
+            (paths, _) => {
+                let http = paths.as_ref().filter(|_| method_ok).and_then(|ps| {
+                    ps.iter()
+                        .find(|(t, _)| t.matches(segments))
+                        .map(|(_, l)| l.clone())
+                });
+                http.or_else(grpc_route)
+            }
+        }
+    }
+
+    fn in_window(&self, now: i64) -> bool {
+        self.not_before.is_none_or(|t| now >= t) && self.not_after.is_none_or(|t| now <= t)
+    }
+}
+
+/// One destination's compiled rules.
+#[derive(Debug, Clone)]
+pub struct CompiledWorkload {
+    /// Enforce or audit.
+    pub mode: Mode,
+    /// Rules in file order.
+    pub rules: Vec<CompiledRule>,
+    /// Rule indices per exact source ID, ascending.
+    exact: HashMap<SpiffeId, Vec<usize>>,
+    /// Wildcard sources with their rule index.
+    patterns: Vec<(SourcePattern, usize)>,
+}
+
+impl CompiledWorkload {
+    fn candidates(&self, source: &SpiffeId) -> Vec<usize> {
+        let mut out: Vec<usize> = self.exact.get(source).cloned().unwrap_or_default();
+        out.extend(
+            self.patterns
+                .iter()
+                .filter(|(p, _)| p.matches(source))
+                .map(|(_, i)| *i),
+        );
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// An immutable, compiled policy: what the decision path reads.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    trust_domains: HashSet<TrustDomain>,
+    revoked: HashSet<SpiffeId>,
+    workloads: HashMap<SpiffeId, CompiledWorkload>,
+    /// IDs named exactly anywhere in the policy: the only IDs that become metric labels.
+    named: HashMap<SpiffeId, Arc<str>>,
+    other_labels: HashMap<TrustDomain, Arc<str>>,
+}
+
+/// Label for a source whose trust domain is not listed in the policy.
+pub(crate) const OTHER_UNTRUSTED: &str = "other:untrusted";
+
+impl CompiledPolicy {
+    /// Parse and compile a policy from YAML text.
+    pub fn from_yaml(text: &str) -> Result<Self, PolicyError> {
+        let doc: PolicyDocument = serde_yaml_ng::from_str(text).map_err(|e| {
+            PolicyError::Invalid(vec![Problem {
+                path: "(document)".into(),
+                location: e.location().map(|l| (l.line(), l.column())),
+                message: e.to_string(),
+            }])
+        })?;
+        Self::compile(&doc)
+    }
+
+    /// Read, parse and compile a policy file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text)
+    }
+
+    /// Compile a parsed document, reporting every problem found.
+    pub fn compile(doc: &PolicyDocument) -> Result<Self, PolicyError> {
+        let mut problems = Vec::new();
+        let mut problem = |path: String, message: String| {
+            problems.push(Problem {
+                path,
+                location: None,
+                message,
+            });
+        };
+        if doc.version != 1 {
+            problem(
+                "version".into(),
+                format!("unsupported version {}; expected 1", doc.version),
+            );
+        }
+        let mut trust_domains = HashSet::new();
+        for (i, td) in doc.trust_domains.iter().enumerate() {
+            match TrustDomain::new(td) {
+                Ok(t) if t.as_str() == td => {
+                    trust_domains.insert(t);
+                }
+                Ok(_) => problem(
+                    format!("trust_domains[{i}]"),
+                    "write the trust domain name alone, in lower case".into(),
+                ),
+                Err(e) => problem(
+                    format!("trust_domains[{i}]"),
+                    format!("not a trust domain: {e}"),
+                ),
+            }
+        }
+        let mut named = HashMap::new();
+        let mut revoked = HashSet::new();
+        for (i, id) in doc.revoked.ids.iter().enumerate() {
+            match SourcePattern::parse(id) {
+                Ok(SourcePattern::Exact(id)) => {
+                    // Named, so a revoked caller shows up under its own ID in metrics.
+                    named.insert(id.clone(), Arc::from(id.to_string()));
+                    revoked.insert(id);
+                }
+                Ok(_) => problem(
+                    format!("revoked.ids[{i}]"),
+                    "revoked entries must be exact SPIFFE IDs".into(),
+                ),
+                Err(e) => problem(format!("revoked.ids[{i}]"), e),
+            }
+        }
+        let mut workloads = HashMap::new();
+        for (dest, wl) in &doc.workloads {
+            let base = format!("workloads.\"{dest}\"");
+            let dest_id = match SourcePattern::parse(dest) {
+                Ok(SourcePattern::Exact(id)) => id,
+                Ok(_) => {
+                    problem(base, "a destination must be an exact SPIFFE ID".into());
+                    continue;
+                }
+                Err(e) => {
+                    problem(base, e);
+                    continue;
+                }
+            };
+            named
+                .entry(dest_id.clone())
+                .or_insert_with(|| Arc::from(dest.as_str()));
+            let mut compiled = CompiledWorkload {
+                mode: wl.mode,
+                rules: Vec::new(),
+                exact: HashMap::new(),
+                patterns: Vec::new(),
+            };
+            for (i, rule) in wl.allow.iter().enumerate() {
+                let path = format!("{base}.allow[{i}]");
+                let Some(rule) = compile_rule(rule, &path, &mut problem) else {
+                    continue;
+                };
+                let index = compiled.rules.len();
+                for pattern in &rule.from {
+                    match pattern {
+                        SourcePattern::Exact(id) => {
+                            named
+                                .entry(id.clone())
+                                .or_insert_with(|| Arc::from(id.to_string()));
+                            compiled.exact.entry(id.clone()).or_default().push(index);
+                        }
+                        other => compiled.patterns.push((other.clone(), index)),
+                    }
+                }
+                compiled.rules.push(rule);
+            }
+            workloads.insert(dest_id, compiled);
+        }
+        if !problems.is_empty() {
+            return Err(PolicyError::Invalid(problems));
+        }
+        let other_labels = trust_domains
+            .iter()
+            .map(|td| (td.clone(), Arc::from(format!("other:{td}"))))
+            .collect();
+        Ok(Self {
+            trust_domains,
+            revoked,
+            workloads,
+            named,
+            other_labels,
+        })
+    }
+
+    /// Decide one request for `destination`. Returns the decision and the
+    /// destination's mode (enforce when the destination has no entry).
+    pub fn evaluate(&self, destination: &SpiffeId, req: &Request<'_>) -> (Decision, Mode) {
+        let Some(workload) = self.workloads.get(destination) else {
+            return (Decision::deny(DenyReason::NoMatchingRule), Mode::Enforce);
+        };
+        (self.decide(workload, req), workload.mode)
+    }
+
+    fn decide(&self, workload: &CompiledWorkload, req: &Request<'_>) -> Decision {
+        if !self.trust_domains.contains(req.source.trust_domain()) {
+            return Decision::deny(DenyReason::UntrustedTrustDomain);
+        }
+        if self.revoked.contains(req.source) {
+            return Decision::deny(DenyReason::Revoked);
+        }
+        let Some(path) = normalize_path(req.path) else {
+            return Decision::deny(DenyReason::AmbiguousPath);
+        };
+        let mut expired = false;
+        for index in workload.candidates(req.source) {
+            let rule = &workload.rules[index];
+            if let Some(route) = rule.route_for(req, path.segments()) {
+                if rule.in_window(req.now) {
+                    return Decision::Allow {
+                        rule: rule.name.clone(),
+                        route,
+                    };
+                }
+                expired = true;
+            }
+        }
+        Decision::deny(if expired {
+            DenyReason::GrantExpired
+        } else {
+            DenyReason::NoMatchingRule
+        })
+    }
+
+    /// Is this trust domain listed in `trust_domains`?
+    pub fn trusts(&self, trust_domain: &TrustDomain) -> bool {
+        self.trust_domains.contains(trust_domain)
+    }
+
+    /// The compiled entry of a destination.
+    pub fn workload(&self, destination: &SpiffeId) -> Option<&CompiledWorkload> {
+        self.workloads.get(destination)
+    }
+
+    /// Destinations with an entry.
+    pub fn destinations(&self) -> impl Iterator<Item = &SpiffeId> {
+        self.workloads.keys()
+    }
+
+    /// The bounded metric label for a proven source: the ID itself when the
+    /// policy names it exactly, else `other:<trust domain>` for a listed trust
+    /// domain, else `other:untrusted`.
+    pub fn source_label(&self, id: &SpiffeId) -> Arc<str> {
+        if let Some(label) = self.named.get(id) {
+            return label.clone();
+        }
+        self.other_labels
+            .get(id.trust_domain())
+            .cloned()
+            .unwrap_or_else(|| Arc::from(OTHER_UNTRUSTED))
+    }
+
+    /// The bounded metric label for a destination: its ID when the policy has
+    /// an entry for it, else `other`.
+    pub fn destination_label(&self, id: &SpiffeId) -> Arc<str> {
+        match self.workloads.contains_key(id) {
+            true => self
+                .named
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(id.to_string())),
+            false => Arc::from("other"),
+        }
+    }
+}
+
+fn compile_rule(
+    doc: &RuleDocument,
+    path: &str,
+    problem: &mut impl FnMut(String, String),
+) -> Option<CompiledRule> {
+    let mut ok = true;
+    let mut bad = |p: String, m: String| {
+        ok = false;
+        problem(p, m);
+    };
+    if doc.name.trim().is_empty() {
+        bad(format!("{path}.name"), "a rule needs a name".into());
+    }
+    if doc.from.is_empty() {
+        bad(
+            format!("{path}.from"),
+            "a rule must name at least one source".into(),
+        );
+    }
+    let mut from = Vec::new();
+    for (i, s) in doc.from.iter().enumerate() {
+        match SourcePattern::parse(s) {
+            Ok(p) => from.push(p),
+            Err(e) => bad(format!("{path}.from[{i}]"), e),
+        }
+    }
+    let methods = doc.methods.as_ref().map(|ms| {
+        ms.iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                if METHODS.contains(&m.as_str()) {
+                    Some(m.clone())
+                } else {
+                    bad(
+                        format!("{path}.methods[{i}]"),
+                        format!("unknown HTTP method `{m}` (use upper case)"),
+                    );
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let paths = doc.paths.as_ref().map(|ps| {
+        ps.iter()
+            .enumerate()
+            .filter_map(|(i, p)| match RouteTemplate::parse(p) {
+                Ok(t) => Some((t, Arc::from(p.as_str()))),
+                Err(e) => {
+                    bad(format!("{path}.paths[{i}]"), e);
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let grpc = doc.grpc.as_ref().map(|gs| {
+        gs.iter()
+            .enumerate()
+            .filter_map(|(i, g)| match GrpcPattern::parse(g) {
+                Ok(p) => Some((p, Arc::from(g.as_str()))),
+                Err(e) => {
+                    bad(format!("{path}.grpc[{i}]"), e);
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let headers = doc
+        .headers
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let mut time = |field: &str, value: &Option<String>| {
+        value
+            .as_ref()
+            .and_then(|v| match OffsetDateTime::parse(v, &Rfc3339) {
+                Ok(t) => Some(t.unix_timestamp()),
+                Err(e) => {
+                    bad(
+                        format!("{path}.{field}"),
+                        format!("not an RFC 3339 time: {e}"),
+                    );
+                    None
+                }
+            })
+    };
+    let not_before = time("not_before", &doc.not_before);
+    let not_after = time("not_after", &doc.not_after);
+    ok.then(|| CompiledRule {
+        name: Arc::from(doc.name.as_str()),
+        from,
+        methods,
+        paths,
+        grpc,
+        headers,
+        not_before,
+        not_after,
+        require_jwt: doc.require_jwt,
+    })
+}

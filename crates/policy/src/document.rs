@@ -1,0 +1,77 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Mode;
+
+/// The policy file as written (design §5), before compilation.
+///
+/// Unknown keys are errors everywhere: a misspelt `methods` must never turn a
+/// rule into "any method".
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDocument {
+    /// Schema version; only `1` exists.
+    pub version: u32,
+    /// Trust domains whose identities may be accepted at all.
+    #[serde(default)]
+    pub trust_domains: Vec<String>,
+    /// Revoked identities.
+    #[serde(default)]
+    pub revoked: RevokedDocument,
+    /// Rules per destination SPIFFE ID.
+    #[serde(default)]
+    pub workloads: BTreeMap<String, WorkloadDocument>,
+}
+
+/// The `revoked` section.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedDocument {
+    /// SPIFFE IDs that are denied `revoked` wherever they call.
+    #[serde(default)]
+    pub ids: Vec<String>,
+}
+
+/// One destination's entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadDocument {
+    /// `enforce` (default) or `audit`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Allow rules, evaluated in order; no match means deny.
+    #[serde(default)]
+    pub allow: Vec<RuleDocument>,
+}
+
+/// One allow rule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDocument {
+    /// Rule name: shows up in metrics, logs and the decision.
+    pub name: String,
+    /// Source patterns: exact IDs, or prefixes ending in `/*` or `/**`.
+    pub from: Vec<String>,
+    /// HTTP methods; absent means any.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Path templates.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// gRPC methods: `package.Service/Method` or `package.Service/*`.
+    #[serde(default)]
+    pub grpc: Option<Vec<String>>,
+    /// Request headers that must be present with exactly these values.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// RFC 3339 time before which the rule does not apply.
+    #[serde(default)]
+    pub not_before: Option<String>,
+    /// RFC 3339 time after which the rule does not apply.
+    #[serde(default)]
+    pub not_after: Option<String>,
+    /// The caller must also present a valid JWT-SVID.
+    #[serde(default)]
+    pub require_jwt: bool,
+}

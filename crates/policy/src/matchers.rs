@@ -1,0 +1,277 @@
+use std::fmt;
+
+use spiffe::{SpiffeId, TrustDomain};
+
+/// Which callers a rule names.
+///
+/// Matching is segment-wise: `spiffe://td/ns/clinical/*` matches
+/// `spiffe://td/ns/clinical/x` but never `spiffe://td/ns/clinicalx/a`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourcePattern {
+    /// Exactly this ID.
+    Exact(SpiffeId),
+    /// `prefix/*`: the prefix plus exactly one more segment.
+    OneBelow {
+        /// Trust domain the prefix belongs to.
+        trust_domain: TrustDomain,
+        /// Path segments of the prefix.
+        segments: Vec<String>,
+    },
+    /// `prefix/**`: the prefix plus one or more segments.
+    AnyBelow {
+        /// Trust domain the prefix belongs to.
+        trust_domain: TrustDomain,
+        /// Path segments of the prefix.
+        segments: Vec<String>,
+    },
+}
+
+impl SourcePattern {
+    /// Parse a source pattern as written in the policy.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (prefix, wildcard) = if let Some(p) = text.strip_suffix("/**") {
+            (p, Some(true))
+        } else if let Some(p) = text.strip_suffix("/*") {
+            (p, Some(false))
+        } else {
+            (text, None)
+        };
+        if prefix.contains('*') {
+            return Err("`*` is only allowed as a whole last segment (`/*` or `/**`)".into());
+        }
+        let id = SpiffeId::new(prefix).map_err(|e| format!("not a SPIFFE ID: {e}"))?;
+        if id.to_string() != prefix {
+            return Err("SPIFFE ID must be written in canonical lower-case form".into());
+        }
+        let segments = split_path(id.path());
+        Ok(match wildcard {
+            None if segments.is_empty() => {
+                return Err("a trust domain alone names no workload; use `/**` for all".into());
+            }
+            None => Self::Exact(id),
+            Some(any) => {
+                let trust_domain = id.trust_domain().clone();
+                if any {
+                    Self::AnyBelow {
+                        trust_domain,
+                        segments,
+                    }
+                } else {
+                    Self::OneBelow {
+                        trust_domain,
+                        segments,
+                    }
+                }
+            }
+        })
+    }
+
+    /// The trust domain this pattern can match in.
+    pub fn trust_domain(&self) -> &TrustDomain {
+        match self {
+            Self::Exact(id) => id.trust_domain(),
+            Self::OneBelow { trust_domain, .. } | Self::AnyBelow { trust_domain, .. } => {
+                trust_domain
+            }
+        }
+    }
+
+    /// Does `id` match this pattern?
+    pub fn matches(&self, id: &SpiffeId) -> bool {
+        match self {
+            Self::Exact(exact) => exact == id,
+            Self::OneBelow {
+                trust_domain,
+                segments,
+            } => id.trust_domain() == trust_domain && below(segments, id.path(), Some(1)),
+            Self::AnyBelow {
+                trust_domain,
+                segments,
+            } => id.trust_domain() == trust_domain && below(segments, id.path(), None),
+        }
+    }
+}
+
+impl fmt::Display for SourcePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (td, segs, suffix) = match self {
+            Self::Exact(id) => return write!(f, "{id}"),
+            Self::OneBelow {
+                trust_domain,
+                segments,
+            } => (trust_domain, segments, "*"),
+            Self::AnyBelow {
+                trust_domain,
+                segments,
+            } => (trust_domain, segments, "**"),
+        };
+        write!(f, "spiffe://{td}")?;
+        for s in segs {
+            write!(f, "/{s}")?;
+        }
+        write!(f, "/{suffix}")
+    }
+}
+
+fn split_path(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// True when `path` has `prefix` as its leading segments plus `extra` more
+/// (any positive number when `extra` is `None`).
+fn below(prefix: &[String], path: &str, extra: Option<usize>) -> bool {
+    let mut segs = path.split('/').skip(1);
+    for want in prefix {
+        match segs.next() {
+            Some(got) if got == want => {}
+            _ => return false,
+        }
+    }
+    let rest = segs.count();
+    match extra {
+        Some(n) => rest == n,
+        None => rest >= 1,
+    }
+}
+
+/// One segment of a route template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param,
+}
+
+/// An HTTP path template: literal segments, `{name}` for one segment, and an
+/// optional trailing `/**` for one or more further segments.
+///
+/// Its text, not the request path, is what metrics and logs show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTemplate {
+    text: String,
+    segments: Vec<Segment>,
+    any_depth: bool,
+}
+
+impl RouteTemplate {
+    /// Parse a template such as `/patients/{patient}/results`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix('/')
+            .ok_or_else(|| "a path template must start with `/`".to_owned())?;
+        let mut segments = Vec::new();
+        let mut any_depth = false;
+        let mut names: Vec<&str> = Vec::new();
+        if !rest.is_empty() {
+            let parts: Vec<&str> = rest.split('/').collect();
+            for (i, part) in parts.iter().enumerate() {
+                let last = i + 1 == parts.len();
+                if *part == "**" {
+                    if !last {
+                        return Err("`**` is only allowed as the last segment".into());
+                    }
+                    any_depth = true;
+                } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))
+                {
+                    if name.is_empty()
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        return Err(format!(
+                            "bad parameter name `{{{name}}}`: use letters, digits and `_`"
+                        ));
+                    }
+                    if names.contains(&name) {
+                        return Err(format!("parameter `{{{name}}}` appears twice"));
+                    }
+                    names.push(name);
+                    segments.push(Segment::Param);
+                } else {
+                    if part.is_empty() || *part == "." || *part == ".." {
+                        return Err("empty, `.` and `..` segments never match a request".into());
+                    }
+                    if part.contains(['{', '}', '*', '?', '#', '%', '\\']) {
+                        return Err(format!(
+                            "segment `{part}` has a reserved character ({{ }} * ? # % \\)"
+                        ));
+                    }
+                    segments.push(Segment::Literal((*part).to_owned()));
+                }
+            }
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            segments,
+            any_depth,
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Does a normalised, decoded path (its segments) match?
+    pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        let fixed = self.segments.len();
+        let len_ok = if self.any_depth {
+            path.len() > fixed
+        } else {
+            path.len() == fixed
+        };
+        len_ok
+            && self.segments.iter().zip(path).all(|(seg, got)| match seg {
+                Segment::Literal(want) => want == got.as_ref(),
+                Segment::Param => true,
+            })
+    }
+}
+
+/// A gRPC method pattern: `package.Service/Method` or `package.Service/*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcPattern {
+    text: String,
+    service: String,
+    method: Option<String>,
+}
+
+impl GrpcPattern {
+    /// Parse a pattern as written in the policy.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (service, method) = text
+            .split_once('/')
+            .ok_or_else(|| "expected `package.Service/Method` or `package.Service/*`".to_owned())?;
+        let ident =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !service.split('.').all(ident) {
+            return Err(format!("bad gRPC service name `{service}`"));
+        }
+        let method = match method {
+            "*" => None,
+            m if ident(m) => Some(m.to_owned()),
+            m => return Err(format!("bad gRPC method name `{m}`")),
+        };
+        Ok(Self {
+            text: text.to_owned(),
+            service: service.to_owned(),
+            method,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Does the gRPC request path (`/package.Service/Method`, as segments) match?
+    pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        match path {
+            [service, method] => {
+                service.as_ref() == self.service
+                    && self.method.as_deref().is_none_or(|m| m == method.as_ref())
+            }
+            _ => false,
+        }
+    }
+}

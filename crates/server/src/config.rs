@@ -1,0 +1,480 @@
+//! The config file (design §4): parsed into raw sections, overridden from
+//! `HALLPASS_*` variables, then validated into [`Settings`] with every problem
+//! reported at once, each with its key path.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hallpass_identity::{SpiffeId, TrustDomain, parse_spiffe_id_strict};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::ServerError;
+
+/// Environment variables that override config keys.
+pub const ENV_OVERRIDES: &[(&str, &[&str])] = &[
+    ("HALLPASS_AUTHZ_LISTEN", &["authz", "listen"]),
+    ("HALLPASS_ADMIN_LISTEN", &["admin", "listen"]),
+    ("HALLPASS_WORKLOAD_ID", &["workload", "id"]),
+    ("HALLPASS_TRUST_WORKLOAD_API", &["trust", "workload_api"]),
+    ("HALLPASS_IDENTITY_X509_FROM", &["identity", "x509_from"]),
+    (
+        "HALLPASS_IDENTITY_CLOCK_SKEW_SECONDS",
+        &["identity", "clock_skew_seconds"],
+    ),
+    ("HALLPASS_POLICY_FILE", &["policy", "file"]),
+    (
+        "HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS",
+        &["policy", "reload_interval_seconds"],
+    ),
+    ("HALLPASS_TELEMETRY_AUDIT_LOG", &["telemetry", "audit_log"]),
+    ("HALLPASS_TELEMETRY_BASELINE", &["telemetry", "baseline"]),
+];
+
+/// Variables with the `HALLPASS_` prefix that are not config overrides.
+const ENV_NOT_OVERRIDES: &[&str] = &["HALLPASS_CONFIG", "HALLPASS_LOG"];
+
+/// One problem in the config, with its key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path, e.g. `trust.bundles[0].trust_domain`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListenSection {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WorkloadSection {
+    id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TrustSection {
+    workload_api: Option<String>,
+    bundles: Vec<BundleSection>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BundleSection {
+    trust_domain: String,
+    x509: Option<PathBuf>,
+    jwt: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IdentitySection {
+    x509_from: Option<X509From>,
+    clock_skew_seconds: Option<u64>,
+    jwt: Option<JwtSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct JwtSection {
+    #[allow(dead_code)]
+    header: Option<String>,
+    #[allow(dead_code)]
+    audiences: Vec<String>,
+    required: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PolicySection {
+    file: Option<PathBuf>,
+    reload_interval_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TelemetrySection {
+    audit_log: Option<String>,
+    baseline: Option<PathBuf>,
+}
+
+/// Where the caller's X.509 identity comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum X509From {
+    /// Verify the peer certificate Envoy forwards (`include_peer_certificate`).
+    #[default]
+    PeerCertificate,
+    /// Trust `attributes.source.principal`, which Envoy validated. Cheaper; it
+    /// makes Envoy's TLS validation context the whole trust decision.
+    EnvoyPrincipal,
+    /// The `x-forwarded-client-cert` header of a trusted front proxy.
+    Xfcc,
+}
+
+/// A listen address: TCP, or a Unix socket path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `host:port`.
+    Tcp(SocketAddr),
+    /// `unix:///path/to.sock`.
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    fn parse(text: &str) -> Result<Self, String> {
+        if let Some(path) = text.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(
+                    "a Unix socket must be an absolute path: unix:///run/hallpass/authz.sock"
+                        .into(),
+                );
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        text.parse().map(Self::Tcp).map_err(|_| {
+            format!("`{text}` is neither host:port (e.g. 127.0.0.1:9191) nor unix:///path")
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// Where audit records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditLog {
+    /// One JSON line per decision on standard output.
+    Stdout,
+    /// No audit records.
+    Off,
+}
+
+/// The validated configuration the sidecar runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The ext_authz gRPC listener.
+    pub authz_listen: ListenAddr,
+    /// The admin HTTP listener.
+    pub admin_listen: SocketAddr,
+    /// This sidecar's destination ID, if fixed by config.
+    pub workload_id: Option<SpiffeId>,
+    /// Static X.509 bundle files per trust domain.
+    pub bundles: Vec<(TrustDomain, PathBuf)>,
+    /// Where the X.509 identity comes from.
+    pub x509_from: X509From,
+    /// Tolerated clock skew on credential validity windows.
+    pub clock_skew: Duration,
+    /// The policy file.
+    pub policy_file: PathBuf,
+    /// How often the policy and bundle files are re-read.
+    pub reload_interval: Duration,
+    /// Audit record destination.
+    pub audit_log: AuditLog,
+    /// Non-fatal notes about the config, logged at start.
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Read a config file, apply `HALLPASS_*` overrides from the process
+    /// environment and validate.
+    pub fn load(path: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ServerError::Config(vec![ConfigProblem {
+                path: path.display().to_string(),
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?;
+        Self::from_yaml(&text, std::env::vars())
+    }
+
+    /// Parse YAML text with the given environment and validate.
+    pub fn from_yaml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ServerError> {
+        let mut problems = Vec::new();
+        let mut root = match serde_yaml_ng::from_str::<Value>(text) {
+            Ok(Value::Mapping(m)) => m,
+            Ok(Value::Null) => Mapping::new(),
+            Ok(_) => {
+                return Err(ServerError::Config(vec![ConfigProblem {
+                    path: "(document)".into(),
+                    message: "the config must be a YAML mapping".into(),
+                }]));
+            }
+            Err(e) => {
+                let at = e
+                    .location()
+                    .map(|l| format!(" at line {} column {}", l.line(), l.column()));
+                return Err(ServerError::Config(vec![ConfigProblem {
+                    path: "(document)".into(),
+                    message: format!("not valid YAML{}: {e}", at.unwrap_or_default()),
+                }]));
+            }
+        };
+        apply_env(&mut root, env, &mut problems);
+
+        for key in root.keys() {
+            let name = key.as_str().unwrap_or("?");
+            if ![
+                "authz",
+                "admin",
+                "workload",
+                "trust",
+                "identity",
+                "policy",
+                "telemetry",
+            ]
+            .contains(&name)
+            {
+                problems.push(ConfigProblem {
+                    path: name.into(),
+                    message: "unknown key".into(),
+                });
+            }
+        }
+        let authz: ListenSection = section(&root, "authz", &mut problems);
+        let admin: ListenSection = section(&root, "admin", &mut problems);
+        let workload: WorkloadSection = section(&root, "workload", &mut problems);
+        let trust: TrustSection = section(&root, "trust", &mut problems);
+        let identity: IdentitySection = section(&root, "identity", &mut problems);
+        let policy: PolicySection = section(&root, "policy", &mut problems);
+        let telemetry: TelemetrySection = section(&root, "telemetry", &mut problems);
+
+        let mut warnings = Vec::new();
+        let mut problem = |path: &str, message: String| {
+            problems.push(ConfigProblem {
+                path: path.into(),
+                message,
+            })
+        };
+
+        let authz_listen = ListenAddr::parse(authz.listen.as_deref().unwrap_or("127.0.0.1:9191"))
+            .map_err(|m| problem("authz.listen", m))
+            .ok();
+        let admin_listen = match ListenAddr::parse(
+            admin.listen.as_deref().unwrap_or("127.0.0.1:9902"),
+        ) {
+            Ok(ListenAddr::Tcp(a)) => Some(a),
+            Ok(ListenAddr::Unix(_)) => {
+                problem(
+                    "admin.listen",
+                    "the admin listener must be TCP (kubelet probes and Prometheus need a port)"
+                        .into(),
+                );
+                None
+            }
+            Err(m) => {
+                problem("admin.listen", m);
+                None
+            }
+        };
+        let workload_id = workload.id.as_deref().and_then(|id| {
+            parse_spiffe_id_strict(id)
+                .map_err(|m| problem("workload.id", m.into()))
+                .ok()
+        });
+        if trust.workload_api.is_some() {
+            problem("trust.workload_api", "the SPIFFE Workload API trust source is not available in this build yet; use trust.bundles".into());
+        }
+        let mut bundles = Vec::new();
+        for (i, b) in trust.bundles.iter().enumerate() {
+            let at = format!("trust.bundles[{i}]");
+            match TrustDomain::new(&b.trust_domain) {
+                Ok(td) if td.as_str() == b.trust_domain => match &b.x509 {
+                    Some(path) => bundles.push((td, path.clone())),
+                    None => problem(
+                        &format!("{at}.x509"),
+                        "an X.509 bundle file is required".into(),
+                    ),
+                },
+                Ok(_) => problem(
+                    &format!("{at}.trust_domain"),
+                    "write the trust domain name alone, in lower case".into(),
+                ),
+                Err(e) => problem(
+                    &format!("{at}.trust_domain"),
+                    format!("not a trust domain: {e}"),
+                ),
+            }
+            if b.jwt.is_some() {
+                warnings.push(format!(
+                    "{at}.jwt: JWT bundles are not used yet by this build"
+                ));
+            }
+        }
+        let x509_from = identity.x509_from.unwrap_or_default();
+        match x509_from {
+            X509From::Xfcc => problem("identity.x509_from", "`xfcc` is not available in this build yet; use peer_certificate or envoy_principal".into()),
+            X509From::PeerCertificate if bundles.is_empty() => {
+                problem("trust.bundles", "peer_certificate verification needs at least one X.509 bundle".into());
+            }
+            _ => {}
+        }
+        if let Some(jwt) = &identity.jwt {
+            if jwt.required {
+                problem("identity.jwt.required", "JWT-SVID verification is not available in this build yet, so a required JWT could never be satisfied".into());
+            } else {
+                warnings.push("identity.jwt: JWT-SVIDs are not verified yet by this build; rules with require_jwt never match".into());
+            }
+        }
+        let clock_skew = Duration::from_secs(identity.clock_skew_seconds.unwrap_or(30));
+        if clock_skew > Duration::from_secs(600) {
+            problem("identity.clock_skew_seconds", "at most 600 seconds".into());
+        }
+        let policy_file = policy.file.clone();
+        if policy_file.is_none() {
+            problem("policy.file", "required: the policy file to enforce".into());
+        }
+        let reload_interval = Duration::from_secs(policy.reload_interval_seconds.unwrap_or(2));
+        if reload_interval.is_zero() || reload_interval > Duration::from_secs(3600) {
+            problem(
+                "policy.reload_interval_seconds",
+                "must be between 1 and 3600".into(),
+            );
+        }
+        let audit_log = match telemetry.audit_log.as_deref().unwrap_or("stdout") {
+            "stdout" => Some(AuditLog::Stdout),
+            "off" => Some(AuditLog::Off),
+            _ => {
+                problem(
+                    "telemetry.audit_log",
+                    "only `stdout` and `off` are available in this build yet".into(),
+                );
+                None
+            }
+        };
+        if telemetry.baseline.is_some() {
+            warnings.push(
+                "telemetry.baseline: call-path baselines are not used yet by this build".into(),
+            );
+        }
+
+        if !problems.is_empty() {
+            return Err(ServerError::Config(problems));
+        }
+        match (authz_listen, admin_listen, policy_file, audit_log) {
+            (Some(authz_listen), Some(admin_listen), Some(policy_file), Some(audit_log)) => {
+                Ok(Self {
+                    authz_listen,
+                    admin_listen,
+                    workload_id,
+                    bundles,
+                    x509_from,
+                    clock_skew,
+                    policy_file,
+                    reload_interval,
+                    audit_log,
+                    warnings,
+                })
+            }
+            _ => Err(ServerError::Config(vec![ConfigProblem {
+                path: "(document)".into(),
+                message: "incomplete configuration".into(),
+            }])),
+        }
+    }
+}
+
+/// Deserialize one top-level section, collecting unknown keys and the first
+/// type error inside it (other sections are still checked).
+fn section<T: DeserializeOwned + Default>(
+    root: &Mapping,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> T {
+    let Some(value) = root.get(key) else {
+        return T::default();
+    };
+    if value.is_null() {
+        return T::default();
+    }
+    let mut unknown = Vec::new();
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let de = serde_ignored::Deserializer::new(value.clone(), &mut on_unknown);
+    let result = serde_path_to_error::deserialize::<_, T>(de);
+    for u in unknown {
+        problems.push(ConfigProblem {
+            path: format!("{key}.{u}"),
+            message: "unknown key".into(),
+        });
+    }
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            let inner = e.path().to_string();
+            let path = if inner == "." {
+                key.to_owned()
+            } else {
+                format!("{key}.{inner}")
+            };
+            problems.push(ConfigProblem {
+                path,
+                message: e.into_inner().to_string(),
+            });
+            T::default()
+        }
+    }
+}
+
+fn apply_env(
+    root: &mut Mapping,
+    env: impl IntoIterator<Item = (String, String)>,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    for (name, value) in env {
+        if !name.starts_with("HALLPASS_") || ENV_NOT_OVERRIDES.contains(&name.as_str()) {
+            continue;
+        }
+        let Some((_, path)) = ENV_OVERRIDES.iter().find(|(n, _)| *n == name) else {
+            problems.push(ConfigProblem {
+                path: name,
+                message: "unknown HALLPASS_ environment variable".into(),
+            });
+            continue;
+        };
+        // Plain strings, except whole numbers (the only non-string scalars overridable).
+        let parsed = match value.parse::<u64>() {
+            Ok(n) => Value::Number(n.into()),
+            Err(_) => Value::String(value),
+        };
+        set_path(root, path, parsed);
+    }
+}
+
+fn set_path(root: &mut Mapping, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = root;
+    for p in parents {
+        let entry = node
+            .entry(Value::String((*p).into()))
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
+        if !entry.is_mapping() {
+            *entry = Value::Mapping(Mapping::new());
+        }
+        let Value::Mapping(m) = entry else { return };
+        node = m;
+    }
+    node.insert(Value::String((*last).into()), value);
+}

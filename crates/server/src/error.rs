@@ -1,0 +1,28 @@
+use crate::config::ConfigProblem;
+
+/// Errors that stop the sidecar from starting or serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The config is invalid; every problem found is listed.
+    #[error("invalid config:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<ConfigProblem>),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("authz server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Metrics could not be set up.
+    #[error(transparent)]
+    Telemetry(#[from] hallpass_telemetry::TelemetryError),
+    /// Other I/O failure while serving.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,207 @@
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
+use hallpass_telemetry::Metrics;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic_health::ServingStatus;
+
+use crate::reload::Reloader;
+use crate::{AuthzService, ListenAddr, ServerError, Settings, Shared, admin};
+
+/// How long in-flight checks may take to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The gRPC health service name Envoy or kubelet can probe.
+const AUTHZ_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+
+enum AuthzListener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+/// A bound, loaded sidecar, ready to [`run`](Sidecar::run).
+pub struct Sidecar {
+    shared: Arc<Shared>,
+    reloader: Reloader,
+    authz: AuthzListener,
+    admin: TcpListener,
+}
+
+impl std::fmt::Debug for Sidecar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sidecar")
+            .field("authz", &self.authz_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sidecar {
+    /// Load policy and bundles (failures leave the sidecar not ready, never
+    /// open), then bind both listeners.
+    pub async fn bind(settings: Settings) -> Result<Self, ServerError> {
+        for w in &settings.warnings {
+            tracing::warn!("{w}");
+        }
+        let shared = Arc::new(Shared::new(settings, Metrics::new()?));
+        let mut reloader = Reloader::default();
+        reloader.tick(&shared);
+
+        let authz = match &shared.settings.authz_listen {
+            ListenAddr::Tcp(addr) => AuthzListener::Tcp(bind_tcp(*addr).await?),
+            ListenAddr::Unix(path) => {
+                let bind_err = |source| ServerError::Bind {
+                    addr: format!("unix://{}", path.display()),
+                    source,
+                };
+                // A socket file left by a previous run would make bind fail.
+                if path.exists() {
+                    std::fs::remove_file(path).map_err(bind_err)?;
+                }
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(bind_err)?;
+                }
+                AuthzListener::Unix(UnixListener::bind(path).map_err(bind_err)?, path.clone())
+            }
+        };
+        let admin = bind_tcp(shared.settings.admin_listen).await?;
+        Ok(Self {
+            shared,
+            reloader,
+            authz,
+            admin,
+        })
+    }
+
+    /// The bound authz address (`host:port` or `unix:///path`).
+    pub fn authz_addr(&self) -> String {
+        match &self.authz {
+            AuthzListener::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string()),
+            AuthzListener::Unix(_, p) => format!("unix://{}", p.display()),
+        }
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> Result<SocketAddr, ServerError> {
+        Ok(self.admin.local_addr()?)
+    }
+
+    /// The shared state (for metrics and readiness).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serve until `shutdown` resolves, then stop taking new checks, finish
+    /// the ones in flight (bounded by a drain timeout) and return.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let Self {
+            shared,
+            mut reloader,
+            authz,
+            admin,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let status_of = |shared: &Shared| {
+            if shared.not_ready_reasons().is_empty() {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            }
+        };
+        let set_health = move |status| {
+            let health = health.clone();
+            async move {
+                health.set_service_status(AUTHZ_SERVICE_NAME, status).await;
+                health.set_service_status("", status).await;
+            }
+        };
+        set_health(status_of(&shared)).await;
+
+        // Reload loop: files and readiness, until shutdown.
+        let reload_task = {
+            let shared = shared.clone();
+            let set_health = set_health.clone();
+            let mut rx = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(shared.settings.reload_interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            reloader.tick(&shared);
+                            set_health(status_of(&shared)).await;
+                        }
+                        _ = rx.changed() => break,
+                    }
+                }
+            })
+        };
+
+        let service = AuthorizationServer::new(AuthzService::new(shared.clone()));
+        let router = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(service);
+        let authz_task = {
+            let signal = stopped(stop_rx.clone());
+            match authz {
+                AuthzListener::Tcp(l) => tokio::spawn(
+                    router.serve_with_incoming_shutdown(TcpListenerStream::new(l), signal),
+                ),
+                AuthzListener::Unix(l, _) => tokio::spawn(
+                    router.serve_with_incoming_shutdown(UnixListenerStream::new(l), signal),
+                ),
+            }
+        };
+        let admin_task = {
+            let signal = stopped(stop_rx.clone());
+            let app = admin::router(shared.clone());
+            tokio::spawn(
+                async move { axum::serve(admin, app).with_graceful_shutdown(signal).await },
+            )
+        };
+        tracing::info!(
+            ready = shared.not_ready_reasons().is_empty(),
+            "hallpass serving"
+        );
+
+        shutdown.await;
+        tracing::info!("shutdown requested: draining in-flight checks");
+        shared.draining.store(true, Ordering::Relaxed);
+        set_health(ServingStatus::NotServing).await;
+        let _ = stop_tx.send(true);
+
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, authz_task).await;
+        let _ = reload_task.await;
+        match drained {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join)) => tracing::error!(error = %join, "authz server task failed"),
+            Err(_) => tracing::warn!("drain timeout reached; closing remaining connections"),
+        }
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), admin_task).await {
+            tracing::warn!(error = %e, "admin server stopped with an error");
+        }
+        tracing::info!("hallpass stopped");
+        Ok(())
+    }
+}
+
+async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}

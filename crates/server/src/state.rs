@@ -1,0 +1,268 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwapOption;
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use hallpass_identity::{
+    IdentityError, SpiffeId, TrustBundleSet, X509SvidVerifier, decode_envoy_certificate,
+    parse_spiffe_id_strict,
+};
+use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Mode, Request};
+use hallpass_telemetry::{DecisionLabel, Metrics};
+
+use crate::config::{Settings, X509From};
+
+/// Metric label for a caller that proved no identity.
+const UNAUTHENTICATED: &str = "unauthenticated";
+/// Metric label for a destination that is not known.
+const UNKNOWN: &str = "unknown";
+
+/// Everything the decision path and the admin endpoints share. Readers never
+/// take a lock: policy and bundles are swapped whole.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) settings: Settings,
+    pub(crate) policy: ArcSwapOption<CompiledPolicy>,
+    pub(crate) bundles: ArcSwapOption<TrustBundleSet>,
+    /// False while any configured bundle file failed to load.
+    pub(crate) bundles_complete: AtomicBool,
+    pub(crate) draining: AtomicBool,
+    verifier: X509SvidVerifier,
+    /// The metrics registry.
+    pub metrics: Metrics,
+}
+
+/// The result of one check, with its bounded labels.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The policy's (or identity's) decision.
+    pub decision: Decision,
+    /// The destination's mode.
+    pub mode: Mode,
+    /// The proven caller, if any.
+    pub source: Option<SpiffeId>,
+    /// Bounded `source` label.
+    pub source_label: Arc<str>,
+    /// Bounded `destination` label.
+    pub destination_label: Arc<str>,
+}
+
+impl Outcome {
+    fn denied(reason: DenyReason) -> Self {
+        Self {
+            decision: Decision::deny(reason),
+            mode: Mode::Enforce,
+            source: None,
+            source_label: Arc::from(UNAUTHENTICATED),
+            destination_label: Arc::from(UNKNOWN),
+        }
+    }
+
+    /// Does the call go through (allowed, or denied in audit mode)?
+    pub fn lets_through(&self) -> bool {
+        self.decision.is_allow() || self.mode == Mode::Audit
+    }
+
+    /// The `decision` metric label.
+    pub fn decision_label(&self) -> DecisionLabel {
+        match (&self.decision, self.mode) {
+            (Decision::Allow { .. }, _) => DecisionLabel::Allow,
+            (Decision::Deny { .. }, Mode::Audit) => DecisionLabel::AuditDeny,
+            (Decision::Deny { .. }, Mode::Enforce) => DecisionLabel::Deny,
+        }
+    }
+
+    /// The `reason` metric label: the deny reason code, or `ok` for an allow.
+    pub fn reason_label(&self) -> &'static str {
+        match &self.decision {
+            Decision::Allow { .. } => "ok",
+            Decision::Deny { reason } => reason.code(),
+        }
+    }
+}
+
+/// The one mapping from an identity failure to a reason code.
+pub(crate) fn identity_reason(e: &IdentityError) -> DenyReason {
+    match e {
+        IdentityError::NoCredential => DenyReason::NoIdentity,
+        IdentityError::UntrustedTrustDomain(_) => DenyReason::UntrustedTrustDomain,
+        IdentityError::Expired => DenyReason::ExpiredCredential,
+        IdentityError::Bundle { .. } => DenyReason::InternalError,
+        IdentityError::Malformed(_)
+        | IdentityError::NotAnSvid(_)
+        | IdentityError::ChainInvalid(_) => DenyReason::InvalidSvid,
+        _ => DenyReason::InternalError,
+    }
+}
+
+impl Shared {
+    /// Shared state for `settings` with nothing loaded yet (not ready).
+    pub fn new(settings: Settings, metrics: Metrics) -> Self {
+        let verifier = X509SvidVerifier::new(settings.clock_skew);
+        Self {
+            settings,
+            policy: ArcSwapOption::empty(),
+            bundles: ArcSwapOption::empty(),
+            bundles_complete: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            verifier,
+            metrics,
+        }
+    }
+
+    /// Why the sidecar is not ready, or an empty list when it is.
+    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.policy.load().is_none() {
+            out.push("no valid policy loaded");
+        }
+        if self.settings.x509_from == X509From::PeerCertificate {
+            if self.bundles.load().as_ref().is_none_or(|b| b.is_empty()) {
+                out.push("no trust bundle loaded");
+            } else if !self.bundles_complete.load(Ordering::Relaxed) {
+                out.push("a configured trust bundle failed to load");
+            }
+        }
+        if self.draining.load(Ordering::Relaxed) {
+            out.push("shutting down");
+        }
+        out
+    }
+
+    /// Decide one Check call. `now` is Unix seconds.
+    pub fn decide(&self, check: &CheckRequest, now: i64) -> Outcome {
+        let Some(policy) = self.policy.load_full() else {
+            return Outcome::denied(DenyReason::InternalError);
+        };
+        let Some(attrs) = check.attributes.as_ref() else {
+            return Outcome::denied(DenyReason::InternalError);
+        };
+        let destination = match &self.settings.workload_id {
+            Some(id) => Some(id.clone()),
+            None => attrs
+                .destination
+                .as_ref()
+                .and_then(|d| parse_spiffe_id_strict(&d.principal).ok()),
+        };
+        let Some(destination) = destination else {
+            return Outcome::denied(DenyReason::InternalError);
+        };
+        let destination_label = policy.destination_label(&destination);
+        let mode = policy
+            .workload(&destination)
+            .map_or(Mode::Enforce, |w| w.mode);
+        let deny = |reason, source: Option<SpiffeId>, source_label: Arc<str>| Outcome {
+            decision: Decision::deny(reason),
+            mode,
+            source,
+            source_label,
+            destination_label: destination_label.clone(),
+        };
+
+        let source = match self.x509_identity(attrs, now) {
+            Ok(id) => id,
+            Err(reason) => return deny(reason, None, Arc::from(UNAUTHENTICATED)),
+        };
+        let source_label = policy.source_label(&source);
+
+        let Some(http) = attrs.request.as_ref().and_then(|r| r.http.as_ref()) else {
+            return deny(DenyReason::InternalError, Some(source), source_label);
+        };
+        let request = Request {
+            source: &source,
+            method: &http.method,
+            path: &http.path,
+            headers: &http.headers,
+            has_jwt: false,
+            now,
+        };
+        let (decision, mode) = policy.evaluate(&destination, &request);
+        Outcome {
+            decision,
+            mode,
+            source: Some(source),
+            source_label,
+            destination_label,
+        }
+    }
+
+    fn x509_identity(
+        &self,
+        attrs: &envoy_types::pb::envoy::service::auth::v3::AttributeContext,
+        now: i64,
+    ) -> Result<SpiffeId, DenyReason> {
+        let peer = attrs.source.as_ref();
+        match self.settings.x509_from {
+            X509From::EnvoyPrincipal => {
+                let principal = peer.map(|p| p.principal.as_str()).unwrap_or_default();
+                if principal.is_empty() {
+                    return Err(DenyReason::NoIdentity);
+                }
+                parse_spiffe_id_strict(principal).map_err(|_| DenyReason::InvalidSvid)
+            }
+            X509From::PeerCertificate | X509From::Xfcc => {
+                let encoded = peer.map(|p| p.certificate.as_str()).unwrap_or_default();
+                let certs = decode_envoy_certificate(encoded).map_err(|e| identity_reason(&e))?;
+                let Some(bundles) = self.bundles.load_full() else {
+                    return Err(DenyReason::InternalError);
+                };
+                let (leaf, intermediates) = certs.split_first().ok_or(DenyReason::NoIdentity)?;
+                self.verifier
+                    .verify(&bundles, leaf, intermediates, now)
+                    .map(|svid| svid.id)
+                    .map_err(|e| {
+                        tracing::debug!(error = %e, "X.509-SVID rejected");
+                        identity_reason(&e)
+                    })
+            }
+        }
+    }
+
+    /// Count and log one outcome (never the raw path or query).
+    pub fn record(&self, outcome: &Outcome, check: &CheckRequest) {
+        self.metrics.record_decision(
+            &outcome.source_label,
+            &outcome.destination_label,
+            outcome.decision_label(),
+            outcome.reason_label(),
+        );
+        if self.settings.audit_log == crate::config::AuditLog::Off {
+            return;
+        }
+        let http = check
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref());
+        let method = http
+            .map(|h| h.method.as_str())
+            .filter(|m| m.len() <= 16)
+            .unwrap_or("");
+        let request_id = http.and_then(|h| safe_request_id(&h.headers)).unwrap_or("");
+        let (rule, route) = match &outcome.decision {
+            Decision::Allow { rule, route } => (rule.as_ref(), route.as_ref()),
+            Decision::Deny { .. } => ("", ""),
+        };
+        tracing::info!(
+            target: "hallpass::audit",
+            decision = outcome.decision_label().as_str(),
+            reason = outcome.reason_label(),
+            mode = match outcome.mode { Mode::Enforce => "enforce", Mode::Audit => "audit" },
+            source = %outcome.source.as_ref().map_or_else(|| outcome.source_label.to_string(), ToString::to_string),
+            destination = %outcome.destination_label,
+            method,
+            route,
+            rule,
+            request_id,
+            "decision"
+        );
+    }
+}
+
+/// `x-request-id` if it looks like an ID (bounded, no free text).
+fn safe_request_id(headers: &HashMap<String, String>) -> Option<&str> {
+    headers.get("x-request-id").map(String::as_str).filter(|v| {
+        !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
+}
