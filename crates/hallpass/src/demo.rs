@@ -200,8 +200,8 @@ pub async fn run(keep_serving: bool) -> anyhow::Result<bool> {
     println!("hallpass demo: sidecar for {LAB_RESULTS}");
     println!("  authz gRPC on {authz}, admin on http://{admin}\n");
     println!(
-        "{:<3} {:<46} {:<15} {:<7} {:<6} {:<24} {}",
-        "", "call", "caller", "method", "status", "reason", "x-hallpass-source"
+        "{:<3} {:<46} {:<15} {:<7} {:<6} {:<24} x-hallpass-source",
+        "", "call", "caller", "method", "status", "reason"
     );
     let mut all_as_expected = true;
     for call in &calls {

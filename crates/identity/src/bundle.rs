@@ -11,6 +11,10 @@ use crate::IdentityError;
 #[derive(Debug, Clone)]
 pub struct X509Bundle {
     anchors: Vec<TrustAnchor<'static>>,
+    /// `(not_before, not_after)` in Unix seconds of each CA certificate, in
+    /// the order of `anchors`. webpki ignores a trust anchor's validity; an
+    /// expired CA must not keep vouching for leaves, so the verifier checks it.
+    windows: Vec<(i64, i64)>,
     earliest_expiry: i64,
 }
 
@@ -22,21 +26,29 @@ impl X509Bundle {
             reason,
         };
         let mut anchors = Vec::new();
+        let mut windows = Vec::new();
         let mut earliest_expiry = i64::MAX;
         for cert in CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|e| bundle_err(format!("bad PEM: {e}")))?;
             let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
                 .map_err(|e| bundle_err(format!("bad certificate: {e}")))?;
-            earliest_expiry = earliest_expiry.min(parsed.validity().not_after.timestamp());
+            let validity = parsed.validity();
+            let window = (
+                validity.not_before.timestamp(),
+                validity.not_after.timestamp(),
+            );
+            earliest_expiry = earliest_expiry.min(window.1);
             let anchor = webpki::anchor_from_trusted_cert(&cert)
                 .map_err(|e| bundle_err(format!("not usable as a trust anchor: {e}")))?;
             anchors.push(anchor.to_owned());
+            windows.push(window);
         }
         if anchors.is_empty() {
             return Err(bundle_err("no certificates in bundle".into()));
         }
         Ok(Self {
             anchors,
+            windows,
             earliest_expiry,
         })
     }
@@ -44,6 +56,22 @@ impl X509Bundle {
     /// The trust anchors, for chain building.
     pub fn anchors(&self) -> &[TrustAnchor<'static>] {
         &self.anchors
+    }
+
+    /// True when a CA certificate of this bundle that provides `anchor` (same
+    /// subject and key) is inside its validity window at `now`, give or take
+    /// `skew` seconds. A re-issued CA with the same key keeps working as long
+    /// as one of its certificates is current.
+    pub(crate) fn anchor_valid_at(&self, anchor: &TrustAnchor<'_>, now: i64, skew: i64) -> bool {
+        self.anchors
+            .iter()
+            .zip(&self.windows)
+            .any(|(a, &(not_before, not_after))| {
+                a.subject == anchor.subject
+                    && a.subject_public_key_info == anchor.subject_public_key_info
+                    && now.saturating_add(skew) >= not_before
+                    && now.saturating_sub(skew) <= not_after
+            })
     }
 
     /// Unix time at which the first CA certificate in this bundle expires.

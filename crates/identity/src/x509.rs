@@ -122,6 +122,20 @@ impl X509SvidVerifier {
             u64::try_from(check_time).unwrap_or_default(),
         ));
 
+        // webpki never checks a trust anchor's own validity window; refuse a
+        // path that ends in a CA certificate that has expired (or is not yet
+        // valid), so that webpki goes on to try the bundle's other CAs.
+        let anchor_current = |path: &webpki::VerifiedPath<'_>| {
+            if bundle.anchor_valid_at(path.anchor(), now, skew) {
+                Ok(())
+            } else {
+                Err(webpki::Error::CertExpired {
+                    time: check_time,
+                    not_after: check_time,
+                })
+            }
+        };
+
         let end_entity = webpki::EndEntityCert::try_from(leaf)
             .map_err(|_| IdentityError::Malformed("certificate rejected by parser"))?;
         end_entity
@@ -132,7 +146,7 @@ impl X509SvidVerifier {
                 check_time,
                 webpki::KeyUsage::client_auth(),
                 None,
-                None,
+                Some(&anchor_current),
             )
             .map_err(|e| match e {
                 webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
@@ -154,10 +168,10 @@ fn svid_id(cert: &X509Certificate<'_>) -> Result<SpiffeId, IdentityError> {
     let bad = IdentityError::NotAnSvid;
     let malformed = |_| IdentityError::Malformed("duplicate or invalid extension");
 
-    if let Some(bc) = cert.basic_constraints().map_err(malformed)? {
-        if bc.value.ca {
-            return Err(bad("leaf is a CA"));
-        }
+    if let Some(bc) = cert.basic_constraints().map_err(malformed)?
+        && bc.value.ca
+    {
+        return Err(bad("leaf is a CA"));
     }
     match cert.key_usage().map_err(malformed)? {
         None => return Err(bad("key usage extension missing")),
@@ -170,10 +184,11 @@ fn svid_id(cert: &X509Certificate<'_>) -> Result<SpiffeId, IdentityError> {
             }
         }
     }
-    if let Some(eku) = cert.extended_key_usage().map_err(malformed)? {
-        if !eku.value.client_auth && !eku.value.any {
-            return Err(bad("extended key usage lacks clientAuth"));
-        }
+    if let Some(eku) = cert.extended_key_usage().map_err(malformed)?
+        && !eku.value.client_auth
+        && !eku.value.any
+    {
+        return Err(bad("extended key usage lacks clientAuth"));
     }
 
     let san = cert

@@ -1,6 +1,9 @@
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::Mode;
 
@@ -19,8 +22,9 @@ pub struct PolicyDocument {
     /// Revoked identities.
     #[serde(default)]
     pub revoked: RevokedDocument,
-    /// Rules per destination SPIFFE ID.
-    #[serde(default)]
+    /// Rules per destination SPIFFE ID. A destination written twice is an
+    /// error, never a silent replacement of the first entry.
+    #[serde(default, deserialize_with = "unique_keys")]
     pub workloads: BTreeMap<String, WorkloadDocument>,
 }
 
@@ -74,4 +78,37 @@ pub struct RuleDocument {
     /// The caller must also present a valid JWT-SVID.
     #[serde(default)]
     pub require_jwt: bool,
+}
+
+/// Deserialize a map whose keys must be unique. A plain `BTreeMap` keeps the
+/// last of two equal keys, so a second entry for a destination (say one with
+/// `mode: audit`) would silently replace the first.
+fn unique_keys<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct UniqueKeys<V>(PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for UniqueKeys<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_map(UniqueKeys(PhantomData))
 }

@@ -24,9 +24,11 @@ impl NormalizedPath<'_> {
 /// Normalise a raw `:path`, or `None` if it is ambiguous.
 ///
 /// Ambiguous means: not starting with `/`; empty, `.` or `..` segments (also
-/// when percent-encoded); an encoded `/` or `\`; a raw `\`; bad percent
-/// escapes; invalid UTF-8; or over the length limits. hallpass refuses these
-/// rather than guess how the application will read them.
+/// when percent-encoded, and also before a `;` path parameter, which servlet
+/// containers strip: `/..;/admin` is `/../admin` to Tomcat); an encoded `/`
+/// or `\`; a raw `\`; bad percent escapes; invalid UTF-8; or over the length
+/// limits. hallpass refuses these rather than guess how the application will
+/// read them.
 pub fn normalize_path(raw: &str) -> Option<NormalizedPath<'_>> {
     let end = raw.find(['?', '#']).unwrap_or(raw.len());
     let path = &raw[..end];
@@ -55,7 +57,8 @@ pub fn normalize_path(raw: &str) -> Option<NormalizedPath<'_>> {
         } else {
             Cow::Borrowed(seg)
         };
-        if decoded.is_empty() || decoded == "." || decoded == ".." {
+        let name = decoded.split(';').next().unwrap_or_default();
+        if name.is_empty() || name == "." || name == ".." {
             return None;
         }
         segments.push(decoded);

@@ -15,24 +15,51 @@ use serde_yaml_ng::{Mapping, Value};
 use crate::ServerError;
 
 /// Environment variables that override config keys.
-pub const ENV_OVERRIDES: &[(&str, &[&str])] = &[
-    ("HALLPASS_AUTHZ_LISTEN", &["authz", "listen"]),
-    ("HALLPASS_ADMIN_LISTEN", &["admin", "listen"]),
-    ("HALLPASS_WORKLOAD_ID", &["workload", "id"]),
-    ("HALLPASS_TRUST_WORKLOAD_API", &["trust", "workload_api"]),
-    ("HALLPASS_IDENTITY_X509_FROM", &["identity", "x509_from"]),
+pub const ENV_OVERRIDES: &[(&str, &[&str], EnvKind)] = &[
+    ("HALLPASS_AUTHZ_LISTEN", &["authz", "listen"], EnvKind::Text),
+    ("HALLPASS_ADMIN_LISTEN", &["admin", "listen"], EnvKind::Text),
+    ("HALLPASS_WORKLOAD_ID", &["workload", "id"], EnvKind::Text),
+    (
+        "HALLPASS_TRUST_WORKLOAD_API",
+        &["trust", "workload_api"],
+        EnvKind::Text,
+    ),
+    (
+        "HALLPASS_IDENTITY_X509_FROM",
+        &["identity", "x509_from"],
+        EnvKind::Text,
+    ),
     (
         "HALLPASS_IDENTITY_CLOCK_SKEW_SECONDS",
         &["identity", "clock_skew_seconds"],
+        EnvKind::Number,
     ),
-    ("HALLPASS_POLICY_FILE", &["policy", "file"]),
+    ("HALLPASS_POLICY_FILE", &["policy", "file"], EnvKind::Text),
     (
         "HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS",
         &["policy", "reload_interval_seconds"],
+        EnvKind::Number,
     ),
-    ("HALLPASS_TELEMETRY_AUDIT_LOG", &["telemetry", "audit_log"]),
-    ("HALLPASS_TELEMETRY_BASELINE", &["telemetry", "baseline"]),
+    (
+        "HALLPASS_TELEMETRY_AUDIT_LOG",
+        &["telemetry", "audit_log"],
+        EnvKind::Text,
+    ),
+    (
+        "HALLPASS_TELEMETRY_BASELINE",
+        &["telemetry", "baseline"],
+        EnvKind::Text,
+    ),
 ];
+
+/// How an environment override's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvKind {
+    /// Taken as a string, whatever it looks like.
+    Text,
+    /// A whole number (left as a string if it is not one, so the error names the key).
+    Number,
+}
 
 /// Variables with the `HALLPASS_` prefix that are not config overrides.
 const ENV_NOT_OVERRIDES: &[&str] = &["HALLPASS_CONFIG", "HALLPASS_LOG"];
@@ -231,7 +258,8 @@ impl Settings {
                 }]));
             }
         };
-        apply_env(&mut root, env, &mut problems);
+        let mut warnings = Vec::new();
+        apply_env(&mut root, env, &mut warnings);
 
         for key in root.keys() {
             let name = key.as_str().unwrap_or("?");
@@ -252,16 +280,46 @@ impl Settings {
                 });
             }
         }
-        let authz: ListenSection = section(&root, "authz", &mut problems);
-        let admin: ListenSection = section(&root, "admin", &mut problems);
-        let workload: WorkloadSection = section(&root, "workload", &mut problems);
-        let trust: TrustSection = section(&root, "trust", &mut problems);
-        let identity: IdentitySection = section(&root, "identity", &mut problems);
-        let policy: PolicySection = section(&root, "policy", &mut problems);
-        let telemetry: TelemetrySection = section(&root, "telemetry", &mut problems);
+        let mut failed: Vec<&str> = Vec::new();
+        let authz: ListenSection = section(&root, "authz", &mut problems).unwrap_or_else(|| {
+            failed.push("authz");
+            ListenSection::default()
+        });
+        let admin: ListenSection = section(&root, "admin", &mut problems).unwrap_or_else(|| {
+            failed.push("admin");
+            ListenSection::default()
+        });
+        let workload: WorkloadSection =
+            section(&root, "workload", &mut problems).unwrap_or_else(|| {
+                failed.push("workload");
+                WorkloadSection::default()
+            });
+        let trust: TrustSection = section(&root, "trust", &mut problems).unwrap_or_else(|| {
+            failed.push("trust");
+            TrustSection::default()
+        });
+        let identity: IdentitySection =
+            section(&root, "identity", &mut problems).unwrap_or_else(|| {
+                failed.push("identity");
+                IdentitySection::default()
+            });
+        let policy: PolicySection = section(&root, "policy", &mut problems).unwrap_or_else(|| {
+            failed.push("policy");
+            PolicySection::default()
+        });
+        let telemetry: TelemetrySection = section(&root, "telemetry", &mut problems)
+            .unwrap_or_else(|| {
+                failed.push("telemetry");
+                TelemetrySection::default()
+            });
 
-        let mut warnings = Vec::new();
+        // A section with a type error was replaced by its defaults; checks on
+        // those defaults would only invent problems, so they are not reported.
         let mut problem = |path: &str, message: String| {
+            let section = path.split(['.', '[']).next().unwrap_or_default();
+            if failed.contains(&section) {
+                return;
+            }
             problems.push(ConfigProblem {
                 path: path.into(),
                 message,
@@ -394,31 +452,29 @@ impl Settings {
     }
 }
 
-/// Deserialize one top-level section, collecting unknown keys and the first
-/// type error inside it (other sections are still checked).
+/// Deserialize one top-level section, collecting every unknown key and the
+/// first type error inside it. `None` means the section had a type error;
+/// other sections are still checked.
 fn section<T: DeserializeOwned + Default>(
     root: &Mapping,
     key: &str,
     problems: &mut Vec<ConfigProblem>,
-) -> T {
-    let Some(value) = root.get(key) else {
-        return T::default();
+) -> Option<T> {
+    let Some(value) = root.get(key).filter(|v| !v.is_null()) else {
+        return Some(T::default());
     };
-    if value.is_null() {
-        return T::default();
-    }
     let mut unknown = Vec::new();
-    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(key_path(&p));
     let de = serde_ignored::Deserializer::new(value.clone(), &mut on_unknown);
     let result = serde_path_to_error::deserialize::<_, T>(de);
     for u in unknown {
         problems.push(ConfigProblem {
-            path: format!("{key}.{u}"),
+            path: format!("{key}{u}"),
             message: "unknown key".into(),
         });
     }
     match result {
-        Ok(v) => v,
+        Ok(v) => Some(v),
         Err(e) => {
             let inner = e.path().to_string();
             let path = if inner == "." {
@@ -430,31 +486,43 @@ fn section<T: DeserializeOwned + Default>(
                 path,
                 message: e.into_inner().to_string(),
             });
-            T::default()
+            None
         }
+    }
+}
+
+/// `.a.b[0].c` for an ignored key, in the same style as type errors.
+fn key_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => format!("{}.{key}", key_path(parent)),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
     }
 }
 
 fn apply_env(
     root: &mut Mapping,
     env: impl IntoIterator<Item = (String, String)>,
-    problems: &mut Vec<ConfigProblem>,
+    warnings: &mut Vec<String>,
 ) {
     for (name, value) in env {
         if !name.starts_with("HALLPASS_") || ENV_NOT_OVERRIDES.contains(&name.as_str()) {
             continue;
         }
-        let Some((_, path)) = ENV_OVERRIDES.iter().find(|(n, _)| *n == name) else {
-            problems.push(ConfigProblem {
-                path: name,
-                message: "unknown HALLPASS_ environment variable".into(),
-            });
+        let Some((_, path, kind)) = ENV_OVERRIDES.iter().find(|(n, _, _)| *n == name) else {
+            // A warning, not an error: Kubernetes injects HALLPASS_SERVICE_HOST,
+            // HALLPASS_PORT, … into every pod of a namespace with a Service
+            // named `hallpass`, and those must not stop the sidecar.
+            warnings.push(format!("{name}: not a hallpass setting; ignored"));
             continue;
         };
-        // Plain strings, except whole numbers (the only non-string scalars overridable).
-        let parsed = match value.parse::<u64>() {
-            Ok(n) => Value::Number(n.into()),
-            Err(_) => Value::String(value),
+        let parsed = match (kind, value.parse::<u64>()) {
+            (EnvKind::Number, Ok(n)) => Value::Number(n.into()),
+            _ => Value::String(value),
         };
         set_path(root, path, parsed);
     }

@@ -1,0 +1,530 @@
+//! The config file (design §4): `Settings::from_yaml` with an explicit
+//! environment. Every problem is reported at once with its key path;
+//! `HALLPASS_*` variables override the file; features this build does not
+//! have are refused rather than silently ignored (fail closed).
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hallpass_server::config::{AuditLog, ConfigProblem};
+use hallpass_server::{ListenAddr, ServerError, Settings, X509From};
+
+const FULL: &str = r#"
+authz:
+  listen: 127.0.0.1:9191
+admin:
+  listen: 0.0.0.0:9902
+workload:
+  id: spiffe://hospital.example/ns/clinical/sa/lab-results
+trust:
+  bundles:
+    - trust_domain: hospital.example
+      x509: /etc/hallpass/hospital.pem
+    - trust_domain: imaging-vendor.example
+      x509: /etc/hallpass/vendor.pem
+identity:
+  x509_from: peer_certificate
+  clock_skew_seconds: 45
+  jwt:
+    header: authorization
+    audiences: [lab-results]
+    required: false
+policy:
+  file: /etc/hallpass/policy.yaml
+  reload_interval_seconds: 5
+telemetry:
+  audit_log: "off"
+"#;
+
+/// The smallest config that runs: a policy and one bundle to verify against.
+const MINIMAL: &str = r#"
+trust:
+  bundles:
+    - trust_domain: hospital.example
+      x509: /etc/hallpass/hospital.pem
+policy:
+  file: /etc/hallpass/policy.yaml
+"#;
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn problems(text: &str, env: Vec<(String, String)>) -> Vec<ConfigProblem> {
+    match Settings::from_yaml(text, env) {
+        Err(ServerError::Config(problems)) => problems,
+        Err(other) => panic!("expected a config error, got {other:?}"),
+        Ok(s) => panic!("config should be refused, got {s:?}"),
+    }
+}
+
+fn paths(problems: &[ConfigProblem]) -> Vec<&str> {
+    let mut p: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    p.sort_unstable();
+    p
+}
+
+/// The single problem reported for `text`, which must be at `path`.
+fn only_problem_at(text: &str, env: Vec<(String, String)>, path: &str) -> ConfigProblem {
+    let found = problems(text, env);
+    assert_eq!(paths(&found), [path], "{found:#?}");
+    found.into_iter().next().unwrap()
+}
+
+fn tcp(addr: &str) -> SocketAddr {
+    addr.parse().unwrap()
+}
+
+// ---------------------------------------------------------------- valid configs
+
+#[test]
+fn full_config_is_read_into_settings() {
+    let s = Settings::from_yaml(FULL, no_env()).unwrap();
+    assert_eq!(s.authz_listen, ListenAddr::Tcp(tcp("127.0.0.1:9191")));
+    assert_eq!(s.admin_listen, tcp("0.0.0.0:9902"));
+    assert_eq!(
+        s.workload_id.as_ref().unwrap().to_string(),
+        "spiffe://hospital.example/ns/clinical/sa/lab-results"
+    );
+    let bundles: Vec<(String, PathBuf)> = s
+        .bundles
+        .iter()
+        .map(|(td, p)| (td.to_string(), p.clone()))
+        .collect();
+    assert_eq!(
+        bundles,
+        [
+            (
+                "hospital.example".to_owned(),
+                PathBuf::from("/etc/hallpass/hospital.pem")
+            ),
+            (
+                "imaging-vendor.example".to_owned(),
+                PathBuf::from("/etc/hallpass/vendor.pem")
+            ),
+        ]
+    );
+    assert_eq!(s.x509_from, X509From::PeerCertificate);
+    assert_eq!(s.clock_skew, Duration::from_secs(45));
+    assert_eq!(s.policy_file, PathBuf::from("/etc/hallpass/policy.yaml"));
+    assert_eq!(s.reload_interval, Duration::from_secs(5));
+    assert_eq!(s.audit_log, AuditLog::Off);
+    // JWT settings that are accepted but not yet used are called out, not ignored.
+    assert!(
+        s.warnings.iter().any(|w| w.starts_with("identity.jwt")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn defaults_fill_everything_optional() {
+    let s = Settings::from_yaml(MINIMAL, no_env()).unwrap();
+    assert_eq!(s.authz_listen, ListenAddr::Tcp(tcp("127.0.0.1:9191")));
+    assert_eq!(s.admin_listen, tcp("127.0.0.1:9902"));
+    assert_eq!(s.workload_id, None);
+    assert_eq!(s.x509_from, X509From::PeerCertificate);
+    assert_eq!(s.clock_skew, Duration::from_secs(30));
+    assert_eq!(s.reload_interval, Duration::from_secs(2));
+    assert_eq!(s.audit_log, AuditLog::Stdout);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn unix_socket_authz_listener() {
+    let text = format!("{MINIMAL}authz:\n  listen: unix:///run/hallpass/authz.sock\n");
+    let s = Settings::from_yaml(&text, no_env()).unwrap();
+    assert_eq!(
+        s.authz_listen,
+        ListenAddr::Unix(PathBuf::from("/run/hallpass/authz.sock"))
+    );
+    assert_eq!(
+        s.authz_listen.to_string(),
+        "unix:///run/hallpass/authz.sock"
+    );
+}
+
+#[test]
+fn envoy_principal_mode_needs_no_bundle() {
+    let text = "identity:\n  x509_from: envoy_principal\npolicy:\n  file: /p.yaml\n";
+    let s = Settings::from_yaml(text, no_env()).unwrap();
+    assert_eq!(s.x509_from, X509From::EnvoyPrincipal);
+    assert!(s.bundles.is_empty());
+}
+
+// ---------------------------------------------------------------- every problem at once
+
+#[test]
+fn independent_errors_are_all_reported_with_key_paths() {
+    let text = r#"
+authz:
+  listen: localhost
+admin:
+  listen: 127.0.0.1:9902
+  lisen: 127.0.0.1:9903
+workload:
+  id: spiffe://hospital.example/ns/../lab-results
+trust:
+  bundles:
+    - trust_domain: hospital.example
+      x509: /etc/hallpass/hospital.pem
+    - trust_domain: "imaging vendor.example"
+      x509: /etc/hallpass/vendor.pem
+policy:
+  file: /etc/hallpass/policy.yaml
+metrics:
+  listen: 127.0.0.1:9090
+"#;
+    let found = problems(text, no_env());
+    assert_eq!(
+        paths(&found),
+        [
+            "admin.lisen",
+            "authz.listen",
+            "metrics",
+            "trust.bundles[1].trust_domain",
+            "workload.id",
+        ],
+        "{found:#?}"
+    );
+    for p in &found {
+        assert!(!p.message.is_empty(), "{p}");
+    }
+    let by_path = |path: &str| found.iter().find(|p| p.path == path).unwrap();
+    assert_eq!(by_path("metrics").message, "unknown key");
+    assert_eq!(by_path("admin.lisen").message, "unknown key");
+    assert!(by_path("authz.listen").message.contains("localhost"));
+
+    // The error's text lists every problem too, one per line.
+    let err = Settings::from_yaml(text, no_env()).unwrap_err().to_string();
+    for p in &found {
+        assert!(err.contains(&p.to_string()), "{err}");
+    }
+}
+
+#[test]
+fn each_bad_value_is_reported_at_its_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "authz:\n  listen: 127.0.0.1\n",
+            "authz.listen",
+            "port missing",
+        ),
+        (
+            "authz:\n  listen: unix://run/x.sock\n",
+            "authz.listen",
+            "relative unix path",
+        ),
+        (
+            "admin:\n  listen: 10.0.0.1:99999\n",
+            "admin.listen",
+            "port out of range",
+        ),
+        (
+            "workload:\n  id: spiffe://Hospital.example/ns/a\n",
+            "workload.id",
+            "non-canonical trust domain",
+        ),
+        (
+            "workload:\n  id: spiffe://hospital.example\n",
+            "workload.id",
+            "no path",
+        ),
+        (
+            "workload:\n  id: https://hospital.example/a\n",
+            "workload.id",
+            "not spiffe",
+        ),
+        (
+            "identity:\n  clock_skew_seconds: 601\n",
+            "identity.clock_skew_seconds",
+            "skew too large",
+        ),
+        (
+            "identity:\n  clock_skew_seconds: -1\n",
+            "identity.clock_skew_seconds",
+            "negative skew",
+        ),
+        (
+            "identity:\n  x509_from: trust_me\n",
+            "identity.x509_from",
+            "unknown mode",
+        ),
+        (
+            "policy:\n  file: /p.yaml\n  reload_interval_seconds: 0\n",
+            "policy.reload_interval_seconds",
+            "zero interval",
+        ),
+        (
+            "policy:\n  file: /p.yaml\n  reload_interval_seconds: 3601\n",
+            "policy.reload_interval_seconds",
+            "interval too long",
+        ),
+        (
+            "telemetry:\n  audit_log: /var/log/audit.json\n",
+            "telemetry.audit_log",
+            "file audit log not available",
+        ),
+        (
+            "trust:\n  workload_api: unix:///run/spire/agent.sock\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n",
+            "trust.workload_api",
+            "workload API not available",
+        ),
+    ];
+    for (extra, path, what) in cases {
+        // MINIMAL plus one bad section; sections in `extra` replace MINIMAL's.
+        let text = merge(MINIMAL, extra);
+        let found = problems(&text, no_env());
+        assert_eq!(paths(&found), [*path], "{what}: {found:#?}");
+    }
+}
+
+/// Append `extra`'s top-level sections to `base`, dropping any `base` section
+/// that `extra` also has.
+fn merge(base: &str, extra: &str) -> String {
+    let top = |line: &str| (!line.starts_with(' ') && line.ends_with(':')).then(|| line.to_owned());
+    let replaced: Vec<String> = extra.lines().filter_map(top).collect();
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in base.lines() {
+        if let Some(section) = top(line) {
+            skipping = replaced.contains(&section);
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(extra);
+    out
+}
+
+#[test]
+fn missing_policy_file_and_bundles_are_reported() {
+    let found = problems("", no_env());
+    assert_eq!(
+        paths(&found),
+        ["policy.file", "trust.bundles"],
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn bundle_without_x509_file_is_reported() {
+    let text =
+        "trust:\n  bundles:\n    - trust_domain: hospital.example\npolicy:\n  file: /p.yaml\n";
+    let found = problems(text, no_env());
+    assert!(
+        paths(&found).contains(&"trust.bundles[0].x509"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn upper_case_trust_domain_is_reported() {
+    let text = merge(
+        MINIMAL,
+        "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n    - trust_domain: Vendor.Example\n      x509: /b.pem\n",
+    );
+    let p = only_problem_at(&text, no_env(), "trust.bundles[1].trust_domain");
+    assert!(p.message.contains("lower case"), "{p}");
+}
+
+#[test]
+fn not_a_mapping_or_not_yaml_is_one_document_problem() {
+    for text in ["- a\n- b\n", "just a string\n", "authz: [\n"] {
+        let found = problems(text, no_env());
+        assert_eq!(paths(&found), ["(document)"], "{text:?}: {found:#?}");
+    }
+}
+
+// ---------------------------------------------------------------- environment
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let s = Settings::from_yaml(
+        FULL,
+        env(&[
+            ("HALLPASS_AUTHZ_LISTEN", "unix:///run/x.sock"),
+            ("HALLPASS_ADMIN_LISTEN", "127.0.0.1:19902"),
+            ("HALLPASS_POLICY_FILE", "/run/policy/override.yaml"),
+            ("HALLPASS_IDENTITY_CLOCK_SKEW_SECONDS", "5"),
+            ("HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS", "60"),
+            ("HALLPASS_TELEMETRY_AUDIT_LOG", "stdout"),
+            (
+                "HALLPASS_WORKLOAD_ID",
+                "spiffe://hospital.example/ns/clinical/sa/other",
+            ),
+            ("HALLPASS_IDENTITY_X509_FROM", "envoy_principal"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.authz_listen,
+        ListenAddr::Unix(PathBuf::from("/run/x.sock"))
+    );
+    assert_eq!(s.admin_listen, tcp("127.0.0.1:19902"));
+    assert_eq!(s.policy_file, PathBuf::from("/run/policy/override.yaml"));
+    assert_eq!(s.clock_skew, Duration::from_secs(5));
+    assert_eq!(s.reload_interval, Duration::from_secs(60));
+    assert_eq!(s.audit_log, AuditLog::Stdout);
+    assert_eq!(
+        s.workload_id.unwrap().to_string(),
+        "spiffe://hospital.example/ns/clinical/sa/other"
+    );
+    assert_eq!(s.x509_from, X509From::EnvoyPrincipal);
+    // Keys the environment does not touch keep the file's values.
+    assert_eq!(s.bundles.len(), 2);
+}
+
+#[test]
+fn environment_can_supply_what_the_file_lacks() {
+    let text = "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n";
+    let s = Settings::from_yaml(text, env(&[("HALLPASS_POLICY_FILE", "/p.yaml")])).unwrap();
+    assert_eq!(s.policy_file, PathBuf::from("/p.yaml"));
+}
+
+#[test]
+fn bad_environment_values_are_reported_at_the_key_they_set() {
+    let p = only_problem_at(
+        MINIMAL,
+        env(&[("HALLPASS_AUTHZ_LISTEN", "not-an-address")]),
+        "authz.listen",
+    );
+    assert!(p.message.contains("not-an-address"), "{p}");
+}
+
+#[test]
+fn unknown_hallpass_variable_is_named_in_a_warning() {
+    // Not an error: Kubernetes injects HALLPASS_SERVICE_HOST, HALLPASS_PORT, …
+    // into every pod of a namespace with a Service named `hallpass`. But a
+    // misspelt override must not vanish silently, and must not apply.
+    let s = Settings::from_yaml(
+        MINIMAL,
+        env(&[
+            ("HALLPASS_AUTHZ_LISTN", "127.0.0.1:1"),
+            ("HALLPASS_SERVICE_HOST", "10.0.0.7"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.authz_listen, ListenAddr::Tcp(tcp("127.0.0.1:9191")));
+    for name in ["HALLPASS_AUTHZ_LISTN", "HALLPASS_SERVICE_HOST"] {
+        assert!(
+            s.warnings.iter().any(|w| w.contains(name)),
+            "{name} not in {:?}",
+            s.warnings
+        );
+    }
+}
+
+#[test]
+fn unrelated_and_non_override_variables_are_ignored() {
+    let s = Settings::from_yaml(
+        MINIMAL,
+        env(&[
+            ("PATH", "/usr/bin"),
+            ("SPIFFE_ENDPOINT_SOCKET", "unix:///x"),
+            ("HALLPASS_CONFIG", "/etc/hallpass/config.yaml"),
+            ("HALLPASS_LOG", "debug"),
+            ("hallpass_authz_listen", "garbage"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.authz_listen, ListenAddr::Tcp(tcp("127.0.0.1:9191")));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn environment_errors_and_file_errors_are_reported_together() {
+    let found = problems(
+        "policy:\n  file: /p.yaml\n  flie: /q.yaml\n",
+        env(&[("HALLPASS_ADMIN_LISTEN", "unix:///x")]),
+    );
+    assert_eq!(
+        paths(&found),
+        ["admin.listen", "policy.flie", "trust.bundles"],
+        "{found:#?}"
+    );
+}
+
+// ---------------------------------------------------------------- not available yet: fail closed
+
+#[test]
+fn required_jwt_is_refused_while_jwt_is_unsupported() {
+    let text = merge(
+        FULL,
+        "identity:\n  jwt:\n    audiences: [lab-results]\n    required: true\n",
+    );
+    let p = only_problem_at(&text, no_env(), "identity.jwt.required");
+    assert!(!p.message.is_empty());
+}
+
+#[test]
+fn xfcc_is_refused_while_unsupported() {
+    let text = merge(MINIMAL, "identity:\n  x509_from: xfcc\n");
+    only_problem_at(&text, no_env(), "identity.x509_from");
+    // Also when it arrives through the environment.
+    only_problem_at(
+        MINIMAL,
+        env(&[("HALLPASS_IDENTITY_X509_FROM", "xfcc")]),
+        "identity.x509_from",
+    );
+}
+
+#[test]
+fn unix_admin_listener_is_refused() {
+    let text = merge(
+        MINIMAL,
+        "admin:\n  listen: unix:///run/hallpass/admin.sock\n",
+    );
+    let p = only_problem_at(&text, no_env(), "admin.listen");
+    assert!(p.message.contains("TCP"), "{p}");
+}
+
+// ---------------------------------------------------------------- key paths and error isolation
+
+#[test]
+
+fn unknown_key_inside_an_optional_section_has_a_clean_path() {
+    let text = merge(
+        MINIMAL,
+        "identity:\n  jwt:\n    audiences: [a]\n    reqired: true\n",
+    );
+    only_problem_at(&text, no_env(), "identity.jwt.reqired");
+}
+
+#[test]
+
+fn unknown_key_inside_a_list_uses_the_index_path_style() {
+    let text = merge(
+        MINIMAL,
+        "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n      x5O9: /b.pem\n",
+    );
+    only_problem_at(&text, no_env(), "trust.bundles[0].x5O9");
+}
+
+#[test]
+
+fn a_type_error_does_not_invent_problems_in_sibling_keys() {
+    let text = merge(
+        MINIMAL,
+        "policy:\n  file: /p.yaml\n  reload_interval_seconds: many\n",
+    );
+    only_problem_at(&text, no_env(), "policy.reload_interval_seconds");
+}
+
+#[test]
+
+fn numeric_looking_environment_value_for_a_path_key_is_a_path() {
+    let s = Settings::from_yaml(MINIMAL, env(&[("HALLPASS_POLICY_FILE", "2024")])).unwrap();
+    assert_eq!(s.policy_file, PathBuf::from("2024"));
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run every test hallpass has, installing what the tests need first.
+# This is the README's test command and what CI (.ci/run) calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "install test tools (Envoy, h2load, promtool)"
+scripts/install-test-deps.sh
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --all-targets --locked
+
+step "tests (unit, in-process gRPC, real Envoy end-to-end)"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "doc tests"
+cargo test --workspace --doc --locked
+
+step "demo (the README's first command) as a smoke test"
+./target/debug/hallpass demo
+
+step "shipped policies pass hallpass policy check"
+for f in examples/policies/*.yaml; do
+  ./target/debug/hallpass policy check "$f"
+done
