@@ -2,15 +2,14 @@
 //!
 //! Verifying an X.509-SVID costs tens of microseconds (a signature check per
 //! chain link); a sidecar sees the same few certificates over and over. The
-//! cache maps a SHA-256 digest of the exact credential bytes Envoy sent to the
-//! identity they proved. An entry is never used past the credential's own
-//! expiry, and the whole cache is dropped whenever the trust bundles change
-//! (a new generation), so a removed CA stops vouching immediately.
-//! Revocation is checked after the cache, on every request, by the policy.
+//! cache maps a SHA-256 digest of the exact credential bytes Envoy sent to
+//! what they proved. An entry is never used past the credential's own expiry,
+//! and the whole cache is dropped when the trust bundles change (a new
+//! generation), so a removed CA stops vouching at once. Revocation is checked
+//! after the cache, on every request, by the policy.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::digest;
 
@@ -20,11 +19,11 @@ pub type CredentialDigest = [u8; 32];
 /// Default number of entries: far above the distinct callers of one workload.
 pub const DEFAULT_CAPACITY: usize = 4096;
 
-/// Digest credential bytes for the cache.
+/// Digest credential bytes for the cache. Each part is length-prefixed, so
+/// `("ab", "c")` and `("a", "bc")` differ.
 pub fn credential_digest(parts: &[&[u8]]) -> CredentialDigest {
     let mut ctx = digest::Context::new(&digest::SHA256);
     for part in parts {
-        // Length-prefix each part so ("ab","c") and ("a","bc") differ.
         ctx.update(&(part.len() as u64).to_be_bytes());
         ctx.update(part);
     }
@@ -39,24 +38,12 @@ struct Inner<V> {
     map: HashMap<CredentialDigest, (V, i64)>,
 }
 
-/// Counters of a [`VerificationCache`].
-#[derive(Debug, Default)]
-pub struct CacheStats {
-    /// Lookups answered from the cache.
-    pub hits: AtomicU64,
-    /// Lookups that had to verify.
-    pub misses: AtomicU64,
-    /// Entries dropped to stay under the cap.
-    pub evictions: AtomicU64,
-}
-
 /// A bounded map from credential digest to a verified value, valid until the
 /// value's expiry and only within one trust-bundle generation.
 #[derive(Debug)]
 pub struct VerificationCache<V> {
     capacity: usize,
     inner: Mutex<Inner<V>>,
-    stats: CacheStats,
 }
 
 impl<V: Clone> VerificationCache<V> {
@@ -64,55 +51,60 @@ impl<V: Clone> VerificationCache<V> {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            inner: Mutex::new(Inner { generation: 0, map: HashMap::new() }),
-            stats: CacheStats::default(),
+            inner: Mutex::new(Inner {
+                generation: 0,
+                map: HashMap::new(),
+            }),
         }
     }
 
     /// The cached value for `key`, if present, of `generation`, and not expired at `now`.
     pub fn get(&self, key: &CredentialDigest, generation: u64, now: i64) -> Option<V> {
-        let found = self.inner.lock().ok().and_then(|inner| {
-            if inner.generation != generation {
-                return None;
-            }
-            inner.map.get(key).filter(|(_, expires)| now <= *expires).map(|(v, _)| v.clone())
-        });
-        let counter = if found.is_some() { &self.stats.hits } else { &self.stats.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        let inner = self.inner.lock().ok()?;
+        if inner.generation != generation {
+            return None;
+        }
+        inner
+            .map
+            .get(key)
+            .filter(|(_, expires)| now <= *expires)
+            .map(|(v, _)| v.clone())
     }
 
-    /// Remember `value` for `key` until `expires` (Unix seconds).
-    pub fn insert(&self, key: CredentialDigest, generation: u64, value: V, expires: i64, now: i64) {
+    /// Remember `value` for `key` until `expires` (Unix seconds). Returns how
+    /// many entries were dropped to stay under the cap.
+    pub fn insert(
+        &self,
+        key: CredentialDigest,
+        generation: u64,
+        value: V,
+        expires: i64,
+        now: i64,
+    ) -> u64 {
         if self.capacity == 0 {
-            return;
+            return 0;
         }
         let Ok(mut inner) = self.inner.lock() else {
-            return;
+            return 0;
         };
         if inner.generation != generation {
             inner.generation = generation;
             inner.map.clear();
         }
+        let mut dropped = 0;
         if inner.map.len() >= self.capacity && !inner.map.contains_key(&key) {
-            // First drop what has expired; if still full, drop an arbitrary
-            // entry. Either way the cost is bounded by the cap.
+            // Drop what has expired; if still full, drop an arbitrary entry.
             let before = inner.map.len();
             inner.map.retain(|_, (_, exp)| *exp >= now);
-            if inner.map.len() >= self.capacity {
-                if let Some(victim) = inner.map.keys().next().copied() {
-                    inner.map.remove(&victim);
-                }
+            if inner.map.len() >= self.capacity
+                && let Some(victim) = inner.map.keys().next().copied()
+            {
+                inner.map.remove(&victim);
             }
-            let dropped = before - inner.map.len();
-            self.stats.evictions.fetch_add(dropped as u64, Ordering::Relaxed);
+            dropped = (before - inner.map.len()) as u64;
         }
         inner.map.insert(key, (value, expires));
-    }
-
-    /// Hit, miss and eviction counters.
-    pub fn stats(&self) -> &CacheStats {
-        &self.stats
+        dropped
     }
 
     /// Current number of entries.
@@ -123,5 +115,10 @@ impl<V: Clone> VerificationCache<V> {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The cap.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 }

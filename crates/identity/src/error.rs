@@ -26,6 +26,13 @@ pub enum IdentityError {
     /// The signature chain does not lead to the trust domain's bundle.
     #[error("certificate chain does not verify against the trust bundle: {0}")]
     ChainInvalid(String),
+    /// The JWT-SVID is malformed, uses a forbidden algorithm, names an
+    /// unknown key or does not verify.
+    #[error("invalid JWT-SVID: {0}")]
+    InvalidJwt(&'static str),
+    /// The JWT-SVID's `aud` names none of the configured audiences.
+    #[error("JWT-SVID audience does not include this workload")]
+    JwtAudienceMismatch,
     /// A bundle file could not be loaded.
     #[error("trust bundle for {trust_domain}: {reason}")]
     Bundle {

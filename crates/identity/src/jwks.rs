@@ -88,7 +88,9 @@ pub fn parse_spiffe_bundle(
             Some("x509-svid") => {
                 let chain = key.x5c.as_deref().unwrap_or_default();
                 let [cert] = chain else {
-                    return Err(format!("keys[{i}]: an x509-svid key needs exactly one x5c certificate"));
+                    return Err(format!(
+                        "keys[{i}]: an x509-svid key needs exactly one x5c certificate"
+                    ));
                 };
                 let der = STANDARD
                     .decode(cert)
@@ -113,8 +115,19 @@ pub fn parse_spiffe_bundle(
     Ok(out)
 }
 
+/// Parse one JWK (as the Workload API delivers JWT authorities).
+pub fn parse_jwk(json: &[u8]) -> Result<JwtPublicKey, String> {
+    if json.len() > 64 * 1024 {
+        return Err("JWK too large".into());
+    }
+    let key: Jwk = serde_json::from_slice(json).map_err(|e| format!("not a JWK: {e}"))?;
+    jwt_key(&key)
+}
+
 fn b64(field: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
-    let text = field.as_deref().ok_or_else(|| format!("missing `{name}`"))?;
+    let text = field
+        .as_deref()
+        .ok_or_else(|| format!("missing `{name}`"))?;
     URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|_| format!("`{name}` is not base64url"))
@@ -140,7 +153,10 @@ fn jwt_key(key: &Jwk) -> Result<JwtPublicKey, String> {
             point.extend_from_slice(&y);
             Ok(JwtPublicKey::Ec { curve, point })
         }
-        "RSA" => Ok(JwtPublicKey::Rsa { n: b64(&key.n, "n")?, e: b64(&key.e, "e")? }),
+        "RSA" => Ok(JwtPublicKey::Rsa {
+            n: b64(&key.n, "n")?,
+            e: b64(&key.e, "e")?,
+        }),
         other => Err(format!("unsupported key type `{other}`")),
     }
 }

@@ -18,7 +18,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{
+    self, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -119,22 +121,35 @@ pub struct JwtSvidVerifier {
     clock_skew: i64,
 }
 
-fn decode_part<T: for<'de> Deserialize<'de>>(part: &str, what: &'static str) -> Result<T, IdentityError> {
+fn decode_part<T: for<'de> Deserialize<'de>>(
+    part: &str,
+    what: &'static str,
+) -> Result<T, IdentityError> {
     if part.len() > MAX_PART_LEN * 4 / 3 + 4 {
         return Err(IdentityError::InvalidJwt(what));
     }
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| IdentityError::InvalidJwt(what))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| IdentityError::InvalidJwt(what))?;
     serde_json::from_slice(&bytes).map_err(|_| IdentityError::InvalidJwt(what))
 }
 
 impl JwtSvidVerifier {
     /// A verifier accepting tokens whose `aud` contains one of `audiences`.
     pub fn new(audiences: Vec<String>, clock_skew: Duration) -> Self {
-        Self { audiences, clock_skew: i64::try_from(clock_skew.as_secs()).unwrap_or(i64::MAX) }
+        Self {
+            audiences,
+            clock_skew: i64::try_from(clock_skew.as_secs()).unwrap_or(i64::MAX),
+        }
     }
 
     /// Verify a compact JWS token (without the `Bearer ` prefix) at `now`.
-    pub fn verify(&self, bundles: &TrustBundleSet, token: &str, now: i64) -> Result<VerifiedJwt, IdentityError> {
+    pub fn verify(
+        &self,
+        bundles: &TrustBundleSet,
+        token: &str,
+        now: i64,
+    ) -> Result<VerifiedJwt, IdentityError> {
         if token.is_empty() {
             return Err(IdentityError::NoCredential);
         }
@@ -142,27 +157,47 @@ impl JwtSvidVerifier {
             return Err(IdentityError::InvalidJwt("token too large"));
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(IdentityError::InvalidJwt("not a compact JWS (three parts)"));
         };
         let header: Header = decode_part(h, "malformed header")?;
-        let alg = Alg::parse(&header.alg).ok_or(IdentityError::InvalidJwt("algorithm not allowed"))?;
-        if header.typ.as_deref().is_some_and(|t| t != "JWT" && t != "JOSE") {
+        let alg =
+            Alg::parse(&header.alg).ok_or(IdentityError::InvalidJwt("algorithm not allowed"))?;
+        if header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t != "JWT" && t != "JOSE")
+        {
             return Err(IdentityError::InvalidJwt("typ must be JWT or JOSE"));
         }
         if header.crit.is_some() {
-            return Err(IdentityError::InvalidJwt("critical header extensions are not supported"));
+            return Err(IdentityError::InvalidJwt(
+                "critical header extensions are not supported",
+            ));
         }
-        let kid = header.kid.filter(|k| !k.is_empty()).ok_or(IdentityError::InvalidJwt("no kid"))?;
+        let kid = header
+            .kid
+            .filter(|k| !k.is_empty())
+            .ok_or(IdentityError::InvalidJwt("no kid"))?;
         let claims: Claims = decode_part(c, "malformed claims")?;
-        let sub = claims.sub.as_deref().ok_or(IdentityError::InvalidJwt("no sub"))?;
-        let id = parse_spiffe_id_strict(sub).map_err(|_| IdentityError::InvalidJwt("sub is not a SPIFFE ID"))?;
+        let sub = claims
+            .sub
+            .as_deref()
+            .ok_or(IdentityError::InvalidJwt("no sub"))?;
+        let id = parse_spiffe_id_strict(sub)
+            .map_err(|_| IdentityError::InvalidJwt("sub is not a SPIFFE ID"))?;
 
         let keys = bundles
             .jwt(id.trust_domain())
             .ok_or_else(|| IdentityError::UntrustedTrustDomain(id.trust_domain().clone()))?;
-        let key = keys.get(&kid).ok_or(IdentityError::InvalidJwt("unknown kid for this trust domain"))?;
-        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| IdentityError::InvalidJwt("malformed signature"))?;
+        let key = keys.get(&kid).ok_or(IdentityError::InvalidJwt(
+            "unknown kid for this trust domain",
+        ))?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| IdentityError::InvalidJwt("malformed signature"))?;
         let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
         verify_signature(alg, key, signed, &sig)?;
 
@@ -172,15 +207,15 @@ impl JwtSvidVerifier {
         if now.saturating_sub(self.clock_skew) > exp {
             return Err(IdentityError::Expired);
         }
-        if let Some(nbf) = claims.nbf {
-            if now.saturating_add(self.clock_skew) < to_secs(nbf)? {
-                return Err(IdentityError::Expired);
-            }
+        if let Some(nbf) = claims.nbf
+            && now.saturating_add(self.clock_skew) < to_secs(nbf)?
+        {
+            return Err(IdentityError::Expired);
         }
-        if let Some(iat) = claims.iat {
-            if to_secs(iat)? > now.saturating_add(self.clock_skew) {
-                return Err(IdentityError::InvalidJwt("issued in the future"));
-            }
+        if let Some(iat) = claims.iat
+            && to_secs(iat)? > now.saturating_add(self.clock_skew)
+        {
+            return Err(IdentityError::InvalidJwt("issued in the future"));
         }
         let audiences = match claims.aud {
             Some(Audience::One(a)) => vec![a],
@@ -195,21 +230,31 @@ impl JwtSvidVerifier {
 }
 
 fn to_secs(value: f64) -> Result<i64, IdentityError> {
-    if !value.is_finite() || value < 0.0 || value > 1e12 {
+    if !value.is_finite() || !(0.0..=1e12).contains(&value) {
         return Err(IdentityError::InvalidJwt("bad numeric date"));
     }
     #[allow(clippy::cast_possible_truncation)]
     Ok(value.floor() as i64)
 }
 
-fn verify_signature(alg: Alg, key: &JwtPublicKey, signed: &[u8], sig: &[u8]) -> Result<(), IdentityError> {
+fn verify_signature(
+    alg: Alg,
+    key: &JwtPublicKey,
+    signed: &[u8],
+    sig: &[u8],
+) -> Result<(), IdentityError> {
     let bad = IdentityError::InvalidJwt("signature does not verify");
     match (key, alg.rsa(), alg.ecdsa()) {
-        (JwtPublicKey::Rsa { n, e }, Some(params), _) => {
-            RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }.verify(params, signed, sig).map_err(|_| bad)
+        (JwtPublicKey::Rsa { n, e }, Some(params), _) => RsaPublicKeyComponents {
+            n: n.as_slice(),
+            e: e.as_slice(),
         }
+        .verify(params, signed, sig)
+        .map_err(|_| bad),
         (JwtPublicKey::Ec { curve, point }, _, Some((algorithm, want))) if curve == want => {
-            UnparsedPublicKey::new(algorithm, point).verify(signed, sig).map_err(|_| bad)
+            UnparsedPublicKey::new(algorithm, point)
+                .verify(signed, sig)
+                .map_err(|_| bad)
         }
         _ => Err(IdentityError::InvalidJwt("key type does not fit alg")),
     }

@@ -22,6 +22,8 @@ pub struct VerifiedSvid {
     pub id: SpiffeId,
     /// Unix time at which the leaf expires.
     pub not_after: i64,
+    /// The leaf's serial number, big-endian, without leading zero bytes.
+    pub serial: Vec<u8>,
 }
 
 /// Parse a SPIFFE ID and insist on its canonical spelling.
@@ -159,7 +161,12 @@ impl X509SvidVerifier {
                 other => IdentityError::ChainInvalid(format!("{other:?}")),
             })?;
 
-        Ok(VerifiedSvid { id, not_after })
+        let serial = normalize_serial(cert.raw_serial());
+        Ok(VerifiedSvid {
+            id,
+            not_after,
+            serial,
+        })
     }
 }
 
@@ -204,4 +211,10 @@ fn svid_id(cert: &X509Certificate<'_>) -> Result<SpiffeId, IdentityError> {
         return Err(bad("more than one URI SAN"));
     }
     parse_spiffe_id_strict(uri).map_err(bad)
+}
+
+/// A serial number as compared for revocation: big-endian, no leading zeros.
+pub fn normalize_serial(raw: &[u8]) -> Vec<u8> {
+    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    raw[start..].to_vec()
 }

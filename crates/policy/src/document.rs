@@ -35,6 +35,19 @@ pub struct RevokedDocument {
     /// SPIFFE IDs that are denied `revoked` wherever they call.
     #[serde(default)]
     pub ids: Vec<String>,
+    /// Individual X.509-SVIDs, by issuing trust domain and serial number.
+    #[serde(default)]
+    pub serials: Vec<RevokedSerialDocument>,
+}
+
+/// One revoked certificate.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedSerialDocument {
+    /// The trust domain whose CA issued the certificate.
+    pub trust_domain: String,
+    /// The serial number in hex; `:` separators and leading zeros are allowed.
+    pub serial: String,
 }
 
 /// One destination's entry.

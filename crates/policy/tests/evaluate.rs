@@ -145,6 +145,7 @@ impl Call {
             path: self.path,
             headers: &headers,
             has_jwt: self.jwt,
+            serial: None,
             now: self.now,
         };
         policy.evaluate(&id(self.dest), &req)

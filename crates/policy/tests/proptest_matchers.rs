@@ -210,6 +210,7 @@ fn decide(policy: &CompiledPolicy, req: &GenRequest, path: &str) -> Decision {
         path,
         headers: &headers,
         has_jwt: req.jwt,
+        serial: None,
         now: req.now,
     };
     let dest = SpiffeId::new(format!("spiffe://{TD}/dest")).unwrap();

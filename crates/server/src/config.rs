@@ -111,17 +111,49 @@ struct IdentitySection {
     x509_from: Option<X509From>,
     clock_skew_seconds: Option<u64>,
     jwt: Option<JwtSection>,
+    xfcc: Option<XfccSection>,
+    cache_max_entries: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct JwtSection {
-    #[allow(dead_code)]
     header: Option<String>,
-    #[allow(dead_code)]
     audiences: Vec<String>,
     required: bool,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct XfccSection {
+    trusted_proxies: Vec<String>,
+}
+
+/// JWT-SVID settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// Request header carrying the token (lower case). For `authorization`
+    /// the value must be `Bearer <token>`; any other header holds the bare token.
+    pub header: String,
+    /// Accepted audiences: a token's `aud` must contain one of them.
+    pub audiences: Vec<String>,
+    /// Deny `no_identity` when no token is presented.
+    pub required: bool,
+}
+
+/// Trust material files of one trust domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleFiles {
+    /// The trust domain.
+    pub trust_domain: TrustDomain,
+    /// X.509 CAs: PEM, or a SPIFFE bundle (JWKS with `x509-svid` keys).
+    pub x509: Option<PathBuf>,
+    /// JWT-SVID keys: a SPIFFE bundle or a plain JWKS.
+    pub jwt: Option<PathBuf>,
+}
+
+/// Largest verification cache allowed.
+const MAX_CACHE_ENTRIES: usize = 1_000_000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -204,10 +236,19 @@ pub struct Settings {
     pub admin_listen: SocketAddr,
     /// This sidecar's destination ID, if fixed by config.
     pub workload_id: Option<SpiffeId>,
-    /// Static X.509 bundle files per trust domain.
-    pub bundles: Vec<(TrustDomain, PathBuf)>,
+    /// Static bundle files per trust domain.
+    pub bundles: Vec<BundleFiles>,
+    /// The SPIFFE Workload API endpoint (`unix:/path` or `tcp:host:port`),
+    /// from `trust.workload_api` or `SPIFFE_ENDPOINT_SOCKET`.
+    pub workload_api: Option<String>,
     /// Where the X.509 identity comes from.
     pub x509_from: X509From,
+    /// Proxies whose XFCC header is believed (`xfcc` mode).
+    pub xfcc_trusted_proxies: Vec<SpiffeId>,
+    /// JWT-SVID verification, when configured.
+    pub jwt: Option<JwtSettings>,
+    /// Entries in the verification cache (0 disables it).
+    pub cache_max_entries: usize,
     /// Tolerated clock skew on credential validity windows.
     pub clock_skew: Duration,
     /// The policy file.
@@ -259,6 +300,12 @@ impl Settings {
             }
         };
         let mut warnings = Vec::new();
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let spiffe_endpoint_socket = env
+            .iter()
+            .find(|(k, _)| k == "SPIFFE_ENDPOINT_SOCKET")
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty());
         apply_env(&mut root, env, &mut warnings);
 
         for key in root.keys() {
@@ -350,20 +397,39 @@ impl Settings {
                 .map_err(|m| problem("workload.id", m.into()))
                 .ok()
         });
-        if trust.workload_api.is_some() {
-            problem("trust.workload_api", "the SPIFFE Workload API trust source is not available in this build yet; use trust.bundles".into());
+        let workload_api = trust.workload_api.clone().or(spiffe_endpoint_socket);
+        if let Some(endpoint) = &workload_api
+            && !(endpoint.starts_with("unix:") || endpoint.starts_with("tcp:"))
+        {
+            {
+                problem(
+                    "trust.workload_api",
+                    format!(
+                        "`{endpoint}` must start with unix: or tcp: (e.g. unix:///run/spire/agent.sock)"
+                    ),
+                );
+            }
         }
         let mut bundles = Vec::new();
         for (i, b) in trust.bundles.iter().enumerate() {
             let at = format!("trust.bundles[{i}]");
             match TrustDomain::new(&b.trust_domain) {
-                Ok(td) if td.as_str() == b.trust_domain => match &b.x509 {
-                    Some(path) => bundles.push((td, path.clone())),
-                    None => problem(
-                        &format!("{at}.x509"),
-                        "an X.509 bundle file is required".into(),
-                    ),
-                },
+                Ok(td) if td.as_str() == b.trust_domain => {
+                    if b.x509.is_none() && b.jwt.is_none() {
+                        problem(
+                            &at,
+                            "give an x509 bundle file, a jwt bundle file, or both".into(),
+                        );
+                    }
+                    if bundles.iter().any(|f: &BundleFiles| f.trust_domain == td) {
+                        problem(&format!("{at}.trust_domain"), format!("{td} appears twice"));
+                    }
+                    bundles.push(BundleFiles {
+                        trust_domain: td,
+                        x509: b.x509.clone(),
+                        jwt: b.jwt.clone(),
+                    });
+                }
                 Ok(_) => problem(
                     &format!("{at}.trust_domain"),
                     "write the trust domain name alone, in lower case".into(),
@@ -373,26 +439,73 @@ impl Settings {
                     format!("not a trust domain: {e}"),
                 ),
             }
-            if b.jwt.is_some() {
-                warnings.push(format!(
-                    "{at}.jwt: JWT bundles are not used yet by this build"
-                ));
-            }
         }
+        let has_x509_source = workload_api.is_some() || bundles.iter().any(|b| b.x509.is_some());
+        let has_jwt_source = workload_api.is_some() || bundles.iter().any(|b| b.jwt.is_some());
         let x509_from = identity.x509_from.unwrap_or_default();
-        match x509_from {
-            X509From::Xfcc => problem("identity.x509_from", "`xfcc` is not available in this build yet; use peer_certificate or envoy_principal".into()),
-            X509From::PeerCertificate if bundles.is_empty() => {
-                problem("trust.bundles", "peer_certificate verification needs at least one X.509 bundle".into());
-            }
-            _ => {}
+        if x509_from != X509From::EnvoyPrincipal && !has_x509_source {
+            problem("trust", "verifying certificates needs trust.workload_api or at least one trust.bundles[].x509 file".into());
         }
-        if let Some(jwt) = &identity.jwt {
-            if jwt.required {
-                problem("identity.jwt.required", "JWT-SVID verification is not available in this build yet, so a required JWT could never be satisfied".into());
-            } else {
-                warnings.push("identity.jwt: JWT-SVIDs are not verified yet by this build; rules with require_jwt never match".into());
+        let mut xfcc_trusted_proxies = Vec::new();
+        let proxies = identity
+            .xfcc
+            .as_ref()
+            .map(|x| x.trusted_proxies.as_slice())
+            .unwrap_or_default();
+        for (i, p) in proxies.iter().enumerate() {
+            match parse_spiffe_id_strict(p) {
+                Ok(id) => xfcc_trusted_proxies.push(id),
+                Err(m) => problem(&format!("identity.xfcc.trusted_proxies[{i}]"), m.into()),
             }
+        }
+        if x509_from == X509From::Xfcc && proxies.is_empty() {
+            problem(
+                "identity.xfcc.trusted_proxies",
+                "xfcc mode needs the SPIFFE IDs of the proxies whose header is believed".into(),
+            );
+        }
+        if x509_from != X509From::Xfcc && !proxies.is_empty() {
+            warnings.push("identity.xfcc: only used with x509_from: xfcc".into());
+        }
+        let jwt = identity.jwt.as_ref().map(|j| {
+            let header = j.header.clone().unwrap_or_else(|| "authorization".into());
+            if header.is_empty()
+                || !header
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                problem(
+                    "identity.jwt.header",
+                    "a lower-case header name, e.g. authorization".into(),
+                );
+            }
+            if j.audiences.is_empty() || j.audiences.iter().any(String::is_empty) {
+                problem(
+                    "identity.jwt.audiences",
+                    "at least one non-empty audience is required".into(),
+                );
+            }
+            if !has_jwt_source {
+                problem(
+                    "identity.jwt",
+                    "JWT-SVIDs need trust.workload_api or at least one trust.bundles[].jwt file"
+                        .into(),
+                );
+            }
+            JwtSettings {
+                header,
+                audiences: j.audiences.clone(),
+                required: j.required,
+            }
+        });
+        let cache_max_entries = identity
+            .cache_max_entries
+            .unwrap_or(hallpass_identity::DEFAULT_CAPACITY);
+        if cache_max_entries > MAX_CACHE_ENTRIES {
+            problem(
+                "identity.cache_max_entries",
+                format!("at most {MAX_CACHE_ENTRIES}"),
+            );
         }
         let clock_skew = Duration::from_secs(identity.clock_skew_seconds.unwrap_or(30));
         if clock_skew > Duration::from_secs(600) {
@@ -436,7 +549,11 @@ impl Settings {
                     admin_listen,
                     workload_id,
                     bundles,
+                    workload_api,
                     x509_from,
+                    xfcc_trusted_proxies,
+                    jwt,
+                    cache_max_entries,
                     clock_skew,
                     policy_file,
                     reload_interval,

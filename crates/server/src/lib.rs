@@ -12,11 +12,14 @@
 mod admin;
 pub mod answer;
 mod authz;
+mod caller;
 pub mod config;
 mod error;
 mod reload;
 mod sidecar;
 mod state;
+mod trust;
+mod workload_api;
 
 pub use authz::AuthzService;
 pub use config::{ListenAddr, Settings, X509From};

@@ -1,27 +1,27 @@
-//! Keeps the policy and the trust bundles current.
+//! Keeps the policy and the bundle files current.
 //!
 //! Files are re-read on a short interval and compared by content. Polling the
 //! content (rather than inotify) sees every kind of change the same way: an
 //! in-place edit, an atomic rename, and a Kubernetes ConfigMap's `..data`
 //! symlink swap. A file that fails to parse keeps the last good version.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use hallpass_identity::{TrustBundleSet, X509Bundle};
+use hallpass_identity::{X509Bundle, parse_spiffe_bundle};
 use hallpass_policy::CompiledPolicy;
 
 use crate::Shared;
+use crate::trust::SourceBundles;
 
 /// What was last seen of one file: its bytes, or the read error text.
-type Seen = Option<Result<Vec<u8>, String>>;
+type Seen = Result<Vec<u8>, String>;
 
 /// Reload state across ticks.
 #[derive(Debug, Default)]
 pub(crate) struct Reloader {
-    policy_seen: Seen,
-    bundles_seen: Vec<Seen>,
+    policy_seen: Option<Seen>,
+    bundles_seen: Option<Vec<Option<Seen>>>,
 }
 
 impl Reloader {
@@ -42,62 +42,76 @@ impl Reloader {
                 tracing::error!(file = %path.display(), error = %e, "cannot read policy file; keeping the last good policy");
                 shared.metrics.record_reload(false);
             }
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(bytes);
-                match CompiledPolicy::from_yaml(&text) {
-                    Ok(policy) => {
-                        shared.policy.store(Some(Arc::new(policy)));
-                        shared.metrics.record_reload(true);
-                        tracing::info!(file = %path.display(), "policy loaded");
-                    }
-                    Err(e) => {
-                        shared.metrics.record_reload(false);
-                        tracing::error!(file = %path.display(), error = %e, "invalid policy; keeping the last good policy");
-                    }
+            Ok(bytes) => match CompiledPolicy::from_yaml(&String::from_utf8_lossy(bytes)) {
+                Ok(policy) => {
+                    shared.policy.store(Some(Arc::new(policy)));
+                    shared.metrics.record_reload(true);
+                    tracing::info!(file = %path.display(), "policy loaded");
                 }
-            }
+                Err(e) => {
+                    shared.metrics.record_reload(false);
+                    tracing::error!(file = %path.display(), error = %e, "invalid policy; keeping the last good policy");
+                }
+            },
         }
         self.policy_seen = Some(now);
     }
 
     fn tick_bundles(&mut self, shared: &Shared) {
         let files = &shared.settings.bundles;
-        let now: Vec<Seen> = files.iter().map(|(_, p)| Some(read(p))).collect();
-        if now == self.bundles_seen {
+        let now: Vec<Option<Seen>> = files
+            .iter()
+            .flat_map(|f| [f.x509.as_deref().map(read), f.jwt.as_deref().map(read)])
+            .collect();
+        if self.bundles_seen.as_ref() == Some(&now) {
             return;
         }
-        let previous = shared.bundles.load_full();
-        let mut set = TrustBundleSet::new();
+        let previous = shared.trust.file_bundles();
+        let mut next = SourceBundles::default();
         let mut complete = true;
-        for ((td, path), seen) in files.iter().zip(&now) {
-            let loaded = match seen {
-                Some(Ok(bytes)) => X509Bundle::from_pem(td, bytes).map_err(|e| e.to_string()),
-                Some(Err(e)) => Err(e.clone()),
-                None => Err("not read".into()),
-            };
-            match loaded {
-                Ok(bundle) => {
-                    shared
-                        .metrics
-                        .set_bundle_expiry(td.as_str(), bundle.earliest_expiry());
-                    set.insert(td.clone(), bundle);
+        for (file, seen) in files.iter().zip(now.chunks(2)) {
+            let td = &file.trust_domain;
+            if let (Some(path), Some(seen)) = (&file.x509, &seen[0]) {
+                let loaded = seen
+                    .clone()
+                    .and_then(|b| X509Bundle::from_file_bytes(td, &b).map_err(|e| e.to_string()));
+                match loaded {
+                    Ok(bundle) => {
+                        next.x509.insert(td.clone(), bundle);
+                    }
+                    Err(e) => {
+                        complete = false;
+                        let kept = previous.x509.get(td).cloned();
+                        tracing::error!(trust_domain = %td, file = %path.display(), error = %e, kept_last_good = kept.is_some(), "cannot load X.509 bundle");
+                        if let Some(bundle) = kept {
+                            next.x509.insert(td.clone(), bundle);
+                        }
+                    }
                 }
-                Err(e) => {
-                    complete = false;
-                    let kept = previous.as_ref().and_then(|p| p.x509(td)).cloned();
-                    tracing::error!(trust_domain = %td, file = %path.display(), error = %e, kept_last_good = kept.is_some(), "cannot load X.509 bundle");
-                    if let Some(bundle) = kept {
-                        set.insert(td.clone(), bundle);
+            }
+            if let (Some(path), Some(seen)) = (&file.jwt, &seen[1]) {
+                let loaded = seen.clone().and_then(|b| parse_spiffe_bundle(&b, true));
+                match loaded {
+                    Ok(parsed) if !parsed.jwt_authorities.is_empty() => {
+                        next.jwt.insert(td.clone(), parsed.jwt_authorities);
+                    }
+                    other => {
+                        complete = false;
+                        let error = other.err().unwrap_or_else(|| "no jwt-svid keys".into());
+                        let kept = previous.jwt.get(td).cloned();
+                        tracing::error!(trust_domain = %td, file = %path.display(), error = %error, kept_last_good = kept.is_some(), "cannot load JWT bundle");
+                        if let Some(keys) = kept {
+                            next.jwt.insert(td.clone(), keys);
+                        }
                     }
                 }
             }
         }
-        shared.bundles.store(Some(Arc::new(set)));
-        shared.bundles_complete.store(complete, Ordering::Relaxed);
-        self.bundles_seen = now;
+        shared.trust.set_files(next, complete, &shared.metrics);
+        self.bundles_seen = Some(now);
     }
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
+fn read(path: &Path) -> Seen {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -149,6 +149,14 @@ impl Sidecar {
             })
         };
 
+        let workload_api_task = shared.settings.workload_api.clone().map(|endpoint| {
+            tokio::spawn(crate::workload_api::run(
+                shared.clone(),
+                endpoint,
+                stop_rx.clone(),
+            ))
+        });
+
         let service = AuthorizationServer::new(AuthzService::new(shared.clone()));
         let router = tonic::transport::Server::builder()
             .add_service(health_service)
@@ -184,6 +192,9 @@ impl Sidecar {
 
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, authz_task).await;
         let _ = reload_task.await;
+        if let Some(task) = workload_api_task {
+            let _ = task.await;
+        }
         match drained {
             Ok(Ok(result)) => result?,
             Ok(Err(join)) => tracing::error!(error = %join, "authz server task failed"),

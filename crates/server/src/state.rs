@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwapOption;
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use hallpass_identity::{
-    IdentityError, SpiffeId, TrustBundleSet, X509SvidVerifier, decode_envoy_certificate,
-    parse_spiffe_id_strict,
+    JwtSvidVerifier, SpiffeId, VerificationCache, X509SvidVerifier, parse_spiffe_id_strict,
 };
 use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Mode, Request};
 use hallpass_telemetry::{DecisionLabel, Metrics};
 
-use crate::config::{Settings, X509From};
+use crate::caller::Verified;
+use crate::config::{JwtSettings, Settings, X509From};
+use crate::trust::TrustStore;
 
 /// Metric label for a caller that proved no identity.
 const UNAUTHENTICATED: &str = "unauthenticated";
@@ -24,11 +25,11 @@ const UNKNOWN: &str = "unknown";
 pub struct Shared {
     pub(crate) settings: Settings,
     pub(crate) policy: ArcSwapOption<CompiledPolicy>,
-    pub(crate) bundles: ArcSwapOption<TrustBundleSet>,
-    /// False while any configured bundle file failed to load.
-    pub(crate) bundles_complete: AtomicBool,
+    pub(crate) trust: TrustStore,
     pub(crate) draining: AtomicBool,
-    verifier: X509SvidVerifier,
+    pub(crate) x509: X509SvidVerifier,
+    pub(crate) jwt: Option<(JwtSettings, JwtSvidVerifier)>,
+    pub(crate) cache: VerificationCache<Verified>,
     /// The metrics registry.
     pub metrics: Metrics,
 }
@@ -82,31 +83,25 @@ impl Outcome {
     }
 }
 
-/// The one mapping from an identity failure to a reason code.
-pub(crate) fn identity_reason(e: &IdentityError) -> DenyReason {
-    match e {
-        IdentityError::NoCredential => DenyReason::NoIdentity,
-        IdentityError::UntrustedTrustDomain(_) => DenyReason::UntrustedTrustDomain,
-        IdentityError::Expired => DenyReason::ExpiredCredential,
-        IdentityError::Bundle { .. } => DenyReason::InternalError,
-        IdentityError::Malformed(_)
-        | IdentityError::NotAnSvid(_)
-        | IdentityError::ChainInvalid(_) => DenyReason::InvalidSvid,
-        _ => DenyReason::InternalError,
-    }
-}
-
 impl Shared {
     /// Shared state for `settings` with nothing loaded yet (not ready).
     pub fn new(settings: Settings, metrics: Metrics) -> Self {
-        let verifier = X509SvidVerifier::new(settings.clock_skew);
+        let x509 = X509SvidVerifier::new(settings.clock_skew);
+        let jwt = settings.jwt.clone().map(|j| {
+            (
+                j.clone(),
+                JwtSvidVerifier::new(j.audiences, settings.clock_skew),
+            )
+        });
+        let cache = VerificationCache::new(settings.cache_max_entries);
         Self {
             settings,
             policy: ArcSwapOption::empty(),
-            bundles: ArcSwapOption::empty(),
-            bundles_complete: AtomicBool::new(false),
+            trust: TrustStore::default(),
             draining: AtomicBool::new(false),
-            verifier,
+            x509,
+            jwt,
+            cache,
             metrics,
         }
     }
@@ -117,12 +112,25 @@ impl Shared {
         if self.policy.load().is_none() {
             out.push("no valid policy loaded");
         }
-        if self.settings.x509_from == X509From::PeerCertificate {
-            if self.bundles.load().as_ref().is_none_or(|b| b.is_empty()) {
-                out.push("no trust bundle loaded");
-            } else if !self.bundles_complete.load(Ordering::Relaxed) {
-                out.push("a configured trust bundle failed to load");
-            }
+        let bundles = self.trust.current();
+        if self.settings.x509_from != X509From::EnvoyPrincipal
+            && bundles.as_ref().is_none_or(|b| b.is_empty())
+        {
+            out.push("no X.509 trust bundle loaded");
+        }
+        if self.jwt.is_some()
+            && bundles
+                .as_ref()
+                .is_none_or(|b| b.jwt_iter().next().is_none())
+        {
+            out.push("no JWT bundle loaded");
+        }
+        if !self.settings.bundles.is_empty() && !self.trust.files_complete.load(Ordering::Relaxed) {
+            out.push("a configured bundle file failed to load");
+        }
+        if self.settings.workload_api.is_some() && !self.trust.api_x509_seen.load(Ordering::Relaxed)
+        {
+            out.push("no bundles from the Workload API yet");
         }
         if self.draining.load(Ordering::Relaxed) {
             out.push("shutting down");
@@ -160,62 +168,31 @@ impl Shared {
             destination_label: destination_label.clone(),
         };
 
-        let source = match self.x509_identity(attrs, now) {
-            Ok(id) => id,
+        let caller = match self.caller(attrs, now) {
+            Ok(caller) => caller,
             Err(reason) => return deny(reason, None, Arc::from(UNAUTHENTICATED)),
         };
-        let source_label = policy.source_label(&source);
+        let source_label = policy.source_label(&caller.id);
 
         let Some(http) = attrs.request.as_ref().and_then(|r| r.http.as_ref()) else {
-            return deny(DenyReason::InternalError, Some(source), source_label);
+            return deny(DenyReason::InternalError, Some(caller.id), source_label);
         };
         let request = Request {
-            source: &source,
+            source: &caller.id,
             method: &http.method,
             path: &http.path,
             headers: &http.headers,
-            has_jwt: false,
+            has_jwt: caller.has_jwt,
+            serial: caller.serial.as_deref(),
             now,
         };
         let (decision, mode) = policy.evaluate(&destination, &request);
         Outcome {
             decision,
             mode,
-            source: Some(source),
+            source: Some(caller.id),
             source_label,
             destination_label,
-        }
-    }
-
-    fn x509_identity(
-        &self,
-        attrs: &envoy_types::pb::envoy::service::auth::v3::AttributeContext,
-        now: i64,
-    ) -> Result<SpiffeId, DenyReason> {
-        let peer = attrs.source.as_ref();
-        match self.settings.x509_from {
-            X509From::EnvoyPrincipal => {
-                let principal = peer.map(|p| p.principal.as_str()).unwrap_or_default();
-                if principal.is_empty() {
-                    return Err(DenyReason::NoIdentity);
-                }
-                parse_spiffe_id_strict(principal).map_err(|_| DenyReason::InvalidSvid)
-            }
-            X509From::PeerCertificate | X509From::Xfcc => {
-                let encoded = peer.map(|p| p.certificate.as_str()).unwrap_or_default();
-                let certs = decode_envoy_certificate(encoded).map_err(|e| identity_reason(&e))?;
-                let Some(bundles) = self.bundles.load_full() else {
-                    return Err(DenyReason::InternalError);
-                };
-                let (leaf, intermediates) = certs.split_first().ok_or(DenyReason::NoIdentity)?;
-                self.verifier
-                    .verify(&bundles, leaf, intermediates, now)
-                    .map(|svid| svid.id)
-                    .map_err(|e| {
-                        tracing::debug!(error = %e, "X.509-SVID rejected");
-                        identity_reason(&e)
-                    })
-            }
         }
     }
 

@@ -25,6 +25,7 @@ trust:
       x509: /etc/hallpass/hospital.pem
     - trust_domain: imaging-vendor.example
       x509: /etc/hallpass/vendor.pem
+      jwt: /etc/hallpass/vendor.jwks.json
 identity:
   x509_from: peer_certificate
   clock_skew_seconds: 45
@@ -95,21 +96,23 @@ fn full_config_is_read_into_settings() {
         s.workload_id.as_ref().unwrap().to_string(),
         "spiffe://hospital.example/ns/clinical/sa/lab-results"
     );
-    let bundles: Vec<(String, PathBuf)> = s
+    let bundles: Vec<(String, Option<PathBuf>, Option<PathBuf>)> = s
         .bundles
         .iter()
-        .map(|(td, p)| (td.to_string(), p.clone()))
+        .map(|b| (b.trust_domain.to_string(), b.x509.clone(), b.jwt.clone()))
         .collect();
     assert_eq!(
         bundles,
         [
             (
                 "hospital.example".to_owned(),
-                PathBuf::from("/etc/hallpass/hospital.pem")
+                Some(PathBuf::from("/etc/hallpass/hospital.pem")),
+                None
             ),
             (
                 "imaging-vendor.example".to_owned(),
-                PathBuf::from("/etc/hallpass/vendor.pem")
+                Some(PathBuf::from("/etc/hallpass/vendor.pem")),
+                Some(PathBuf::from("/etc/hallpass/vendor.jwks.json"))
             ),
         ]
     );
@@ -118,12 +121,11 @@ fn full_config_is_read_into_settings() {
     assert_eq!(s.policy_file, PathBuf::from("/etc/hallpass/policy.yaml"));
     assert_eq!(s.reload_interval, Duration::from_secs(5));
     assert_eq!(s.audit_log, AuditLog::Off);
-    // JWT settings that are accepted but not yet used are called out, not ignored.
-    assert!(
-        s.warnings.iter().any(|w| w.starts_with("identity.jwt")),
-        "{:?}",
-        s.warnings
-    );
+    let jwt = s.jwt.as_ref().unwrap();
+    assert_eq!(jwt.header, "authorization");
+    assert_eq!(jwt.audiences, ["lab-results"]);
+    assert!(!jwt.required);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
 
 #[test]
@@ -275,9 +277,34 @@ fn each_bad_value_is_reported_at_its_key() {
             "file audit log not available",
         ),
         (
-            "trust:\n  workload_api: unix:///run/spire/agent.sock\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n",
+            "trust:\n  workload_api: /run/spire/agent.sock\n",
             "trust.workload_api",
-            "workload API not available",
+            "workload API endpoint without a scheme",
+        ),
+        (
+            "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n    - trust_domain: vendor.example\n",
+            "trust.bundles[1]",
+            "bundle entry without files",
+        ),
+        (
+            "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n      jwt: /a.jwks.json\nidentity:\n  jwt:\n    audiences: []\n",
+            "identity.jwt.audiences",
+            "JWT without audiences",
+        ),
+        (
+            "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n      jwt: /a.jwks.json\nidentity:\n  jwt:\n    header: Authorization\n    audiences: [a]\n",
+            "identity.jwt.header",
+            "upper-case JWT header",
+        ),
+        (
+            "identity:\n  x509_from: xfcc\n",
+            "identity.xfcc.trusted_proxies",
+            "xfcc without trusted proxies",
+        ),
+        (
+            "identity:\n  cache_max_entries: 2000000\n",
+            "identity.cache_max_entries",
+            "cache too large",
         ),
     ];
     for (extra, path, what) in cases {
@@ -311,11 +338,7 @@ fn merge(base: &str, extra: &str) -> String {
 #[test]
 fn missing_policy_file_and_bundles_are_reported() {
     let found = problems("", no_env());
-    assert_eq!(
-        paths(&found),
-        ["policy.file", "trust.bundles"],
-        "{found:#?}"
-    );
+    assert_eq!(paths(&found), ["policy.file", "trust"], "{found:#?}");
 }
 
 #[test]
@@ -323,10 +346,7 @@ fn bundle_without_x509_file_is_reported() {
     let text =
         "trust:\n  bundles:\n    - trust_domain: hospital.example\npolicy:\n  file: /p.yaml\n";
     let found = problems(text, no_env());
-    assert!(
-        paths(&found).contains(&"trust.bundles[0].x509"),
-        "{found:#?}"
-    );
+    assert!(paths(&found).contains(&"trust.bundles[0]"), "{found:#?}");
 }
 
 #[test]
@@ -451,33 +471,58 @@ fn environment_errors_and_file_errors_are_reported_together() {
     );
     assert_eq!(
         paths(&found),
-        ["admin.listen", "policy.flie", "trust.bundles"],
+        ["admin.listen", "policy.flie", "trust"],
         "{found:#?}"
     );
 }
 
-// ---------------------------------------------------------------- not available yet: fail closed
+// ---------------------------------------------------------------- identity and trust sources
 
 #[test]
-fn required_jwt_is_refused_while_jwt_is_unsupported() {
-    let text = merge(
-        FULL,
-        "identity:\n  jwt:\n    audiences: [lab-results]\n    required: true\n",
-    );
-    let p = only_problem_at(&text, no_env(), "identity.jwt.required");
-    assert!(!p.message.is_empty());
+fn jwt_needs_a_jwt_trust_source() {
+    // MINIMAL has an X.509 bundle only: a JWT could never verify.
+    let text = merge(MINIMAL, "identity:\n  jwt:\n    audiences: [lab-results]\n");
+    only_problem_at(&text, no_env(), "identity.jwt");
 }
 
 #[test]
-fn xfcc_is_refused_while_unsupported() {
-    let text = merge(MINIMAL, "identity:\n  x509_from: xfcc\n");
-    only_problem_at(&text, no_env(), "identity.x509_from");
-    // Also when it arrives through the environment.
+fn xfcc_mode_reads_its_trusted_proxies() {
+    let text = merge(
+        MINIMAL,
+        "identity:\n  x509_from: xfcc\n  xfcc:\n    trusted_proxies: [spiffe://hospital.example/ns/edge/sa/gateway]\n",
+    );
+    let s = Settings::from_yaml(&text, no_env()).unwrap();
+    assert_eq!(s.x509_from, X509From::Xfcc);
+    assert_eq!(
+        s.xfcc_trusted_proxies[0].to_string(),
+        "spiffe://hospital.example/ns/edge/sa/gateway"
+    );
+    // Through the environment, the mode alone is refused until proxies are named.
     only_problem_at(
         MINIMAL,
         env(&[("HALLPASS_IDENTITY_X509_FROM", "xfcc")]),
-        "identity.x509_from",
+        "identity.xfcc.trusted_proxies",
     );
+}
+
+#[test]
+fn spiffe_endpoint_socket_is_a_trust_source() {
+    let text = "policy:\n  file: /p.yaml\n";
+    only_problem_at(text, no_env(), "trust");
+    let s = Settings::from_yaml(
+        text,
+        env(&[("SPIFFE_ENDPOINT_SOCKET", "unix:///run/spire/agent.sock")]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.workload_api.as_deref(),
+        Some("unix:///run/spire/agent.sock")
+    );
+    // The config key wins over the variable.
+    let text = "trust:\n  workload_api: unix:///a.sock\npolicy:\n  file: /p.yaml\n";
+    let s =
+        Settings::from_yaml(text, env(&[("SPIFFE_ENDPOINT_SOCKET", "unix:///b.sock")])).unwrap();
+    assert_eq!(s.workload_api.as_deref(), Some("unix:///a.sock"));
 }
 
 #[test]
@@ -497,7 +542,7 @@ fn unix_admin_listener_is_refused() {
 fn unknown_key_inside_an_optional_section_has_a_clean_path() {
     let text = merge(
         MINIMAL,
-        "identity:\n  jwt:\n    audiences: [a]\n    reqired: true\n",
+        "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n      jwt: /a.jwks.json\nidentity:\n  jwt:\n    audiences: [a]\n    reqired: true\n",
     );
     only_problem_at(&text, no_env(), "identity.jwt.reqired");
 }

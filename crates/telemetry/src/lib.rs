@@ -8,7 +8,8 @@
 //! crate owns the metric names, help texts and buckets so they stay stable.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Errors from building or encoding metrics.
@@ -58,6 +59,18 @@ pub struct Metrics {
     pub check_duration: Histogram,
     reloads: IntCounterVec,
     bundle_expiry: IntGaugeVec,
+    /// Identity cache lookups that found a verified credential.
+    pub cache_hits: IntCounter,
+    /// Identity cache lookups that had to verify.
+    pub cache_misses: IntCounter,
+    /// Entries dropped to keep the identity cache under its cap.
+    pub cache_evictions: IntCounter,
+    /// 1 while a Workload API stream is up.
+    pub workload_api_connected: IntGauge,
+    /// Workload API (re)connection attempts after the first.
+    pub workload_api_reconnects: IntCounter,
+    /// Bundle updates received from the Workload API, by kind.
+    workload_api_updates: IntCounterVec,
 }
 
 impl Metrics {
@@ -92,6 +105,40 @@ impl Metrics {
             ),
             &["trust_domain"],
         )?;
+        let counter = |name: &str, help: &str| IntCounter::with_opts(Opts::new(name, help));
+        let cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "hallpass_identity_cache_lookups_total",
+                "Verified-credential cache lookups, by result (hit or miss).",
+            ),
+            &["result"],
+        )?;
+        let cache_hits = cache_lookups.with_label_values(&["hit"]);
+        let cache_misses = cache_lookups.with_label_values(&["miss"]);
+        let cache_evictions = counter(
+            "hallpass_identity_cache_evictions_total",
+            "Entries dropped to keep the verified-credential cache under its cap.",
+        )?;
+        let workload_api_connected = IntGauge::with_opts(Opts::new(
+            "hallpass_workload_api_connected",
+            "1 while the SPIFFE Workload API bundle streams are up, else 0.",
+        ))?;
+        let workload_api_reconnects = counter(
+            "hallpass_workload_api_reconnects_total",
+            "Workload API reconnection attempts after a stream ended or failed.",
+        )?;
+        let workload_api_updates = IntCounterVec::new(
+            Opts::new(
+                "hallpass_workload_api_updates_total",
+                "Bundle sets received from the Workload API, by kind (x509 or jwt).",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(cache_lookups))?;
+        registry.register(Box::new(cache_evictions.clone()))?;
+        registry.register(Box::new(workload_api_connected.clone()))?;
+        registry.register(Box::new(workload_api_reconnects.clone()))?;
+        registry.register(Box::new(workload_api_updates.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(check_duration.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
@@ -105,6 +152,12 @@ impl Metrics {
             check_duration,
             reloads,
             bundle_expiry,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            workload_api_connected,
+            workload_api_reconnects,
+            workload_api_updates,
         })
     }
 
@@ -133,6 +186,16 @@ impl Metrics {
         self.bundle_expiry
             .with_label_values(&[trust_domain])
             .set(unix_seconds);
+    }
+
+    /// Forget every trust domain's expiry (before publishing the current set).
+    pub fn reset_bundle_expiry(&self) {
+        self.bundle_expiry.reset();
+    }
+
+    /// Count one bundle update from the Workload API (`x509` or `jwt`).
+    pub fn record_workload_api_update(&self, kind: &'static str) {
+        self.workload_api_updates.with_label_values(&[kind]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -1,0 +1,249 @@
+//! Who is calling: the X.509 and JWT credentials of one `CheckRequest`, turned
+//! into at most one proven SPIFFE ID, through the verification cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+use hallpass_identity::{
+    IdentityError, SpiffeId, TrustBundleSet, credential_digest, decode_envoy_certificate,
+    parse_spiffe_id_strict, parse_xfcc,
+};
+use hallpass_policy::DenyReason;
+
+use crate::Shared;
+use crate::config::X509From;
+
+/// The header Envoy (or a front proxy) uses for client certificate details.
+const XFCC_HEADER: &str = "x-forwarded-client-cert";
+
+/// A caller identity, proven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Caller {
+    /// The SPIFFE ID.
+    pub(crate) id: SpiffeId,
+    /// Serial of the X.509-SVID that proved it, if a certificate did.
+    pub(crate) serial: Option<Arc<[u8]>>,
+    /// A JWT-SVID naming the same ID was verified.
+    pub(crate) has_jwt: bool,
+}
+
+/// What the cache remembers of one verified credential.
+#[derive(Debug, Clone)]
+pub(crate) struct Verified {
+    id: SpiffeId,
+    serial: Option<Arc<[u8]>>,
+}
+
+/// The one mapping from an identity failure to a reason code.
+pub(crate) fn identity_reason(e: &IdentityError) -> DenyReason {
+    match e {
+        IdentityError::NoCredential => DenyReason::NoIdentity,
+        IdentityError::UntrustedTrustDomain(_) => DenyReason::UntrustedTrustDomain,
+        IdentityError::Expired => DenyReason::ExpiredCredential,
+        IdentityError::InvalidJwt(_) => DenyReason::InvalidJwt,
+        IdentityError::JwtAudienceMismatch => DenyReason::JwtAudienceMismatch,
+        IdentityError::Malformed(_)
+        | IdentityError::NotAnSvid(_)
+        | IdentityError::ChainInvalid(_) => DenyReason::InvalidSvid,
+        _ => DenyReason::InternalError,
+    }
+}
+
+impl Shared {
+    /// Prove the caller from the request's credentials, or say why not.
+    pub(crate) fn caller(&self, attrs: &AttributeContext, now: i64) -> Result<Caller, DenyReason> {
+        let empty = HashMap::new();
+        let headers = attrs
+            .request
+            .as_ref()
+            .and_then(|r| r.http.as_ref())
+            .map_or(&empty, |h| &h.headers);
+        let x509 = self.x509_caller(attrs, headers, now)?;
+        let jwt = match &self.jwt {
+            Some((settings, _)) => match bearer_token(headers, &settings.header) {
+                Some(token) => Some(self.jwt_caller(token, now)?),
+                None if settings.required => return Err(DenyReason::NoIdentity),
+                None => None,
+            },
+            None => None,
+        };
+        match (x509, jwt) {
+            (Some(x), Some(j)) if x.id != j.id => Err(DenyReason::IdentityMismatch),
+            (Some(x), Some(_)) => Ok(Caller {
+                id: x.id,
+                serial: x.serial,
+                has_jwt: true,
+            }),
+            (Some(x), None) => Ok(Caller {
+                id: x.id,
+                serial: x.serial,
+                has_jwt: false,
+            }),
+            (None, Some(j)) => Ok(Caller {
+                id: j.id,
+                serial: None,
+                has_jwt: true,
+            }),
+            (None, None) => Err(DenyReason::NoIdentity),
+        }
+    }
+
+    fn bundles(&self) -> Result<Arc<TrustBundleSet>, DenyReason> {
+        self.trust.current().ok_or(DenyReason::InternalError)
+    }
+
+    /// The X.509 identity: `None` when no certificate was presented.
+    fn x509_caller(
+        &self,
+        attrs: &AttributeContext,
+        headers: &HashMap<String, String>,
+        now: i64,
+    ) -> Result<Option<Verified>, DenyReason> {
+        let peer = attrs.source.as_ref();
+        match self.settings.x509_from {
+            X509From::EnvoyPrincipal => {
+                let principal = peer.map(|p| p.principal.as_str()).unwrap_or_default();
+                if principal.is_empty() {
+                    return Ok(None);
+                }
+                let id = parse_spiffe_id_strict(principal).map_err(|_| DenyReason::InvalidSvid)?;
+                Ok(Some(Verified { id, serial: None }))
+            }
+            X509From::PeerCertificate => {
+                let leaf = peer.map(|p| p.certificate.as_str()).unwrap_or_default();
+                if leaf.is_empty() {
+                    return Ok(None);
+                }
+                // Our own Envoy may forward the chain (SANITIZE_SET, chain: true).
+                // Intermediates are only helpers: trust still ends at the bundle.
+                let chain = match headers.get(XFCC_HEADER) {
+                    Some(h) => parse_xfcc(h)
+                        .map_err(|_| DenyReason::InvalidSvid)?
+                        .pop()
+                        .and_then(|e| e.chain)
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                self.verify_x509(leaf, &chain, now).map(Some)
+            }
+            X509From::Xfcc => {
+                // The direct peer must itself prove to be a trusted proxy.
+                let proxy_cert = peer.map(|p| p.certificate.as_str()).unwrap_or_default();
+                if proxy_cert.is_empty() {
+                    return Err(DenyReason::NoIdentity);
+                }
+                let proxy = self.verify_x509(proxy_cert, "", now)?;
+                if !self.settings.xfcc_trusted_proxies.contains(&proxy.id) {
+                    tracing::debug!(proxy = %proxy.id, "XFCC from a peer that is not a trusted proxy");
+                    return Err(DenyReason::InvalidSvid);
+                }
+                let Some(header) = headers.get(XFCC_HEADER) else {
+                    return Ok(None);
+                };
+                let nearest = parse_xfcc(header)
+                    .map_err(|_| DenyReason::InvalidSvid)?
+                    .pop();
+                match nearest.and_then(|e| e.cert.map(|c| (c, e.chain.unwrap_or_default()))) {
+                    Some((cert, chain)) => self.verify_x509(&cert, &chain, now).map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Verify a URL-encoded PEM leaf (plus optional URL-encoded PEM chain),
+    /// through the cache.
+    fn verify_x509(&self, leaf: &str, chain: &str, now: i64) -> Result<Verified, DenyReason> {
+        let bundles = self.bundles()?;
+        let key = credential_digest(&[b"x509", leaf.as_bytes(), chain.as_bytes()]);
+        if let Some(hit) = self.cache.get(&key, bundles.generation(), now) {
+            self.metrics.cache_hits.inc();
+            return Ok(hit);
+        }
+        self.metrics.cache_misses.inc();
+        let certs = decode_envoy_certificate(leaf).map_err(|e| identity_reason(&e))?;
+        let Some((leaf_der, extra)) = certs.split_first() else {
+            return Err(DenyReason::NoIdentity);
+        };
+        let mut intermediates = extra.to_vec();
+        if !chain.is_empty() {
+            let mut chain_certs =
+                decode_envoy_certificate(chain).map_err(|e| identity_reason(&e))?;
+            // XFCC's Chain starts with the leaf itself.
+            if chain_certs
+                .first()
+                .is_some_and(|c| c.as_ref() == leaf_der.as_ref())
+            {
+                chain_certs.remove(0);
+            }
+            intermediates.extend(chain_certs);
+        }
+        let svid = self
+            .x509
+            .verify(&bundles, leaf_der, &intermediates, now)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "X.509-SVID rejected");
+                identity_reason(&e)
+            })?;
+        let verified = Verified {
+            id: svid.id,
+            serial: Some(Arc::from(svid.serial)),
+        };
+        let evicted = self.cache.insert(
+            key,
+            bundles.generation(),
+            verified.clone(),
+            svid.not_after,
+            now,
+        );
+        self.metrics.cache_evictions.inc_by(evicted);
+        Ok(verified)
+    }
+
+    fn jwt_caller(&self, token: &str, now: i64) -> Result<Verified, DenyReason> {
+        let Some((_, verifier)) = &self.jwt else {
+            return Err(DenyReason::InternalError);
+        };
+        let bundles = self.bundles()?;
+        let key = credential_digest(&[b"jwt", token.as_bytes()]);
+        if let Some(hit) = self.cache.get(&key, bundles.generation(), now) {
+            self.metrics.cache_hits.inc();
+            return Ok(hit);
+        }
+        self.metrics.cache_misses.inc();
+        let jwt = verifier.verify(&bundles, token, now).map_err(|e| {
+            tracing::debug!(error = %e, "JWT-SVID rejected");
+            identity_reason(&e)
+        })?;
+        let verified = Verified {
+            id: jwt.id,
+            serial: None,
+        };
+        let evicted = self.cache.insert(
+            key,
+            bundles.generation(),
+            verified.clone(),
+            jwt.expires,
+            now,
+        );
+        self.metrics.cache_evictions.inc_by(evicted);
+        Ok(verified)
+    }
+}
+
+/// The token in `header`: for `authorization`, the part after `Bearer `
+/// (any other scheme means no JWT-SVID); for other headers, the whole value.
+fn bearer_token<'a>(headers: &'a HashMap<String, String>, header: &str) -> Option<&'a str> {
+    let value = headers.get(header)?.trim();
+    let token = if header == "authorization" {
+        let (scheme, rest) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        rest.trim()
+    } else {
+        value
+    };
+    (!token.is_empty()).then_some(token)
+}
