@@ -89,8 +89,19 @@ impl Shared {
         }
     }
 
-    fn bundles(&self) -> Result<Arc<TrustBundleSet>, DenyReason> {
-        self.trust.current().ok_or(DenyReason::InternalError)
+    /// The bundles in force. With none at all (nothing delivered yet), the
+    /// fault is ours, not the caller's: `internal_error`, not a 401.
+    fn bundles(&self, jwt: bool) -> Result<Arc<TrustBundleSet>, DenyReason> {
+        let set = self.trust.current().ok_or(DenyReason::InternalError)?;
+        let empty = if jwt {
+            set.jwt_iter().next().is_none()
+        } else {
+            set.is_empty()
+        };
+        if empty {
+            return Err(DenyReason::InternalError);
+        }
+        Ok(set)
     }
 
     /// The X.509 identity: `None` when no certificate was presented.
@@ -155,7 +166,7 @@ impl Shared {
     /// Verify a URL-encoded PEM leaf (plus optional URL-encoded PEM chain),
     /// through the cache.
     fn verify_x509(&self, leaf: &str, chain: &str, now: i64) -> Result<Verified, DenyReason> {
-        let bundles = self.bundles()?;
+        let bundles = self.bundles(false)?;
         let key = credential_digest(&[b"x509", leaf.as_bytes(), chain.as_bytes()]);
         if let Some(hit) = self.cache.get(&key, bundles.generation(), now) {
             self.metrics.cache_hits.inc();
@@ -205,7 +216,7 @@ impl Shared {
         let Some((_, verifier)) = &self.jwt else {
             return Err(DenyReason::InternalError);
         };
-        let bundles = self.bundles()?;
+        let bundles = self.bundles(true)?;
         let key = credential_digest(&[b"jwt", token.as_bytes()]);
         if let Some(hit) = self.cache.get(&key, bundles.generation(), now) {
             self.metrics.cache_hits.inc();
