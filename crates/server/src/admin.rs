@@ -14,6 +14,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/callgraph", get(callgraph_json))
+        .route("/callgraph.dot", get(callgraph_dot))
+        .route("/callgraph.html", get(callgraph_html))
         .with_state(shared)
 }
 
@@ -44,5 +47,45 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("cannot encode metrics: {e}\n"),
         ),
+    }
+}
+
+async fn snapshot(shared: &Shared) -> Result<hallpass_telemetry::CallGraph, (StatusCode, String)> {
+    shared.telemetry.snapshot().await.ok_or((
+        StatusCode::SERVICE_UNAVAILABLE,
+        "telemetry is not running\n".to_owned(),
+    ))
+}
+
+async fn callgraph_json(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    match snapshot(&shared).await {
+        Ok(graph) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string_pretty(&graph).unwrap_or_default(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn callgraph_dot(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    match snapshot(&shared).await {
+        Ok(graph) => (
+            [(header::CONTENT_TYPE, "text/vnd.graphviz")],
+            hallpass_telemetry::to_dot(&graph),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn callgraph_html(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    match snapshot(&shared).await {
+        Ok(graph) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            hallpass_telemetry::to_html(&graph),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
     }
 }

@@ -19,11 +19,11 @@ impl AuthzService {
     }
 }
 
-/// Current Unix time in seconds (0 if the clock is before 1970).
-pub(crate) fn unix_now() -> i64 {
+/// Current Unix time in milliseconds (0 if the clock is before 1970).
+pub(crate) fn unix_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[tonic::async_trait]
@@ -36,13 +36,14 @@ impl Authorization for AuthzService {
         let check = request.into_inner();
         // Always an answer, never an Err: Err would hand the decision to
         // Envoy's failure mode instead of ours.
-        let outcome = self.shared.decide(&check, unix_now());
+        let now_ms = unix_now_ms();
+        let outcome = self.shared.decide(&check, now_ms / 1000);
         let response = answer::check_response(&outcome);
         self.shared
             .metrics
             .check_duration
             .observe(started.elapsed().as_secs_f64());
-        self.shared.record(&outcome, &check);
+        self.shared.record(&outcome, &check, now_ms);
         Ok(Response::new(response))
     }
 }

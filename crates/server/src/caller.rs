@@ -26,6 +26,8 @@ pub(crate) struct Caller {
     pub(crate) serial: Option<Arc<[u8]>>,
     /// A JWT-SVID naming the same ID was verified.
     pub(crate) has_jwt: bool,
+    /// Credential kinds that proved it (`x509`, `jwt`).
+    pub(crate) credentials: &'static [&'static str],
 }
 
 /// What the cache remembers of one verified credential.
@@ -74,16 +76,19 @@ impl Shared {
                 id: x.id,
                 serial: x.serial,
                 has_jwt: true,
+                credentials: &["x509", "jwt"],
             }),
             (Some(x), None) => Ok(Caller {
                 id: x.id,
                 serial: x.serial,
                 has_jwt: false,
+                credentials: &["x509"],
             }),
             (None, Some(j)) => Ok(Caller {
                 id: j.id,
                 serial: None,
                 has_jwt: true,
+                credentials: &["jwt"],
             }),
             (None, None) => Err(DenyReason::NoIdentity),
         }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hallpass_identity::{SpiffeId, TrustDomain, parse_spiffe_id_strict};
+use hallpass_telemetry::{AuditTarget, RateSpikeSettings, TelemetrySettings};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
@@ -166,7 +167,16 @@ struct PolicySection {
 #[serde(default)]
 struct TelemetrySection {
     audit_log: Option<String>,
+    audit_log_max_bytes: Option<u64>,
+    audit_log_max_files: Option<u32>,
+    log_raw_paths: bool,
     baseline: Option<PathBuf>,
+    learning_window_seconds: Option<u64>,
+    rate_window_seconds: Option<u64>,
+    rate_spike_factor: Option<f64>,
+    rate_spike_min_requests: Option<u64>,
+    max_edges: Option<usize>,
+    queue_capacity: Option<usize>,
 }
 
 /// Where the caller's X.509 identity comes from.
@@ -218,15 +228,6 @@ impl fmt::Display for ListenAddr {
     }
 }
 
-/// Where audit records go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuditLog {
-    /// One JSON line per decision on standard output.
-    Stdout,
-    /// No audit records.
-    Off,
-}
-
 /// The validated configuration the sidecar runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -255,8 +256,10 @@ pub struct Settings {
     pub policy_file: PathBuf,
     /// How often the policy and bundle files are re-read.
     pub reload_interval: Duration,
-    /// Audit record destination.
-    pub audit_log: AuditLog,
+    /// Call graph, anomaly detection and audit log.
+    pub telemetry: TelemetrySettings,
+    /// Put raw request paths in audit records (only for meshes without PHI).
+    pub log_raw_paths: bool,
     /// Non-fatal notes about the config, logged at start.
     pub warnings: Vec<String>,
 }
@@ -522,45 +525,97 @@ impl Settings {
                 "must be between 1 and 3600".into(),
             );
         }
-        let audit_log = match telemetry.audit_log.as_deref().unwrap_or("stdout") {
-            "stdout" => Some(AuditLog::Stdout),
-            "off" => Some(AuditLog::Off),
+        let defaults = TelemetrySettings::default();
+        let audit = match telemetry.audit_log.as_deref().unwrap_or("stdout") {
+            "stdout" => AuditTarget::Stdout,
+            "off" => AuditTarget::Off,
+            path if path.starts_with('/') => AuditTarget::File {
+                path: PathBuf::from(path),
+                max_bytes: telemetry.audit_log_max_bytes.unwrap_or(100 * 1024 * 1024),
+                keep: telemetry.audit_log_max_files.unwrap_or(5),
+            },
             _ => {
                 problem(
                     "telemetry.audit_log",
-                    "only `stdout` and `off` are available in this build yet".into(),
+                    "`stdout`, `off`, or an absolute file path".into(),
                 );
-                None
+                AuditTarget::Off
             }
         };
-        if telemetry.baseline.is_some() {
-            warnings.push(
-                "telemetry.baseline: call-path baselines are not used yet by this build".into(),
+        if telemetry.audit_log_max_bytes.is_some_and(|b| b < 4096) {
+            problem("telemetry.audit_log_max_bytes", "at least 4096".into());
+        }
+        if telemetry.audit_log_max_files.is_some_and(|n| n > 100) {
+            problem("telemetry.audit_log_max_files", "at most 100".into());
+        }
+        let seconds = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+        let rate_window = seconds(telemetry.rate_window_seconds, defaults.rate_window);
+        if rate_window.is_zero() || rate_window > Duration::from_secs(3600) {
+            problem(
+                "telemetry.rate_window_seconds",
+                "must be between 1 and 3600".into(),
             );
         }
+        let factor = telemetry
+            .rate_spike_factor
+            .unwrap_or(defaults.rate_spike.factor);
+        if !(factor.is_finite() && factor > 1.0) {
+            problem(
+                "telemetry.rate_spike_factor",
+                "must be a number above 1".into(),
+            );
+        }
+        let max_edges = telemetry.max_edges.unwrap_or(defaults.max_edges);
+        if max_edges == 0 || max_edges > 1_000_000 {
+            problem(
+                "telemetry.max_edges",
+                "must be between 1 and 1000000".into(),
+            );
+        }
+        let queue_capacity = telemetry.queue_capacity.unwrap_or(defaults.queue_capacity);
+        if queue_capacity == 0 || queue_capacity > 1_000_000 {
+            problem(
+                "telemetry.queue_capacity",
+                "must be between 1 and 1000000".into(),
+            );
+        }
+        let telemetry_settings = TelemetrySettings {
+            queue_capacity,
+            max_edges,
+            audit,
+            baseline_path: telemetry.baseline.clone(),
+            learning_window: seconds(telemetry.learning_window_seconds, defaults.learning_window),
+            rate_window,
+            rate_spike: RateSpikeSettings {
+                factor,
+                min_requests: telemetry
+                    .rate_spike_min_requests
+                    .unwrap_or(defaults.rate_spike.min_requests),
+                alpha: defaults.rate_spike.alpha,
+            },
+        };
 
         if !problems.is_empty() {
             return Err(ServerError::Config(problems));
         }
-        match (authz_listen, admin_listen, policy_file, audit_log) {
-            (Some(authz_listen), Some(admin_listen), Some(policy_file), Some(audit_log)) => {
-                Ok(Self {
-                    authz_listen,
-                    admin_listen,
-                    workload_id,
-                    bundles,
-                    workload_api,
-                    x509_from,
-                    xfcc_trusted_proxies,
-                    jwt,
-                    cache_max_entries,
-                    clock_skew,
-                    policy_file,
-                    reload_interval,
-                    audit_log,
-                    warnings,
-                })
-            }
+        match (authz_listen, admin_listen, policy_file) {
+            (Some(authz_listen), Some(admin_listen), Some(policy_file)) => Ok(Self {
+                authz_listen,
+                admin_listen,
+                workload_id,
+                bundles,
+                workload_api,
+                x509_from,
+                xfcc_trusted_proxies,
+                jwt,
+                cache_max_entries,
+                clock_skew,
+                policy_file,
+                reload_interval,
+                telemetry: telemetry_settings,
+                log_raw_paths: telemetry.log_raw_paths,
+                warnings,
+            }),
             _ => Err(ServerError::Config(vec![ConfigProblem {
                 path: "(document)".into(),
                 message: "incomplete configuration".into(),

@@ -8,8 +8,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use hallpass_identity::SpiffeId;
 use hallpass_identity::{X509Bundle, parse_spiffe_bundle};
 use hallpass_policy::CompiledPolicy;
+use hallpass_telemetry::{DeclaredEdge, DeclaredGraph};
 
 use crate::Shared;
 use crate::trust::SourceBundles;
@@ -44,6 +46,10 @@ impl Reloader {
             }
             Ok(bytes) => match CompiledPolicy::from_yaml(&String::from_utf8_lossy(bytes)) {
                 Ok(policy) => {
+                    shared.telemetry.policy_loaded(declared_graph(
+                        &policy,
+                        shared.settings.workload_id.as_ref(),
+                    ));
                     shared.policy.store(Some(Arc::new(policy)));
                     shared.metrics.record_reload(true);
                     tracing::info!(file = %path.display(), "policy loaded");
@@ -114,4 +120,43 @@ impl Reloader {
 
 fn read(path: &Path) -> Seen {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The rules this sidecar enforces, as call-graph edges: those of its own
+/// destination when `workload.id` is set, else every destination's.
+fn declared_graph(policy: &CompiledPolicy, only: Option<&SpiffeId>) -> DeclaredGraph {
+    let mut edges = Vec::new();
+    for destination in policy.destinations() {
+        if only.is_some_and(|id| id != destination) {
+            continue;
+        }
+        let Some(workload) = policy.workload(destination) else {
+            continue;
+        };
+        for rule in &workload.rules {
+            let mut routes: Vec<String> = Vec::new();
+            routes.extend(
+                rule.paths
+                    .iter()
+                    .flatten()
+                    .map(|(_, label)| label.to_string()),
+            );
+            routes.extend(
+                rule.grpc
+                    .iter()
+                    .flatten()
+                    .map(|(_, label)| label.to_string()),
+            );
+            for source in &rule.from {
+                edges.push(DeclaredEdge {
+                    source: source.to_string(),
+                    destination: destination.to_string(),
+                    rule: rule.name.to_string(),
+                    routes: routes.clone(),
+                    methods: rule.methods.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    DeclaredGraph { edges }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
-use hallpass_telemetry::Metrics;
+use hallpass_telemetry::{Metrics, Telemetry};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
@@ -31,6 +31,7 @@ pub struct Sidecar {
     reloader: Reloader,
     authz: AuthzListener,
     admin: TcpListener,
+    telemetry_task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Sidecar {
@@ -48,7 +49,10 @@ impl Sidecar {
         for w in &settings.warnings {
             tracing::warn!("{w}");
         }
-        let shared = Arc::new(Shared::new(settings, Metrics::new()?));
+        let metrics = Metrics::new()?;
+        let (telemetry, telemetry_task) =
+            Telemetry::start(settings.telemetry.clone(), metrics.clone());
+        let shared = Arc::new(Shared::new(settings, metrics, telemetry));
         let mut reloader = Reloader::default();
         reloader.tick(&shared);
 
@@ -75,6 +79,7 @@ impl Sidecar {
             reloader,
             authz,
             admin,
+            telemetry_task,
         })
     }
 
@@ -106,6 +111,7 @@ impl Sidecar {
             mut reloader,
             authz,
             admin,
+            telemetry_task,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -203,6 +209,9 @@ impl Sidecar {
         if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), admin_task).await {
             tracing::warn!(error = %e, "admin server stopped with an error");
         }
+        // Last: write what telemetry has queued and persist the baseline.
+        shared.telemetry.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), telemetry_task).await;
         tracing::info!("hallpass stopped");
         Ok(())
     }

@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -8,7 +7,9 @@ use hallpass_identity::{
     JwtSvidVerifier, SpiffeId, VerificationCache, X509SvidVerifier, parse_spiffe_id_strict,
 };
 use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Mode, Request};
-use hallpass_telemetry::{DecisionLabel, Metrics};
+use hallpass_telemetry::{
+    DecisionEvent, DecisionLabel, Metrics, Telemetry, method_label, request_id, trace_id,
+};
 
 use crate::caller::Verified;
 use crate::config::{JwtSettings, Settings, X509From};
@@ -32,6 +33,8 @@ pub struct Shared {
     pub(crate) cache: VerificationCache<Verified>,
     /// The metrics registry.
     pub metrics: Metrics,
+    /// The telemetry worker (call graph, anomalies, audit log).
+    pub telemetry: Telemetry,
 }
 
 /// The result of one check, with its bounded labels.
@@ -47,6 +50,10 @@ pub struct Outcome {
     pub source_label: Arc<str>,
     /// Bounded `destination` label.
     pub destination_label: Arc<str>,
+    /// Credential kinds that proved the caller.
+    pub credentials: &'static [&'static str],
+    /// A proven caller that no rule of the destination names.
+    pub unknown_source: bool,
 }
 
 impl Outcome {
@@ -57,6 +64,8 @@ impl Outcome {
             source: None,
             source_label: Arc::from(UNAUTHENTICATED),
             destination_label: Arc::from(UNKNOWN),
+            credentials: &[],
+            unknown_source: false,
         }
     }
 
@@ -85,7 +94,7 @@ impl Outcome {
 
 impl Shared {
     /// Shared state for `settings` with nothing loaded yet (not ready).
-    pub fn new(settings: Settings, metrics: Metrics) -> Self {
+    pub fn new(settings: Settings, metrics: Metrics, telemetry: Telemetry) -> Self {
         let x509 = X509SvidVerifier::new(settings.clock_skew);
         let jwt = settings.jwt.clone().map(|j| {
             (
@@ -103,6 +112,7 @@ impl Shared {
             jwt,
             cache,
             metrics,
+            telemetry,
         }
     }
 
@@ -166,6 +176,8 @@ impl Shared {
             source,
             source_label,
             destination_label: destination_label.clone(),
+            credentials: &[],
+            unknown_source: false,
         };
 
         let caller = match self.caller(attrs, now) {
@@ -187,59 +199,65 @@ impl Shared {
             now,
         };
         let (decision, mode) = policy.evaluate(&destination, &request);
+        // Only a deny can come from a source the destination does not name.
+        let unknown_source = !decision.is_allow()
+            && policy.workload(&destination).is_none_or(|w| {
+                !w.rules
+                    .iter()
+                    .any(|r| r.from.iter().any(|p| p.matches(&caller.id)))
+            });
         Outcome {
             decision,
             mode,
             source: Some(caller.id),
             source_label,
             destination_label,
+            credentials: caller.credentials,
+            unknown_source,
         }
     }
 
-    /// Count and log one outcome (never the raw path or query).
-    pub fn record(&self, outcome: &Outcome, check: &CheckRequest) {
+    /// Count one outcome and hand it to telemetry (never the raw path,
+    /// unless `telemetry.log_raw_paths` is set).
+    pub fn record(&self, outcome: &Outcome, check: &CheckRequest, time_ms: i64) {
         self.metrics.record_decision(
             &outcome.source_label,
             &outcome.destination_label,
             outcome.decision_label(),
             outcome.reason_label(),
         );
-        if self.settings.audit_log == crate::config::AuditLog::Off {
-            return;
-        }
         let http = check
             .attributes
             .as_ref()
             .and_then(|a| a.request.as_ref())
             .and_then(|r| r.http.as_ref());
-        let method = http
-            .map(|h| h.method.as_str())
-            .filter(|m| m.len() <= 16)
-            .unwrap_or("");
-        let request_id = http.and_then(|h| safe_request_id(&h.headers)).unwrap_or("");
+        let header = |name: &str| http.and_then(|h| h.headers.get(name)).map(String::as_str);
         let (rule, route) = match &outcome.decision {
-            Decision::Allow { rule, route } => (rule.as_ref(), route.as_ref()),
-            Decision::Deny { .. } => ("", ""),
+            Decision::Allow { rule, route } => (Some(rule.clone()), Some(route.clone())),
+            Decision::Deny { .. } => (None, None),
         };
-        tracing::info!(
-            target: "hallpass::audit",
-            decision = outcome.decision_label().as_str(),
-            reason = outcome.reason_label(),
-            mode = match outcome.mode { Mode::Enforce => "enforce", Mode::Audit => "audit" },
-            source = %outcome.source.as_ref().map_or_else(|| outcome.source_label.to_string(), ToString::to_string),
-            destination = %outcome.destination_label,
-            method,
+        self.telemetry.record(DecisionEvent {
+            time_ms,
+            decision: outcome.decision_label(),
+            reason: outcome.reason_label(),
+            mode: match outcome.mode {
+                Mode::Enforce => "enforce",
+                Mode::Audit => "audit",
+            },
+            source_label: outcome.source_label.clone(),
+            source_id: outcome.source.as_ref().map(|id| Arc::from(id.to_string())),
+            destination: outcome.destination_label.clone(),
+            method: method_label(http.map_or("", |h| h.method.as_str())),
             route,
             rule,
-            request_id,
-            "decision"
-        );
+            credentials: outcome.credentials,
+            unknown_source: outcome.unknown_source,
+            request_id: header("x-request-id").and_then(request_id),
+            trace_id: header("traceparent").and_then(trace_id),
+            raw_path: self
+                .settings
+                .log_raw_paths
+                .then(|| http.map(|h| h.path.clone()).unwrap_or_default()),
+        });
     }
-}
-
-/// `x-request-id` if it looks like an ID (bounded, no free text).
-fn safe_request_id(headers: &HashMap<String, String>) -> Option<&str> {
-    headers.get("x-request-id").map(String::as_str).filter(|v| {
-        !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    })
 }

@@ -1,0 +1,276 @@
+//! The observed call graph: edges, the learned baseline, and rate spikes.
+//!
+//! An edge is `(source, destination, route template, method)`, all bounded
+//! labels, so the table's size is bounded by the policy; it also has a hard
+//! cap, and observations of edges beyond it are counted, not stored.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::TelemetryError;
+
+/// One call path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EdgeKey {
+    /// Bounded source label.
+    pub source: Arc<str>,
+    /// Bounded destination label.
+    pub destination: Arc<str>,
+    /// Route template, or `(unmatched)`.
+    pub route: Arc<str>,
+    /// Bounded method label.
+    pub method: Arc<str>,
+}
+
+/// What is known of one edge.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeStats {
+    /// Requests seen.
+    pub count: u64,
+    /// Of which allowed.
+    pub allowed: u64,
+    /// Of which denied (enforced or audit).
+    pub denied: u64,
+    /// Unix ms of the first request.
+    pub first_seen_ms: i64,
+    /// Unix ms of the last request.
+    pub last_seen_ms: i64,
+    /// Not in the baseline when first seen (after learning).
+    pub new: bool,
+    /// The last rate check found a spike.
+    pub spiking: bool,
+    /// Exponentially weighted moving average of requests per second.
+    pub ewma_rps: f64,
+    #[serde(skip)]
+    window: u64,
+    #[serde(skip)]
+    primed: bool,
+}
+
+/// Rate-spike detector settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSpikeSettings {
+    /// A window's rate above `factor` × the moving average is a spike.
+    pub factor: f64,
+    /// Windows with fewer requests never count as spikes (quiet edges).
+    pub min_requests: u64,
+    /// Weight of the newest window in the moving average (0..1].
+    pub alpha: f64,
+}
+
+impl Default for RateSpikeSettings {
+    fn default() -> Self {
+        Self {
+            factor: 5.0,
+            min_requests: 50,
+            alpha: 0.3,
+        }
+    }
+}
+
+/// The learned set of normal edges, persisted as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// File format version (1).
+    pub version: u32,
+    /// Edges considered normal.
+    pub edges: BTreeSet<EdgeKey>,
+}
+
+impl Baseline {
+    /// An empty version-1 baseline.
+    pub fn new() -> Self {
+        Self {
+            version: 1,
+            edges: BTreeSet::new(),
+        }
+    }
+
+    /// Read a baseline file.
+    pub fn load(path: &Path) -> Result<Self, TelemetryError> {
+        let text = std::fs::read(path)
+            .map_err(|e| TelemetryError::Baseline(format!("{}: {e}", path.display())))?;
+        let baseline: Baseline = serde_json::from_slice(&text)
+            .map_err(|e| TelemetryError::Baseline(format!("{}: {e}", path.display())))?;
+        if baseline.version != 1 {
+            return Err(TelemetryError::Baseline(format!(
+                "{}: unsupported version {}",
+                path.display(),
+                baseline.version
+            )));
+        }
+        Ok(baseline)
+    }
+
+    /// Write atomically: a temporary file in the same directory, then rename,
+    /// so a crash never leaves a half-written baseline.
+    pub fn save(&self, path: &Path) -> Result<(), TelemetryError> {
+        let err = |e: std::io::Error| TelemetryError::Baseline(format!("{}: {e}", path.display()));
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| TelemetryError::Baseline(e.to_string()))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("baseline"),
+            std::process::id()
+        ));
+        std::fs::write(&tmp, json).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    /// Add every edge of `other`.
+    pub fn merge(&mut self, other: &Baseline) {
+        self.edges.extend(other.edges.iter().cloned());
+    }
+}
+
+/// What recording one observation found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// The edge was seen for the first time and is not in the baseline.
+    pub new_edge: bool,
+    /// The table was full and the edge was not tracked.
+    pub dropped: bool,
+}
+
+/// The edge table with its baseline.
+#[derive(Debug)]
+pub struct EdgeTable {
+    cap: usize,
+    edges: HashMap<EdgeKey, EdgeStats>,
+    baseline: Baseline,
+    learning_until_ms: Option<i64>,
+    baseline_dirty: bool,
+}
+
+impl EdgeTable {
+    /// A table of at most `cap` edges. While `now < learning_until_ms`, edges
+    /// that are allowed (or audit-denied) join the baseline instead of being new.
+    pub fn new(cap: usize, baseline: Baseline, learning_until_ms: Option<i64>) -> Self {
+        Self {
+            cap,
+            edges: HashMap::new(),
+            baseline,
+            learning_until_ms,
+            baseline_dirty: false,
+        }
+    }
+
+    /// Still learning at `now_ms`?
+    pub fn learning(&self, now_ms: i64) -> bool {
+        self.learning_until_ms.is_some_and(|until| now_ms < until)
+    }
+
+    /// Record one request on `key`.
+    pub fn observe(
+        &mut self,
+        key: &EdgeKey,
+        allowed_traffic: bool,
+        denied: bool,
+        now_ms: i64,
+    ) -> Observation {
+        let learning = self.learning(now_ms);
+        if learning && allowed_traffic && !self.baseline.edges.contains(key) {
+            self.baseline.edges.insert(key.clone());
+            self.baseline_dirty = true;
+        }
+        let stats = match self.edges.get_mut(key) {
+            Some(s) => s,
+            None => {
+                if self.edges.len() >= self.cap {
+                    return Observation {
+                        new_edge: false,
+                        dropped: true,
+                    };
+                }
+                let new = !learning && !self.baseline.edges.contains(key);
+                self.edges.entry(key.clone()).or_insert(EdgeStats {
+                    count: 0,
+                    allowed: 0,
+                    denied: 0,
+                    first_seen_ms: now_ms,
+                    last_seen_ms: now_ms,
+                    new,
+                    spiking: false,
+                    ewma_rps: 0.0,
+                    window: 0,
+                    primed: false,
+                })
+            }
+        };
+        let first = stats.count == 0;
+        stats.count += 1;
+        stats.window += 1;
+        stats.last_seen_ms = now_ms;
+        if denied {
+            stats.denied += 1;
+        } else {
+            stats.allowed += 1;
+        }
+        Observation {
+            new_edge: first && stats.new,
+            dropped: false,
+        }
+    }
+
+    /// Close a rate window of `seconds`: update every edge's moving average and
+    /// return the edges whose window rate was a spike.
+    pub fn close_window(&mut self, seconds: f64, settings: &RateSpikeSettings) -> Vec<EdgeKey> {
+        let mut spikes = Vec::new();
+        if seconds <= 0.0 {
+            return spikes;
+        }
+        for (key, stats) in &mut self.edges {
+            #[allow(clippy::cast_precision_loss)]
+            let rate = stats.window as f64 / seconds;
+            stats.spiking = stats.primed
+                && stats.window >= settings.min_requests
+                && rate > settings.factor * stats.ewma_rps.max(f64::MIN_POSITIVE);
+            if stats.spiking {
+                spikes.push(key.clone());
+            }
+            stats.ewma_rps = if stats.primed {
+                settings.alpha * rate + (1.0 - settings.alpha) * stats.ewma_rps
+            } else {
+                rate
+            };
+            stats.primed = true;
+            stats.window = 0;
+        }
+        spikes
+    }
+
+    /// Every tracked edge.
+    pub fn iter(&self) -> impl Iterator<Item = (&EdgeKey, &EdgeStats)> {
+        self.edges.iter()
+    }
+
+    /// Number of tracked edges.
+    pub fn len(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// True when no edge is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.edges.is_empty()
+    }
+
+    /// The baseline.
+    pub fn baseline(&self) -> &Baseline {
+        &self.baseline
+    }
+
+    /// Has the baseline changed since the last [`take_dirty`](Self::take_dirty)?
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.baseline_dirty)
+    }
+}

@@ -1,0 +1,279 @@
+//! The Prometheus registry: every metric name, help text and bucket lives here.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::TelemetryError;
+use crate::event::AnomalyKind;
+
+/// The decision label of `hallpass_decisions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecisionLabel {
+    /// Allowed.
+    Allow,
+    /// Denied and enforced.
+    Deny,
+    /// Would have been denied; let through because the destination is in audit mode.
+    AuditDeny,
+}
+
+impl DecisionLabel {
+    /// Every value, in slot order.
+    pub const ALL: [DecisionLabel; 3] = [Self::Allow, Self::Deny, Self::AuditDeny];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::AuditDeny => "audit_deny",
+        }
+    }
+
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::Allow => 0,
+            Self::Deny => 1,
+            Self::AuditDeny => 2,
+        }
+    }
+}
+
+/// Check-duration histogram buckets (seconds): the hallpass part of a check is
+/// microseconds when warm, tens of microseconds for a fresh signature check.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.1,
+];
+
+/// Every metric hallpass exports, on one registry.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub(crate) decisions: IntCounterVec,
+    /// Time spent in hallpass per check, from request decode to answer.
+    pub check_duration: Histogram,
+    reloads: IntCounterVec,
+    bundle_expiry: IntGaugeVec,
+    pub(crate) anomalies: IntCounterVec,
+    pub(crate) rule_last_match: IntGaugeVec,
+    /// Identity cache lookups that found a verified credential.
+    pub cache_hits: IntCounter,
+    /// Identity cache lookups that had to verify.
+    pub cache_misses: IntCounter,
+    /// Entries dropped to keep the identity cache under its cap.
+    pub cache_evictions: IntCounter,
+    /// 1 while a Workload API stream is up.
+    pub workload_api_connected: IntGauge,
+    /// Workload API (re)connection attempts after the first.
+    pub workload_api_reconnects: IntCounter,
+    workload_api_updates: IntCounterVec,
+    /// Decision events dropped because the telemetry queue was full.
+    pub events_dropped: IntCounter,
+    /// Edges not tracked because the call-graph table was full.
+    pub edges_dropped: IntCounter,
+    /// Edges currently tracked.
+    pub edges: IntGauge,
+    /// Edges in the learned baseline.
+    pub baseline_edges: IntGauge,
+    /// Audit records that could not be written.
+    pub audit_write_errors: IntCounter,
+}
+
+fn counter(name: &str, help: &str) -> Result<IntCounter, TelemetryError> {
+    Ok(IntCounter::with_opts(Opts::new(name, help))?)
+}
+
+fn gauge(name: &str, help: &str) -> Result<IntGauge, TelemetryError> {
+    Ok(IntGauge::with_opts(Opts::new(name, help))?)
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, TelemetryError> {
+    Ok(IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, TelemetryError> {
+    Ok(IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+impl Metrics {
+    /// Register all metrics on a fresh registry.
+    pub fn new() -> Result<Self, TelemetryError> {
+        let decisions = counter_vec(
+            "hallpass_decisions_total",
+            "Authorization decisions, by bounded source, destination, decision and reason code.",
+            &["source", "destination", "decision", "reason"],
+        )?;
+        let check_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "hallpass_check_duration_seconds",
+                "Time hallpass spent deciding one Check call.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+        )?;
+        let reloads = counter_vec(
+            "hallpass_policy_reloads_total",
+            "Policy loads and reloads, by result (success or failure).",
+            &["result"],
+        )?;
+        let bundle_expiry = gauge_vec(
+            "hallpass_trust_bundle_expiry_timestamp_seconds",
+            "Unix time at which the first CA certificate of a trust domain's X.509 bundle expires.",
+            &["trust_domain"],
+        )?;
+        let anomalies = counter_vec(
+            "hallpass_call_path_anomalies_total",
+            "Unexpected call paths, by bounded source, destination and kind.",
+            &["source", "destination", "kind"],
+        )?;
+        let rule_last_match = gauge_vec(
+            "hallpass_rule_last_match_timestamp_seconds",
+            "Unix time a rule last allowed a request (0 = never since start): the unused-permission signal.",
+            &["destination", "rule"],
+        )?;
+        let cache_lookups = counter_vec(
+            "hallpass_identity_cache_lookups_total",
+            "Verified-credential cache lookups, by result (hit or miss).",
+            &["result"],
+        )?;
+        let cache_hits = cache_lookups.with_label_values(&["hit"]);
+        let cache_misses = cache_lookups.with_label_values(&["miss"]);
+        let cache_evictions = counter(
+            "hallpass_identity_cache_evictions_total",
+            "Entries dropped to keep the verified-credential cache under its cap.",
+        )?;
+        let workload_api_connected = gauge(
+            "hallpass_workload_api_connected",
+            "1 while the SPIFFE Workload API bundle streams are up, else 0.",
+        )?;
+        let workload_api_reconnects = counter(
+            "hallpass_workload_api_reconnects_total",
+            "Workload API reconnection attempts after a stream ended or failed.",
+        )?;
+        let workload_api_updates = counter_vec(
+            "hallpass_workload_api_updates_total",
+            "Bundle sets received from the Workload API, by kind (x509 or jwt).",
+            &["kind"],
+        )?;
+        let events_dropped = counter(
+            "hallpass_telemetry_events_dropped_total",
+            "Decision events not recorded (call graph, anomalies, audit log) because the telemetry queue was full.",
+        )?;
+        let edges_dropped = counter(
+            "hallpass_call_graph_edges_dropped_total",
+            "Observations of new edges not tracked because the call-graph table was at its cap.",
+        )?;
+        let edges = gauge(
+            "hallpass_call_graph_edges",
+            "Edges (source, destination, route, method) currently tracked.",
+        )?;
+        let baseline_edges = gauge(
+            "hallpass_call_graph_baseline_edges",
+            "Edges in the learned call-path baseline.",
+        )?;
+        let audit_write_errors = counter(
+            "hallpass_audit_log_write_errors_total",
+            "Audit records that could not be written.",
+        )?;
+
+        let registry = Registry::new();
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(decisions.clone()),
+            Box::new(check_duration.clone()),
+            Box::new(reloads.clone()),
+            Box::new(bundle_expiry.clone()),
+            Box::new(anomalies.clone()),
+            Box::new(rule_last_match.clone()),
+            Box::new(cache_lookups),
+            Box::new(cache_evictions.clone()),
+            Box::new(workload_api_connected.clone()),
+            Box::new(workload_api_reconnects.clone()),
+            Box::new(workload_api_updates.clone()),
+            Box::new(events_dropped.clone()),
+            Box::new(edges_dropped.clone()),
+            Box::new(edges.clone()),
+            Box::new(baseline_edges.clone()),
+            Box::new(audit_write_errors.clone()),
+        ];
+        for c in collectors {
+            registry.register(c)?;
+        }
+        // Make both results visible from the start, so rate() works at once.
+        reloads.with_label_values(&["success"]);
+        reloads.with_label_values(&["failure"]);
+        Ok(Self {
+            registry,
+            decisions,
+            check_duration,
+            reloads,
+            bundle_expiry,
+            anomalies,
+            rule_last_match,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            workload_api_connected,
+            workload_api_reconnects,
+            workload_api_updates,
+            events_dropped,
+            edges_dropped,
+            edges,
+            baseline_edges,
+            audit_write_errors,
+        })
+    }
+
+    /// Count one decision by label lookup. The hot path uses
+    /// [`DecisionCounters`](crate::DecisionCounters) instead.
+    pub fn record_decision(
+        &self,
+        source: &str,
+        destination: &str,
+        decision: DecisionLabel,
+        reason: &str,
+    ) {
+        self.decisions
+            .with_label_values(&[source, destination, decision.as_str(), reason])
+            .inc();
+    }
+
+    /// Count one anomaly.
+    pub fn record_anomaly(&self, source: &str, destination: &str, kind: AnomalyKind) {
+        self.anomalies
+            .with_label_values(&[source, destination, kind.as_str()])
+            .inc();
+    }
+
+    /// Count one policy load.
+    pub fn record_reload(&self, success: bool) {
+        self.reloads
+            .with_label_values(&[if success { "success" } else { "failure" }])
+            .inc();
+    }
+
+    /// Publish the expiry of a trust domain's bundle.
+    pub fn set_bundle_expiry(&self, trust_domain: &str, unix_seconds: i64) {
+        self.bundle_expiry
+            .with_label_values(&[trust_domain])
+            .set(unix_seconds);
+    }
+
+    /// Forget every trust domain's expiry (before publishing the current set).
+    pub fn reset_bundle_expiry(&self) {
+        self.bundle_expiry.reset();
+    }
+
+    /// Count one bundle update from the Workload API (`x509` or `jwt`).
+    pub fn record_workload_api_update(&self, kind: &'static str) {
+        self.workload_api_updates.with_label_values(&[kind]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> Result<String, TelemetryError> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}

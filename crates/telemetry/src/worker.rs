@@ -1,0 +1,435 @@
+//! The telemetry worker: everything about a decision that is not the answer.
+//!
+//! The decision path calls [`Telemetry::record`], which only tries to put the
+//! event on a bounded queue (a full queue drops the event and counts it; the
+//! check is never slowed down). One task owns the call graph, the anomaly
+//! detectors, the rule-usage table and the audit writer, so none of them needs
+//! a lock.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::audit::{AuditTarget, AuditWriter, audit_line};
+use crate::callgraph::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage};
+use crate::edges::{Baseline, EdgeKey, EdgeTable, RateSpikeSettings};
+use crate::event::UNMATCHED_ROUTE;
+use crate::{AnomalyKind, DecisionEvent, DecisionLabel, Metrics};
+
+/// Telemetry settings (see the config reference).
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// Events waiting for the worker; beyond this they are dropped and counted.
+    pub queue_capacity: usize,
+    /// Edges tracked; beyond this new edges are dropped and counted.
+    pub max_edges: usize,
+    /// Audit log destination.
+    pub audit: AuditTarget,
+    /// Where the baseline is read from and persisted to.
+    pub baseline_path: Option<PathBuf>,
+    /// How long to learn the baseline when there is none yet.
+    pub learning_window: Duration,
+    /// Length of a rate window.
+    pub rate_window: Duration,
+    /// Spike detection.
+    pub rate_spike: RateSpikeSettings,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 10_000,
+            max_edges: 10_000,
+            audit: AuditTarget::Stdout,
+            baseline_path: None,
+            learning_window: Duration::from_secs(3600),
+            rate_window: Duration::from_secs(10),
+            rate_spike: RateSpikeSettings::default(),
+        }
+    }
+}
+
+/// The declared rules of the destinations this sidecar serves.
+#[derive(Debug, Clone, Default)]
+pub struct DeclaredGraph {
+    /// One entry per (rule, source pattern).
+    pub edges: Vec<DeclaredEdge>,
+}
+
+enum Control {
+    Snapshot(oneshot::Sender<CallGraph>),
+    PolicyLoaded(DeclaredGraph),
+    Flush(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Handle to the telemetry worker.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    events: mpsc::Sender<DecisionEvent>,
+    control: mpsc::Sender<ControlMsg>,
+    metrics: Metrics,
+    closed: Arc<AtomicBool>,
+}
+
+/// Opaque control message (keeps `Control` private).
+pub struct ControlMsg(Control);
+
+impl std::fmt::Debug for ControlMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ControlMsg")
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Telemetry {
+    /// Start the worker on the current tokio runtime.
+    pub fn start(settings: TelemetrySettings, metrics: Metrics) -> (Self, JoinHandle<()>) {
+        let (events_tx, events_rx) = mpsc::channel(settings.queue_capacity.max(1));
+        let (control_tx, control_rx) = mpsc::channel(64);
+        let worker = Worker::new(settings, metrics.clone());
+        let task = tokio::spawn(worker.run(events_rx, control_rx));
+        let handle = Self {
+            events: events_tx,
+            control: control_tx,
+            metrics,
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        (handle, task)
+    }
+
+    /// Hand an event to the worker without waiting. A full queue drops it
+    /// (counted in `hallpass_telemetry_events_dropped_total`).
+    pub fn record(&self, event: DecisionEvent) {
+        if self.events.try_send(event).is_err() {
+            self.metrics.events_dropped.inc();
+        }
+    }
+
+    /// Tell the worker which rules the current policy declares (without
+    /// waiting; a full control queue drops it, and the next reload resends).
+    pub fn policy_loaded(&self, declared: DeclaredGraph) {
+        let _ = self
+            .control
+            .try_send(ControlMsg(Control::PolicyLoaded(declared)));
+    }
+
+    /// The call graph as of every event queued so far.
+    pub async fn snapshot(&self) -> Option<CallGraph> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(ControlMsg(Control::Snapshot(tx)))
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Wait until every event queued so far is processed.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .control
+            .send(ControlMsg(Control::Flush(tx)))
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
+    /// Process what is queued, persist the baseline and stop the worker.
+    pub async fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        if self
+            .control
+            .send(ControlMsg(Control::Shutdown(tx)))
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
+    /// The metrics the worker updates.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+struct Worker {
+    settings: TelemetrySettings,
+    metrics: Metrics,
+    edges: EdgeTable,
+    declared: DeclaredGraph,
+    rule_last_match: HashMap<(Arc<str>, Arc<str>), i64>,
+    audit: Option<AuditWriter>,
+    id_prefix: String,
+    sequence: u64,
+}
+
+impl Worker {
+    fn new(settings: TelemetrySettings, metrics: Metrics) -> Self {
+        let now = now_ms();
+        let (baseline, learning_until) =
+            match settings.baseline_path.as_deref().filter(|p| p.exists()) {
+                Some(path) => match Baseline::load(path) {
+                    Ok(b) => (b, None),
+                    Err(e) => {
+                        // An unreadable baseline is not trusted: learn afresh, and say so.
+                        tracing_fallback(&format!(
+                            "cannot read the call-path baseline, learning a new one: {e}"
+                        ));
+                        (
+                            Baseline::new(),
+                            Some(now + window_ms(settings.learning_window)),
+                        )
+                    }
+                },
+                None => (
+                    Baseline::new(),
+                    Some(now + window_ms(settings.learning_window)),
+                ),
+            };
+        metrics
+            .baseline_edges
+            .set(i64::try_from(baseline.edges.len()).unwrap_or(i64::MAX));
+        let edges = EdgeTable::new(settings.max_edges, baseline, learning_until);
+        let audit = match AuditWriter::open(settings.audit.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing_fallback(&format!("cannot open the audit log: {e}"));
+                None
+            }
+        };
+        // Unique enough across restarts and sidecars, without a random source.
+        let id_prefix = format!("{:x}{:05x}", now, std::process::id() & 0xfffff);
+        Self {
+            settings,
+            metrics,
+            edges,
+            declared: DeclaredGraph::default(),
+            rule_last_match: HashMap::new(),
+            audit,
+            id_prefix,
+            sequence: 0,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<DecisionEvent>,
+        mut control: mpsc::Receiver<ControlMsg>,
+    ) {
+        let mut tick = tokio::time::interval(self.settings.rate_window);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut last_tick = std::time::Instant::now();
+        let mut was_learning = self.edges.learning(now_ms());
+        loop {
+            tokio::select! {
+                biased;
+                Some(ControlMsg(msg)) = control.recv() => {
+                    // Everything queued before the request counts.
+                    while let Ok(event) = events.try_recv() {
+                        self.handle(&event);
+                    }
+                    match msg {
+                        Control::Snapshot(reply) => { let _ = reply.send(self.snapshot()); }
+                        Control::PolicyLoaded(declared) => self.policy_loaded(declared),
+                        Control::Flush(reply) => { let _ = reply.send(()); }
+                        Control::Shutdown(reply) => {
+                            self.persist();
+                            let _ = reply.send(());
+                            return;
+                        }
+                    }
+                }
+                Some(event) = events.recv() => self.handle(&event),
+                _ = tick.tick() => {
+                    let elapsed = last_tick.elapsed().as_secs_f64();
+                    last_tick = std::time::Instant::now();
+                    for key in self.edges.close_window(elapsed, &self.settings.rate_spike) {
+                        self.metrics.record_anomaly(&key.source, &key.destination, AnomalyKind::RateSpike);
+                    }
+                    let learning = self.edges.learning(now_ms());
+                    if (was_learning && !learning) || self.edges.take_dirty() {
+                        self.persist();
+                    }
+                    was_learning = learning;
+                }
+                else => return,
+            }
+        }
+    }
+
+    fn handle(&mut self, event: &DecisionEvent) {
+        self.sequence += 1;
+        let denied = event.decision != DecisionLabel::Allow;
+        let anomaly = |kind| {
+            self.metrics
+                .record_anomaly(&event.source_label, &event.destination, kind)
+        };
+        if denied {
+            anomaly(AnomalyKind::Denied);
+        }
+        match event.reason {
+            "revoked" => anomaly(AnomalyKind::Revoked),
+            "identity_mismatch" => anomaly(AnomalyKind::IdentityMismatch),
+            "grant_expired" => anomaly(AnomalyKind::GrantExpired),
+            _ => {}
+        }
+        if event.unknown_source {
+            anomaly(AnomalyKind::UnknownSource);
+        }
+        let key = EdgeKey {
+            source: event.source_label.clone(),
+            destination: event.destination.clone(),
+            route: event
+                .route
+                .clone()
+                .unwrap_or_else(|| Arc::from(UNMATCHED_ROUTE)),
+            method: Arc::from(event.method),
+        };
+        let seen = self.edges.observe(
+            &key,
+            event.decision != DecisionLabel::Deny,
+            denied,
+            event.time_ms,
+        );
+        if seen.new_edge {
+            anomaly(AnomalyKind::NewEdge);
+        }
+        if seen.dropped {
+            self.metrics.edges_dropped.inc();
+        }
+        self.metrics
+            .edges
+            .set(i64::try_from(self.edges.len()).unwrap_or(i64::MAX));
+        if let (DecisionLabel::Allow, Some(rule)) = (event.decision, &event.rule) {
+            let secs = event.time_ms / 1000;
+            self.rule_last_match
+                .insert((event.destination.clone(), rule.clone()), secs);
+            self.metrics
+                .rule_last_match
+                .with_label_values(&[&event.destination, rule])
+                .set(secs);
+        }
+        if let Some(writer) = &mut self.audit {
+            let id = format!("{}-{:x}", self.id_prefix, self.sequence);
+            if writer.write_line(&audit_line(event, &id)).is_err() {
+                self.metrics.audit_write_errors.inc();
+            }
+        }
+    }
+
+    fn policy_loaded(&mut self, declared: DeclaredGraph) {
+        // Keep last-match times of rules that still exist; new rules start at 0.
+        self.metrics.rule_last_match.reset();
+        let mut kept = HashMap::new();
+        for edge in &declared.edges {
+            let key = (
+                Arc::from(edge.destination.as_str()),
+                Arc::from(edge.rule.as_str()),
+            );
+            let last = self.rule_last_match.get(&key).copied().unwrap_or(0);
+            self.metrics
+                .rule_last_match
+                .with_label_values(&[&edge.destination, &edge.rule])
+                .set(last);
+            kept.insert(key, last);
+        }
+        self.rule_last_match = kept.into_iter().filter(|(_, t)| *t > 0).collect();
+        self.declared = declared;
+    }
+
+    fn persist(&mut self) {
+        self.metrics
+            .baseline_edges
+            .set(i64::try_from(self.edges.baseline().edges.len()).unwrap_or(i64::MAX));
+        if let Some(path) = &self.settings.baseline_path {
+            if let Err(e) = self.edges.baseline().save(path) {
+                tracing_fallback(&format!("cannot save the call-path baseline: {e}"));
+            }
+        }
+    }
+
+    fn snapshot(&self) -> CallGraph {
+        let baseline = &self.edges.baseline().edges;
+        let mut observed: Vec<ObservedEdge> = self
+            .edges
+            .iter()
+            .map(|(k, s)| ObservedEdge {
+                source: k.source.to_string(),
+                destination: k.destination.to_string(),
+                route: k.route.to_string(),
+                method: k.method.to_string(),
+                count: s.count,
+                allowed: s.allowed,
+                denied: s.denied,
+                first_seen_ms: s.first_seen_ms,
+                last_seen_ms: s.last_seen_ms,
+                new: s.new,
+                spiking: s.spiking,
+                in_baseline: baseline.contains(k),
+                ewma_rps: s.ewma_rps,
+            })
+            .collect();
+        observed.sort_by(|a, b| {
+            (&a.source, &a.destination, &a.route, &a.method).cmp(&(
+                &b.source,
+                &b.destination,
+                &b.route,
+                &b.method,
+            ))
+        });
+        let mut rules: Vec<RuleUsage> = self
+            .declared
+            .edges
+            .iter()
+            .map(|e| (e.destination.clone(), e.rule.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|(destination, rule)| {
+                let last = self
+                    .rule_last_match
+                    .get(&(Arc::from(destination.as_str()), Arc::from(rule.as_str())))
+                    .copied()
+                    .unwrap_or(0);
+                RuleUsage {
+                    destination,
+                    rule,
+                    last_match_seconds: last,
+                }
+            })
+            .collect();
+        rules.sort_by(|a, b| (&a.destination, &a.rule).cmp(&(&b.destination, &b.rule)));
+        CallGraph {
+            generated_at_ms: now_ms(),
+            learning: self.edges.learning(now_ms()),
+            declared: self.declared.edges.clone(),
+            observed,
+            rules,
+        }
+    }
+}
+
+fn window_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn tracing_fallback(message: &str) {
+    tracing::error!("{message}");
+}
