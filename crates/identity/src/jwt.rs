@@ -48,7 +48,16 @@ struct Header {
     alg: String,
     kid: Option<String>,
     typ: Option<String>,
+    /// Present-ness is what counts: `"crit": null` is still a `crit` header.
+    #[serde(default, deserialize_with = "present")]
     crit: Option<serde_json::Value>,
+}
+
+/// `Some` for any value, `null` included (plain `Option` maps `null` to `None`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +140,11 @@ fn decode_part<T: for<'de> Deserialize<'de>>(
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| IdentityError::InvalidJwt(what))?;
+    // A JOSE header and a claims set are JSON objects. serde would also fill
+    // a struct from a JSON array, by position; refuse that reading.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(IdentityError::InvalidJwt(what));
+    }
     serde_json::from_slice(&bytes).map_err(|_| IdentityError::InvalidJwt(what))
 }
 
@@ -204,7 +218,8 @@ impl JwtSvidVerifier {
         // Claims only count once the signature holds.
         let exp = claims.exp.ok_or(IdentityError::InvalidJwt("no exp"))?;
         let exp = to_secs(exp)?;
-        if now.saturating_sub(self.clock_skew) > exp {
+        // RFC 7519 §4.1.4: valid only *before* `exp`.
+        if now.saturating_sub(self.clock_skew) >= exp {
             return Err(IdentityError::Expired);
         }
         if let Some(nbf) = claims.nbf

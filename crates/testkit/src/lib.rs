@@ -5,6 +5,10 @@
 //! trust domain's signing authority; it issues leaf X.509-SVIDs ([`Svid`]) and
 //! intermediate CAs, and [`SvidSpec`] bends a leaf into each malformed shape the
 //! verifier must reject (a CA leaf, two URI SANs, an expired window, …).
+//!
+//! The [`jwt`] module does the same for JWT-SVIDs: a [`JwtIssuer`] per trust
+//! domain and algorithm, SPIFFE bundle documents ([`bundle_json`]), and tokens
+//! minted from [`JwtClaims`], well-formed or broken in one chosen way.
 
 use std::fmt;
 use std::path::Path;
@@ -15,6 +19,12 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
+
+pub mod jwt;
+
+pub use jwt::{
+    JwtAlg, JwtClaims, JwtError, JwtIssuer, Kid, SignatureSpec, b64url, bundle_json, unix_now,
+};
 
 /// Errors from fixture generation; they only happen on a broken rcgen setup.
 pub type Error = rcgen::Error;
