@@ -240,7 +240,8 @@ impl Shared {
             key,
             bundles.generation(),
             verified.clone(),
-            jwt.expires,
+            // `exp` is exclusive (RFC 7519); the cache expiry is inclusive.
+            jwt.expires - 1,
             now,
         );
         self.metrics.cache_evictions.inc_by(evicted);
