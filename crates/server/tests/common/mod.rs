@@ -191,3 +191,16 @@ pub async fn wait_until_ready(running: &Running, ready: bool) -> String {
     }
     panic!("readiness never became {ready}");
 }
+
+/// Add a request header to a check request.
+pub fn with_header(mut req: CheckRequest, name: &str, value: &str) -> CheckRequest {
+    if let Some(http) = req
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        http.headers.insert(name.to_owned(), value.to_owned());
+    }
+    req
+}
