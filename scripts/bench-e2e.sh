@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 cargo build --release --workspace --bins
-HALLPASS_BIN="$PWD/target/release/hallpass" cargo bench --workspace --bench e2e_load "$@"
+E2E_HALLPASS_BIN="$PWD/target/release/hallpass" cargo bench --workspace --bench e2e_load "$@"

@@ -52,23 +52,21 @@ pub fn envoy_bin() -> anyhow::Result<PathBuf> {
 
 /// The `hallpass` binary of this workspace's target directory.
 pub fn hallpass_bin() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("HALLPASS_BIN") {
+    if let Some(p) = std::env::var_os("E2E_HALLPASS_BIN") {
         return Ok(PathBuf::from(p));
     }
-    // Tests and benches run from target/<profile>/deps/.
+    // Tests and benches run from target/<profile>/deps/, binaries from target/<profile>/.
     let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("unexpected test binary location")?;
-    let bin = profile_dir.join("hallpass");
-    if !bin.exists() {
-        bail!(
-            "{} does not exist: build it first (cargo build --workspace --bins)",
-            bin.display()
-        );
+    let dir = exe.parent().context("unexpected executable location")?;
+    for candidate in [dir.join("hallpass"), dir.join("../hallpass")] {
+        if candidate.exists() {
+            return Ok(candidate);
+        }
     }
-    Ok(bin)
+    bail!(
+        "no hallpass binary next to {}: build it first (cargo build --workspace --bins)",
+        exe.display()
+    )
 }
 
 /// A free loopback TCP port (bound, then released).

@@ -1,0 +1,45 @@
+//! The shortened run of the local mesh demo (`examples/local`): real Envoys,
+//! hallpass sidecars and Prometheus; the on-call summary must show the
+//! incident, and only the incident, as new call paths.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+#[test]
+fn local_mesh_demo_catches_the_incident() {
+    hallpass_e2e::envoy_bin().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hallpass-local-mesh"))
+        .args(["--quick", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "local mesh failed:\n{stdout}\n{stderr}"
+    );
+    for expected in [
+        "403  billing suddenly pulls lab results",
+        "401  the retired fax gateway tries again",
+        "new_edge          billing -> lab-results",
+        "revoked           fax-gateway -> lab-results",
+        "grant_expired     uploader -> lab-results",
+        "rate_spike        ehr-api -> lab-results",
+        "HallpassMeshNewCallPath          billing -> lab-results",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    // Normal call paths are not flagged as new.
+    assert!(
+        !stdout.contains("HallpassMeshNewCallPath          ehr-api -> lab-results"),
+        "{stdout}"
+    );
+    // No patient identifier reaches Prometheus or the audit logs.
+    let audit = std::fs::read_to_string(dir.path().join("audit-lab-results.jsonl")).unwrap();
+    assert!(!audit.contains("MRN-"), "{audit}");
+}
