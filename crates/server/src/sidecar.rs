@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -70,7 +71,12 @@ impl Sidecar {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(bind_err)?;
                 }
-                AuthzListener::Unix(UnixListener::bind(path).map_err(bind_err)?, path.clone())
+                let listener = UnixListener::bind(path).map_err(bind_err)?;
+                // Owner and group only: Envoy runs in the same pod (shared
+                // group via fsGroup), nobody else needs to ask.
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+                    .map_err(bind_err)?;
+                AuthzListener::Unix(listener, path.clone())
             }
         };
         let admin = bind_tcp(shared.settings.admin_listen).await?;

@@ -93,6 +93,9 @@ async fn unix_socket_listener_answers_checks() {
     );
     let mut running = Running::start(cfg).await;
     wait_until_ready(&running, true).await;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "the authz socket is for owner and group only");
     let ehr = ca.issue(EHR).unwrap();
     let billing = ca.issue(BILLING).unwrap();
     assert_eq!(
