@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "install test tools (Envoy, h2load, promtool)"
+step "install test tools (Envoy, h2load, promtool, helm, kubectl, ...)"
 scripts/install-test-deps.sh
 
 step "format"
@@ -18,19 +18,22 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build"
 cargo build --workspace --all-targets --locked
 
-step "tests (unit, in-process gRPC, real Envoy end-to-end)"
-if ! cargo nextest --version >/dev/null 2>&1; then
-  cargo install cargo-nextest --locked
-fi
-cargo nextest run --workspace --locked --no-fail-fast
+step "demo (the README's first command) as a smoke test"
+./target/debug/hallpass demo
+
+step "shipped policies: hallpass policy check, and their test suites"
+for f in examples/policies/*.yaml; do
+  case "$f" in *.tests.yaml) continue ;; esac
+  ./target/debug/hallpass policy check "$f"
+  t="${f%.yaml}.tests.yaml"
+  if [ -f "$t" ]; then ./target/debug/hallpass policy test "$f" "$t"; fi
+done
 
 step "doc tests"
 cargo test --workspace --doc --locked
 
-step "demo (the README's first command) as a smoke test"
-./target/debug/hallpass demo
-
-step "shipped policies pass hallpass policy check"
-for f in examples/policies/*.yaml; do
-  ./target/debug/hallpass policy check "$f"
-done
+step "tests (unit, property, in-process gRPC, real Envoy end-to-end, local mesh)"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+cargo nextest run --workspace --locked --no-fail-fast

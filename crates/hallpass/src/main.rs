@@ -4,6 +4,8 @@
 //! failed demo), 2 usage errors (from clap).
 
 mod demo;
+mod inject_cmd;
+mod policy_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,10 +33,10 @@ enum Command {
         #[arg(long, env = "HALLPASS_CONFIG")]
         config: PathBuf,
     },
-    /// Work with policy files.
+    /// Work with policy files: check, test, explain.
     Policy {
         #[command(subcommand)]
-        command: PolicyCommand,
+        command: policy_cmd::PolicyCommand,
     },
     /// A self-contained demo: throwaway PKI, a clinical-mesh policy, the
     /// sidecar in-process, and real gRPC Check calls.
@@ -43,14 +45,11 @@ enum Command {
         #[arg(long)]
         serve: bool,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum PolicyCommand {
-    /// Validate a policy file; every problem is printed with its place.
-    Check {
-        /// The policy file.
-        file: PathBuf,
+    /// Kubernetes sidecar injection webhook (AdmissionReview v1 over HTTPS),
+    /// or `--render POD_FILE` to show what it would inject.
+    Inject {
+        #[command(flatten)]
+        args: inject_cmd::InjectArgs,
     },
 }
 
@@ -73,18 +72,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(serve(settings))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Policy {
-            command: PolicyCommand::Check { file },
-        } => match hallpass_policy::CompiledPolicy::from_file(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", file.display());
-                Ok(ExitCode::from(1))
-            }
-        },
+        Command::Policy { command } => Ok(policy_cmd::run(command)),
+        Command::Inject { args } => inject_cmd::run(args),
         Command::Demo { serve } => {
             init_quiet_logs();
             let passed = runtime()?.block_on(demo::run(serve))?;

@@ -6,13 +6,16 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::document::{PolicyDocument, RuleDocument};
+use crate::load::{load_document, locate_problems};
+use crate::locate::child_path;
+use crate::trie::{RouteHit, RouteKind, SourceIndex};
 use crate::{
     Decision, DenyReason, GrpcPattern, Mode, PolicyError, Problem, RouteTemplate, SourcePattern,
     normalize_path,
 };
 
 /// The HTTP methods a rule may name.
-const METHODS: &[&str] = &[
+pub(crate) const METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
 ];
 
@@ -60,34 +63,55 @@ pub struct CompiledRule {
 }
 
 /// The route label used when a rule allows every path.
-const ANY_ROUTE: &str = "*";
+pub(crate) const ANY_ROUTE: &str = "*";
+
+/// The route label of a rule that allows every path.
+pub(crate) fn any_route() -> Arc<str> {
+    Arc::from(ANY_ROUTE)
+}
 
 impl CompiledRule {
+    /// JWT and header conditions.
+    pub(crate) fn credentials_and_headers_hold(&self, req: &Request<'_>) -> bool {
+        (!self.require_jwt || req.has_jwt)
+            && self
+                .headers
+                .iter()
+                .all(|(k, v)| req.headers.get(k) == Some(v))
+    }
+
+    /// Is the request's method one the rule allows (for HTTP routes)?
+    pub(crate) fn method_ok(&self, method: &str) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|x| x == method))
+    }
+
     /// The route label if method, path, headers and credentials match; the
     /// time window is checked separately so that `grant_expired` can be told
     /// apart from `no_matching_rule`.
-    fn route_for(
+    pub(crate) fn route_for<S: AsRef<str>>(
         &self,
         req: &Request<'_>,
-        segments: &[std::borrow::Cow<'_, str>],
+        segments: &[S],
     ) -> Option<Arc<str>> {
-        if self.require_jwt && !req.has_jwt {
+        if !self.credentials_and_headers_hold(req) {
             return None;
         }
-        if !self
-            .headers
-            .iter()
-            .all(|(k, v)| req.headers.get(k) == Some(v))
-        {
-            return None;
-        }
-        let method_ok = self
-            .methods
-            .as_ref()
-            .is_none_or(|m| m.iter().any(|x| x == req.method));
+        self.route_ignoring_conditions(req.method, segments)
+    }
+
+    /// The route label if method and path match (headers, JWT and time not
+    /// considered).
+    pub(crate) fn route_ignoring_conditions<S: AsRef<str>>(
+        &self,
+        method: &str,
+        segments: &[S],
+    ) -> Option<Arc<str>> {
+        let method_ok = self.method_ok(method);
         let grpc_route = || {
             // gRPC calls are always POST; `methods` does not apply to them.
-            if req.method != "POST" {
+            if method != "POST" {
                 return None;
             }
             self.grpc
@@ -97,7 +121,7 @@ impl CompiledRule {
                 .map(|(_, l)| l.clone())
         };
         match (&self.paths, &self.grpc) {
-            (None, None) => method_ok.then(|| Arc::from(ANY_ROUTE)),
+            (None, None) => method_ok.then(any_route),
             (paths, _) => {
                 let http = paths.as_ref().filter(|_| method_ok).and_then(|ps| {
                     ps.iter()
@@ -109,7 +133,8 @@ impl CompiledRule {
         }
     }
 
-    fn in_window(&self, now: i64) -> bool {
+    /// Is `now` inside the rule's `not_before`/`not_after` window?
+    pub(crate) fn in_window(&self, now: i64) -> bool {
         self.not_before.is_none_or(|t| now >= t) && self.not_after.is_none_or(|t| now <= t)
     }
 }
@@ -121,24 +146,67 @@ pub struct CompiledWorkload {
     pub mode: Mode,
     /// Rules in file order.
     pub rules: Vec<CompiledRule>,
-    /// Rule indices per exact source ID, ascending.
-    exact: HashMap<SpiffeId, Vec<usize>>,
-    /// Wildcard sources with their rule index.
-    patterns: Vec<(SourcePattern, usize)>,
+    /// Sources → route tries of the rules naming them.
+    index: SourceIndex,
 }
 
 impl CompiledWorkload {
-    fn candidates(&self, source: &SpiffeId) -> Vec<usize> {
-        let mut out: Vec<usize> = self.exact.get(source).cloned().unwrap_or_default();
-        out.extend(
-            self.patterns
-                .iter()
-                .filter(|(p, _)| p.matches(source))
-                .map(|(_, i)| *i),
-        );
-        out.sort_unstable();
-        out.dedup();
-        out
+    /// First match in file order, found through the index: only rules that
+    /// name this source and have a template matching this path are looked at.
+    fn decide<S: AsRef<str>>(&self, req: &Request<'_>, segments: &[S]) -> Decision {
+        let mut hits: Vec<&RouteHit> = Vec::new();
+        self.index.matches(req.source, segments, &mut hits);
+        hits.sort_unstable_by_key(|h| (h.rule, h.position));
+        let mut expired = false;
+        for group in hits.chunk_by(|a, b| a.rule == b.rule) {
+            let rule = &self.rules[group[0].rule];
+            if !rule.credentials_and_headers_hold(req) {
+                continue;
+            }
+            let Some(hit) = group.iter().find(|h| match h.kind {
+                RouteKind::Http | RouteKind::Any => rule.method_ok(req.method),
+                RouteKind::Grpc => req.method == "POST",
+            }) else {
+                continue;
+            };
+            if rule.in_window(req.now) {
+                return Decision::Allow {
+                    rule: rule.name.clone(),
+                    route: hit.label.clone(),
+                };
+            }
+            expired = true;
+        }
+        Decision::deny(if expired {
+            DenyReason::GrantExpired
+        } else {
+            DenyReason::NoMatchingRule
+        })
+    }
+
+    /// The same answer by a plain scan of every rule in file order: the
+    /// reference the index is tested against.
+    fn decide_linear<S: AsRef<str>>(&self, req: &Request<'_>, segments: &[S]) -> Decision {
+        let mut expired = false;
+        for rule in &self.rules {
+            if !rule.from.iter().any(|p| p.matches(req.source)) {
+                continue;
+            }
+            if let Some(route) = rule.route_for(req, segments) {
+                if rule.in_window(req.now) {
+                    return Decision::Allow {
+                        rule: rule.name.clone(),
+                        route,
+                    };
+                }
+                expired = true;
+            }
+        }
+        Decision::deny(if expired {
+            DenyReason::GrantExpired
+        } else {
+            DenyReason::NoMatchingRule
+        })
     }
 }
 
@@ -158,16 +226,14 @@ pub struct CompiledPolicy {
 pub(crate) const OTHER_UNTRUSTED: &str = "other:untrusted";
 
 impl CompiledPolicy {
-    /// Parse and compile a policy from YAML text.
+    /// Parse and compile a policy from YAML text. Every problem comes with
+    /// its key path and, where the text shows it, its line and column.
     pub fn from_yaml(text: &str) -> Result<Self, PolicyError> {
-        let doc: PolicyDocument = serde_yaml_ng::from_str(text).map_err(|e| {
-            PolicyError::Invalid(vec![Problem {
-                path: "(document)".into(),
-                location: e.location().map(|l| (l.line(), l.column())),
-                message: e.to_string(),
-            }])
-        })?;
-        Self::compile(&doc)
+        let doc = load_document(text).map_err(PolicyError::Invalid)?;
+        Self::compile(&doc).map_err(|e| match e {
+            PolicyError::Invalid(problems) => PolicyError::Invalid(locate_problems(problems, text)),
+            other => other,
+        })
     }
 
     /// Read, parse and compile a policy file.
@@ -184,6 +250,7 @@ impl CompiledPolicy {
         let mut problems = Vec::new();
         let mut problem = |path: String, message: String| {
             problems.push(Problem {
+                code: "invalid_value",
                 path,
                 location: None,
                 message,
@@ -247,7 +314,7 @@ impl CompiledPolicy {
         }
         let mut workloads = HashMap::new();
         for (dest, wl) in &doc.workloads {
-            let base = format!("workloads.\"{dest}\"");
+            let base = child_path("workloads", dest);
             let dest_id = match SourcePattern::parse(dest) {
                 Ok(SourcePattern::Exact(id)) => id,
                 Ok(_) => {
@@ -265,26 +332,21 @@ impl CompiledPolicy {
             let mut compiled = CompiledWorkload {
                 mode: wl.mode,
                 rules: Vec::new(),
-                exact: HashMap::new(),
-                patterns: Vec::new(),
+                index: SourceIndex::default(),
             };
             for (i, rule) in wl.allow.iter().enumerate() {
                 let path = format!("{base}.allow[{i}]");
                 let Some(rule) = compile_rule(rule, &path, &mut problem) else {
                     continue;
                 };
-                let index = compiled.rules.len();
                 for pattern in &rule.from {
-                    match pattern {
-                        SourcePattern::Exact(id) => {
-                            named
-                                .entry(id.clone())
-                                .or_insert_with(|| Arc::from(id.to_string()));
-                            compiled.exact.entry(id.clone()).or_default().push(index);
-                        }
-                        other => compiled.patterns.push((other.clone(), index)),
+                    if let SourcePattern::Exact(id) = pattern {
+                        named
+                            .entry(id.clone())
+                            .or_insert_with(|| Arc::from(id.to_string()));
                     }
                 }
+                compiled.index.insert_rule(compiled.rules.len(), &rule);
                 compiled.rules.push(rule);
             }
             workloads.insert(dest_id, compiled);
@@ -315,34 +377,46 @@ impl CompiledPolicy {
         (self.decide(workload, req), workload.mode)
     }
 
+    /// [`CompiledPolicy::evaluate`] by a plain scan of every rule of the
+    /// destination in file order, without the index. Same answers, linear
+    /// cost: the reference semantics that tests hold the index to.
+    pub fn evaluate_linear(&self, destination: &SpiffeId, req: &Request<'_>) -> (Decision, Mode) {
+        let Some(workload) = self.workloads.get(destination) else {
+            return (Decision::deny(DenyReason::NoMatchingRule), Mode::Enforce);
+        };
+        let decision = match self.precheck(req) {
+            Err(reason) => Decision::deny(reason),
+            Ok(path) => workload.decide_linear(req, path.segments()),
+        };
+        (decision, workload.mode)
+    }
+
     fn decide(&self, workload: &CompiledWorkload, req: &Request<'_>) -> Decision {
+        match self.precheck(req) {
+            Err(reason) => Decision::deny(reason),
+            Ok(path) => workload.decide(req, path.segments()),
+        }
+    }
+
+    /// Trust domain, revocation and path safety, in that order.
+    fn precheck<'r>(&self, req: &Request<'r>) -> Result<crate::NormalizedPath<'r>, DenyReason> {
         if !self.trust_domains.contains(req.source.trust_domain()) {
-            return Decision::deny(DenyReason::UntrustedTrustDomain);
+            return Err(DenyReason::UntrustedTrustDomain);
         }
         if self.revoked.contains(req.source) || self.serial_revoked(req) {
-            return Decision::deny(DenyReason::Revoked);
+            return Err(DenyReason::Revoked);
         }
-        let Some(path) = normalize_path(req.path) else {
-            return Decision::deny(DenyReason::AmbiguousPath);
-        };
-        let mut expired = false;
-        for index in workload.candidates(req.source) {
-            let rule = &workload.rules[index];
-            if let Some(route) = rule.route_for(req, path.segments()) {
-                if rule.in_window(req.now) {
-                    return Decision::Allow {
-                        rule: rule.name.clone(),
-                        route,
-                    };
-                }
-                expired = true;
-            }
-        }
-        Decision::deny(if expired {
-            DenyReason::GrantExpired
-        } else {
-            DenyReason::NoMatchingRule
-        })
+        normalize_path(req.path).ok_or(DenyReason::AmbiguousPath)
+    }
+
+    /// Is this exact ID on the `revoked.ids` list?
+    pub fn is_revoked_id(&self, id: &SpiffeId) -> bool {
+        self.revoked.contains(id)
+    }
+
+    /// Is the request's certificate serial on the `revoked.serials` list?
+    pub fn is_revoked_serial(&self, req: &Request<'_>) -> bool {
+        self.serial_revoked(req)
     }
 
     fn serial_revoked(&self, req: &Request<'_>) -> bool {
@@ -469,18 +543,13 @@ fn compile_rule(
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
     let mut time = |field: &str, value: &Option<String>| {
-        value
-            .as_ref()
-            .and_then(|v| match OffsetDateTime::parse(v, &Rfc3339) {
-                Ok(t) => Some(t.unix_timestamp()),
-                Err(e) => {
-                    bad(
-                        format!("{path}.{field}"),
-                        format!("not an RFC 3339 time: {e}"),
-                    );
-                    None
-                }
-            })
+        value.as_ref().and_then(|v| match parse_rfc3339(v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                bad(format!("{path}.{field}"), e);
+                None
+            }
+        })
     };
     let not_before = time("not_before", &doc.not_before);
     let not_after = time("not_after", &doc.not_after);
@@ -497,8 +566,24 @@ fn compile_rule(
     })
 }
 
-/// Parse a hex serial (`0a:1b:…` or `0a1b…`) into big-endian bytes without leading zeros.
-fn parse_serial(text: &str) -> Result<Vec<u8>, String> {
+/// Parse an RFC 3339 time (`2026-12-01T00:00:00Z`) into Unix seconds.
+pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(OffsetDateTime::unix_timestamp)
+        .map_err(|e| format!("not an RFC 3339 time: {e}"))
+}
+
+/// Format Unix seconds as RFC 3339 in UTC.
+pub(crate) fn format_rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{unix}"))
+}
+
+/// Parse a hex certificate serial (`0a:1b:…` or `0a1b…`) into big-endian
+/// bytes without leading zeros, as [`Request::serial`] carries it.
+pub fn parse_serial(text: &str) -> Result<Vec<u8>, String> {
     let hex: String = text.chars().filter(|c| *c != ':').collect();
     if hex.is_empty() || hex.len() > 128 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err("a serial is 1 to 64 bytes of hex, optionally with `:` separators".into());

@@ -125,3 +125,57 @@ where
 
     deserializer.deserialize_map(UniqueKeys(PhantomData))
 }
+
+/// The shape of a policy file, for the located check that reports every
+/// unknown key and wrong type at once. It mirrors the serde model above;
+/// `tests/load.rs` keeps the two in step.
+pub(crate) mod shape {
+    use crate::locate::{Field, Shape};
+
+    const fn field(name: &'static str, shape: &'static Shape, required: bool) -> Field {
+        Field {
+            name,
+            shape,
+            required,
+        }
+    }
+
+    static STR: Shape = Shape::Str;
+    static STRS: Shape = Shape::List(&STR);
+    static INT: Shape = Shape::Int;
+    static BOOL: Shape = Shape::Bool;
+    static MODE: Shape = Shape::OneOf(&["enforce", "audit"]);
+    static HEADERS: Shape = Shape::Dict(&STR);
+    static SERIAL: Shape = Shape::Struct(&[
+        field("trust_domain", &STR, true),
+        field("serial", &STR, true),
+    ]);
+    static SERIALS: Shape = Shape::List(&SERIAL);
+    static REVOKED: Shape = Shape::Struct(&[
+        field("ids", &STRS, false),
+        field("serials", &SERIALS, false),
+    ]);
+    static RULE: Shape = Shape::Struct(&[
+        field("name", &STR, true),
+        field("from", &STRS, true),
+        field("methods", &STRS, false),
+        field("paths", &STRS, false),
+        field("grpc", &STRS, false),
+        field("headers", &HEADERS, false),
+        field("not_before", &STR, false),
+        field("not_after", &STR, false),
+        field("require_jwt", &BOOL, false),
+    ]);
+    static RULES: Shape = Shape::List(&RULE);
+    static WORKLOAD: Shape =
+        Shape::Struct(&[field("mode", &MODE, false), field("allow", &RULES, false)]);
+    static WORKLOADS: Shape = Shape::Dict(&WORKLOAD);
+
+    /// The whole file.
+    pub(crate) static POLICY: Shape = Shape::Struct(&[
+        field("version", &INT, true),
+        field("trust_domains", &STRS, false),
+        field("revoked", &REVOKED, false),
+        field("workloads", &WORKLOADS, false),
+    ]);
+}

@@ -3,6 +3,9 @@ use std::fmt;
 /// One problem in a policy file, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// A stable code for the kind of problem (`yaml_syntax`, `unknown_key`,
+    /// `duplicate_key`, `missing_key`, `wrong_type`, `invalid_value`).
+    pub code: &'static str,
     /// Key path, e.g. `workloads."spiffe://…/lab-results".allow[0].from[1]`.
     pub path: String,
     /// 1-based line and column, when known.

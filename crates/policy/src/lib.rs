@@ -2,23 +2,44 @@
 //!
 //! The YAML policy file (design §5) is parsed once into [`PolicyDocument`],
 //! then compiled into an immutable [`CompiledPolicy`]: SPIFFE IDs, source
-//! patterns and route templates are typed values, exact sources sit in a hash
-//! map, and a decision never re-parses text. The server keeps the compiled
+//! patterns and route templates are typed values, and each destination's
+//! rules sit in a source index (exact IDs in a hash map, wildcard patterns in
+//! a segment trie) whose entries hold a [`RouteTrie`] of route templates. A
+//! decision never re-parses text, and its cost does not grow with the number
+//! of rules that cannot apply to the caller. The server keeps the compiled
 //! policy behind an `Arc` and swaps it whole on reload.
 //!
 //! Every evaluation ends in a typed [`Decision`]; a deny carries a
 //! [`DenyReason`] whose [`DenyReason::code`] is the stable wire and metric value.
+//!
+//! The tooling behind `hallpass policy check|test|explain` lives here too, so
+//! it runs the exact code the sidecar runs: [`check`] (located errors and
+//! lints), [`suite`] (decision test cases) and [`CompiledPolicy::explain`].
 
+pub mod check;
 mod compile;
 mod decision;
 mod document;
 mod error;
+mod explain;
+mod load;
+mod locate;
 mod matchers;
 mod path;
+pub mod suite;
+mod trie;
 
-pub use compile::{CompiledPolicy, CompiledRule, CompiledWorkload, Request};
+pub use compile::{
+    CompiledPolicy, CompiledRule, CompiledWorkload, Request, parse_rfc3339, parse_serial,
+};
 pub use decision::{Decision, DenyReason, Mode};
-pub use document::{PolicyDocument, RuleDocument, WorkloadDocument};
+pub use document::{
+    PolicyDocument, RevokedDocument, RevokedSerialDocument, RuleDocument, WorkloadDocument,
+};
 pub use error::{PolicyError, Problem};
+pub use explain::{Explanation, RuleTrace, Step};
+pub use load::load_document;
+pub use locate::{Location, LocationIndex, child_path, item_path};
 pub use matchers::{GrpcPattern, RouteTemplate, SourcePattern};
 pub use path::{NormalizedPath, normalize_path};
+pub use trie::{RouteHit, RouteKind, RouteTrie};

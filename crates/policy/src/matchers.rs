@@ -76,6 +76,33 @@ impl SourcePattern {
         }
     }
 
+    /// The segments before the wildcard (all of them for an exact ID).
+    pub fn prefix_segments(&self) -> Vec<&str> {
+        match self {
+            Self::Exact(id) => id.path().split('/').skip(1).collect(),
+            Self::OneBelow { segments, .. } | Self::AnyBelow { segments, .. } => {
+                segments.iter().map(String::as_str).collect()
+            }
+        }
+    }
+
+    /// Does every ID this pattern matches also match `self`?
+    pub fn covers(&self, other: &SourcePattern) -> bool {
+        if self.trust_domain() != other.trust_domain() {
+            return false;
+        }
+        match (self, other) {
+            (_, Self::Exact(id)) => self.matches(id),
+            (Self::Exact(_), _) => false,
+            (Self::OneBelow { segments: a, .. }, Self::OneBelow { segments: b, .. }) => a == b,
+            (Self::OneBelow { .. }, Self::AnyBelow { .. }) => false,
+            (
+                Self::AnyBelow { segments: a, .. },
+                Self::OneBelow { segments: b, .. } | Self::AnyBelow { segments: b, .. },
+            ) => b.starts_with(a),
+        }
+    }
+
     /// Does `id` match this pattern?
     pub fn matches(&self, id: &SpiffeId) -> bool {
         match self {
@@ -212,6 +239,40 @@ impl RouteTemplate {
         &self.text
     }
 
+    /// The fixed segments: `Some(literal)` or `None` for a `{param}`.
+    pub fn segments(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
+        self.segments.iter().map(|s| match s {
+            Segment::Literal(l) => Some(l.as_str()),
+            Segment::Param => None,
+        })
+    }
+
+    /// True when the template ends in `/**` (one or more further segments).
+    pub fn any_depth(&self) -> bool {
+        self.any_depth
+    }
+
+    /// Does every path this template matches also match `self`?
+    pub fn covers(&self, other: &RouteTemplate) -> bool {
+        let (mine, theirs) = (self.segments.len(), other.segments.len());
+        let len_ok = match (self.any_depth, other.any_depth) {
+            (false, false) => mine == theirs,
+            (false, true) => false,
+            (true, false) => theirs > mine,
+            (true, true) => theirs >= mine,
+        };
+        len_ok
+            && self
+                .segments
+                .iter()
+                .zip(&other.segments)
+                .all(|(a, b)| match (a, b) {
+                    (Segment::Param, _) => true,
+                    (Segment::Literal(x), Segment::Literal(y)) => x == y,
+                    (Segment::Literal(_), Segment::Param) => false,
+                })
+    }
+
     /// Does a normalised, decoded path (its segments) match?
     pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
         let fixed = self.segments.len();
@@ -262,6 +323,21 @@ impl GrpcPattern {
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The fully qualified service, e.g. `lab.v1.Results`.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The method, or `None` for `Service/*`.
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
+    /// Does every call this pattern matches also match `self`?
+    pub fn covers(&self, other: &GrpcPattern) -> bool {
+        self.service == other.service && (self.method.is_none() || self.method == other.method)
     }
 
     /// Does the gRPC request path (`/package.Service/Method`, as segments) match?

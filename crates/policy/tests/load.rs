@@ -76,9 +76,9 @@ fn unknown_key_problem_names_where_it_is() {
     let found = problems(yaml);
     let p = &found[0];
     assert_eq!(p.location, Some((7, 9)), "{p}");
-    assert!(
-        p.message
-            .contains("workloads.spiffe://hospital.example/a.allow[0]"),
+    assert_eq!(p.code, "unknown_key", "{p}");
+    assert_eq!(
+        p.path, "workloads.\"spiffe://hospital.example/a\".allow[0].metods",
         "{p}"
     );
 }

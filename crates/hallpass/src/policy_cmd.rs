@@ -1,0 +1,229 @@
+//! `hallpass policy check|test|explain`: thin wrappers over `hallpass_policy`,
+//! which holds the checks, the test runner and the trace, so that the tools
+//! run the very code the sidecar runs.
+//!
+//! Exit codes (stable, documented in docs/policy.md):
+//!
+//! | code | check | test | explain |
+//! |---|---|---|---|
+//! | 0 | no errors (warnings allowed) | every case passed | a decision was printed |
+//! | 1 | errors | a case failed, or the policy or test file is invalid | the policy is invalid |
+//! | 2 | usage: bad arguments, unreadable file | same | same |
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Subcommand, ValueEnum};
+use hallpass_identity::SpiffeId;
+use hallpass_policy::check::{check, unix_now};
+use hallpass_policy::suite::Suite;
+use hallpass_policy::{CompiledPolicy, Request, SourcePattern, parse_rfc3339, parse_serial};
+
+/// Exit code for usage errors (bad arguments, unreadable files).
+const USAGE: u8 = 2;
+
+/// The `hallpass policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate and lint a policy file: every error and warning is printed
+    /// with its line:column and key path. Exit 0 when there are no errors
+    /// (warnings allowed), 1 on errors, 2 on usage errors.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+        /// Output: `text` for people, `json` for CI.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Judge time-bound grants as of this RFC 3339 time instead of now.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+    },
+    /// Run decision test cases (request -> expected decision) against a
+    /// policy. Exit 0 when all pass, 1 on any failure.
+    Test {
+        /// The policy file.
+        policy: PathBuf,
+        /// The test file (see docs/policy.md, "Testing a policy").
+        tests: PathBuf,
+        /// Time for cases that give none, instead of now (RFC 3339).
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+    },
+    /// Print the decision for one request and a trace of the evaluation:
+    /// trust domain, revocation, path normalisation, then every rule of the
+    /// destination with why it did or did not match.
+    #[command(group(ArgGroup::new("target").required(true).args(["path", "grpc"])))]
+    Explain {
+        /// The policy file.
+        policy: PathBuf,
+        /// The caller's SPIFFE ID.
+        #[arg(long)]
+        source: String,
+        /// The destination's SPIFFE ID.
+        #[arg(long)]
+        destination: String,
+        /// HTTP method (gRPC calls are POST).
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Request path, query included if you like.
+        #[arg(long)]
+        path: Option<String>,
+        /// A gRPC method, `package.Service/Method`, instead of --path.
+        #[arg(long)]
+        grpc: Option<String>,
+        /// A request header, `name=value`; repeat for more.
+        #[arg(long = "header", value_name = "NAME=VALUE")]
+        headers: Vec<String>,
+        /// The caller also presented a valid JWT-SVID.
+        #[arg(long)]
+        jwt: bool,
+        /// Serial of the caller's X.509-SVID (hex), to check `revoked.serials`.
+        #[arg(long)]
+        serial: Option<String>,
+        /// Time of the call (RFC 3339); default now.
+        #[arg(long, value_name = "RFC3339")]
+        time: Option<String>,
+    },
+}
+
+/// Output format of `policy check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `FILE:LINE:COL: severity[code]: path: message` lines and a summary.
+    Text,
+    /// One JSON object: file, errors, warnings, findings.
+    Json,
+}
+
+/// Run a `hallpass policy` subcommand; returns the exit code.
+pub fn run(command: PolicyCommand) -> ExitCode {
+    match command_result(command) {
+        Ok(code) => ExitCode::from(code),
+        Err(usage) => {
+            eprintln!("error: {usage}");
+            ExitCode::from(USAGE)
+        }
+    }
+}
+
+fn command_result(command: PolicyCommand) -> Result<u8, String> {
+    match command {
+        PolicyCommand::Check { file, format, now } => {
+            let now = time_or_now(now.as_deref(), "--now")?;
+            let text = read(&file)?;
+            let report = check(&text, now);
+            let name = file.display().to_string();
+            match format {
+                Format::Text => print!("{}", report.to_text(&name)),
+                Format::Json => println!("{}", report.to_json(&name)),
+            }
+            Ok(u8::from(report.errors() > 0))
+        }
+        PolicyCommand::Test { policy, tests, now } => {
+            let now = time_or_now(now.as_deref(), "--now")?;
+            let Some(compiled) = load_policy(&policy)? else {
+                return Ok(1);
+            };
+            let text = read(&tests)?;
+            let suite = match Suite::from_yaml(&text, now) {
+                Ok(s) => s,
+                Err(problems) => {
+                    for p in problems {
+                        eprintln!("{}:{p}", tests.display());
+                    }
+                    return Ok(1);
+                }
+            };
+            let report = suite.run(&compiled);
+            print!(
+                "{}",
+                report.to_text(&tests.display().to_string(), &policy.display().to_string())
+            );
+            Ok(u8::from(report.failed() > 0))
+        }
+        PolicyCommand::Explain {
+            policy,
+            source,
+            destination,
+            method,
+            path,
+            grpc,
+            headers,
+            jwt,
+            serial,
+            time,
+        } => {
+            let source = exact_id(&source, "--source")?;
+            let destination = exact_id(&destination, "--destination")?;
+            let now = time_or_now(time.as_deref(), "--time")?;
+            let serial = serial
+                .map(|s| parse_serial(&s).map_err(|e| format!("--serial: {e}")))
+                .transpose()?;
+            let mut header_map = HashMap::new();
+            for h in &headers {
+                let (k, v) = h
+                    .split_once('=')
+                    .ok_or_else(|| format!("--header {h}: expected NAME=VALUE"))?;
+                header_map.insert(k.trim().to_ascii_lowercase(), v.to_owned());
+            }
+            let (method, path) = match (path, grpc) {
+                (_, Some(g)) => ("POST".to_owned(), format!("/{g}")),
+                (Some(p), None) => (method, p),
+                (None, None) => return Err("give --path or --grpc".into()),
+            };
+            let Some(compiled) = load_policy(&policy)? else {
+                return Ok(1);
+            };
+            let req = Request {
+                source: &source,
+                method: &method,
+                path: &path,
+                headers: &header_map,
+                has_jwt: jwt,
+                serial: serial.as_deref(),
+                now,
+            };
+            print!("{}", compiled.explain(&destination, &req));
+            Ok(0)
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The compiled policy, or `None` after printing its problems.
+fn load_policy(path: &Path) -> Result<Option<CompiledPolicy>, String> {
+    let text = read(path)?;
+    match CompiledPolicy::from_yaml(&text) {
+        Ok(p) => Ok(Some(p)),
+        Err(hallpass_policy::PolicyError::Invalid(problems)) => {
+            for p in problems {
+                eprintln!("{}:{p}", path.display());
+            }
+            eprintln!(
+                "{}: invalid policy (run `hallpass policy check` for details)",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn exact_id(text: &str, flag: &str) -> Result<SpiffeId, String> {
+    match SourcePattern::parse(text) {
+        Ok(SourcePattern::Exact(id)) => Ok(id),
+        Ok(_) => Err(format!("{flag}: an exact SPIFFE ID, not a pattern")),
+        Err(e) => Err(format!("{flag}: {e}")),
+    }
+}
+
+fn time_or_now(text: Option<&str>, flag: &str) -> Result<i64, String> {
+    match text {
+        None => Ok(unix_now()),
+        Some(t) => parse_rfc3339(t).map_err(|e| format!("{flag}: {e}")),
+    }
+}

@@ -1,0 +1,331 @@
+//! `hallpass policy check|test|explain` as a user runs them: output and
+//! exit codes (0 ok, 1 errors or failures, 2 usage).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn hallpass(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_hallpass"))
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/policies")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn temp_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path: PathBuf = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+const LAB: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
+const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
+
+#[test]
+fn check_passes_the_example_with_its_warnings() {
+    let file = example("clinical-mesh.yaml");
+    let run = hallpass(&["policy", "check", &file, "--now", "2026-06-01T00:00:00Z"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains(": warning[audit_mode]: workloads.\"spiffe://hospital.example/ns/pharmacy/sa/pharmacy\".mode: "), "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with(": ok, 1 warning(s)\n"),
+        "{}",
+        run.stdout
+    );
+
+    // Later the pilot grant has run out: one more warning, still exit 0.
+    let run = hallpass(&["policy", "check", &file, "--now", "2026-09-01T00:00:00Z"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("warning[grant_expired]"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn check_errors_give_file_line_column_and_path_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = temp_file(
+        &dir,
+        "bad.yaml",
+        "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  spiffe://hospital.example/a:\n    allow:\n      - name: r\n        metods: [GET]\n        from: [\"spiffe://hospital.example/ns/*/x\"]\n",
+    );
+    let run = hallpass(&["policy", "check", &file]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!(
+            "{file}:7:9: error[unknown_key]: workloads.\"spiffe://hospital.example/a\".allow[0].metods: unknown field `metods`"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.ends_with(": 1 error(s), 0 warning(s)\n"),
+        "{}",
+        run.stdout
+    );
+
+    // Fix the key: the compile error underneath is located too.
+    let file = temp_file(
+        &dir,
+        "bad2.yaml",
+        "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  spiffe://hospital.example/a:\n    allow:\n      - name: r\n        methods: [GET]\n        from: [\"spiffe://hospital.example/ns/*/x\"]\n",
+    );
+    let run = hallpass(&["policy", "check", &file]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains(&format!(
+            "{file}:8:16: error[invalid_value]: workloads.\"spiffe://hospital.example/a\".allow[0].from[0]: "
+        )),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn check_json_for_ci() {
+    let file = example("clinical-mesh.yaml");
+    let run = hallpass(&[
+        "policy",
+        "check",
+        &file,
+        "--format",
+        "json",
+        "--now",
+        "2026-06-01T00:00:00Z",
+    ]);
+    assert_eq!(run.code, 0);
+    for want in [
+        "\"errors\": 0",
+        "\"warnings\": 1",
+        "\"severity\": \"warning\"",
+        "\"code\": \"audit_mode\"",
+        "\"line\": ",
+        "\"column\": ",
+        "\"message\": ",
+    ] {
+        assert!(run.stdout.contains(want), "{want} in {}", run.stdout);
+    }
+    assert!(run.stdout.trim_start().starts_with('{') && run.stdout.trim_end().ends_with('}'));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["policy", "check"][..],
+        &["policy", "check", "/nonexistent/policy.yaml"],
+        &["policy", "check", "x.yaml", "--format", "xml"],
+        &[
+            "policy",
+            "test",
+            "/nonexistent/p.yaml",
+            "/nonexistent/t.yaml",
+        ],
+        &[
+            "policy",
+            "explain",
+            "p.yaml",
+            "--source",
+            EHR,
+            "--destination",
+            LAB,
+        ],
+        &[
+            "policy",
+            "explain",
+            "p.yaml",
+            "--source",
+            "spiffe://hospital.example/ns/**",
+            "--destination",
+            LAB,
+            "--path",
+            "/",
+        ],
+        &[
+            "policy",
+            "explain",
+            "p.yaml",
+            "--source",
+            EHR,
+            "--destination",
+            LAB,
+            "--path",
+            "/",
+            "--time",
+            "soon",
+        ],
+    ] {
+        let run = hallpass(args);
+        assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
+    }
+}
+
+#[test]
+fn test_runs_the_shipped_suite() {
+    let run = hallpass(&[
+        "policy",
+        "test",
+        &example("clinical-mesh.yaml"),
+        &example("clinical-mesh.tests.yaml"),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let last = run.stdout.lines().last().unwrap();
+    assert!(last.ends_with(" passed, 0 failed"), "{}", run.stdout);
+    assert!(!run.stdout.contains("FAIL"), "{}", run.stdout);
+}
+
+#[test]
+fn test_failure_shows_a_diff_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = temp_file(
+        &dir,
+        "t.yaml",
+        &format!(
+            "tests:\n  - name: ehr may delete\n    source: {EHR}\n    destination: {LAB}\n    method: DELETE\n    path: /patients/p/results\n    time: 2026-06-01T00:00:00Z\n    expect: {{decision: allow}}\n  - name: ehr reads\n    source: {EHR}\n    destination: {LAB}\n    path: /patients/p/results\n    expect: {{decision: allow}}\n"
+        ),
+    );
+    let run = hallpass(&["policy", "test", &example("clinical-mesh.yaml"), &tests]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("FAIL ehr may delete ({tests}:2:5, tests[0])")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "    - decision: allow\n    + decision: deny\n      reason:   no_matching_rule\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("PASS ehr reads\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with("1 passed, 1 failed\n"),
+        "{}",
+        run.stdout
+    );
+
+    let broken = temp_file(
+        &dir,
+        "broken.yaml",
+        "tests:\n  - name: x\n    path: /\n    expect: {decision: maybe}\n",
+    );
+    let run = hallpass(&["policy", "test", &example("clinical-mesh.yaml"), &broken]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains(&format!("{broken}:4:24: tests[0].expect.decision: ")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn explain_prints_the_decision_and_the_trace() {
+    let run = hallpass(&[
+        "policy",
+        "explain",
+        &example("clinical-mesh.yaml"),
+        "--source",
+        EHR,
+        "--destination",
+        LAB,
+        "--method",
+        "GET",
+        "--path",
+        "/patients/p-1/results/r-2",
+        "--time",
+        "2026-06-01T00:00:00Z",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "decision: allow (rule ehr-reads-results, route /patients/{patient}/results/{result})\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    for want in [
+        "  at   2026-06-01T00:00:00Z, credentials: x509\n",
+        "  [ok] trust domain hospital.example is listed in trust_domains\n",
+        "  #0 ehr-reads-results: MATCH: decides\n",
+        "  #1 pharmacy-lookup: no match\n",
+        "  #3 imaging-vendor-pilot: no match\n",
+    ] {
+        assert!(run.stdout.contains(want), "{want:?} in\n{}", run.stdout);
+    }
+
+    let run = hallpass(&[
+        "policy",
+        "explain",
+        &example("clinical-mesh.yaml"),
+        "--source",
+        "spiffe://hospital.example/ns/pharmacy/sa/dispensing",
+        "--destination",
+        LAB,
+        "--grpc",
+        "lab.v1.Results/GetResult",
+        "--header",
+        "X-Request-Id=1",
+        "--jwt",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "decision: allow (rule pharmacy-lookup, route lab.v1.Results/GetResult)\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("credentials: x509, jwt"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn explain_of_an_invalid_policy_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = temp_file(&dir, "p.yaml", "version: 2\n");
+    let run = hallpass(&[
+        "policy",
+        "explain",
+        &file,
+        "--source",
+        EHR,
+        "--destination",
+        LAB,
+        "--path",
+        "/",
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{file}:1:10: version: unsupported version 2")),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,397 @@
+//! `hallpass policy check`: every error with its place, then lints.
+//!
+//! Errors (the file cannot be loaded) and warnings (it loads, but something
+//! in it is probably not what its author meant) are both [`Finding`]s with a
+//! stable code, a key path and a line:column.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::compile::{METHODS, format_rfc3339};
+use crate::load::{load_document, locate_path, locate_problems};
+use crate::locate::{LocationIndex, child_path, item_path};
+use crate::{
+    CompiledPolicy, CompiledRule, Mode, PolicyDocument, PolicyError, Problem, SourcePattern,
+};
+
+/// A grant that ends within this many seconds is worth a warning.
+pub const EXPIRY_WARNING_SECONDS: i64 = 7 * 24 * 3600;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The policy cannot be loaded.
+    Error,
+    /// The policy loads, but probably does not say what was meant.
+    Warning,
+}
+
+/// One error or warning, with its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Stable code, e.g. `unknown_key` or `shadowed_rule`.
+    pub code: &'static str,
+    /// Key path, e.g. `workloads."spiffe://…".allow[1].from[0]`.
+    pub path: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong, and what to do.
+    pub message: String,
+}
+
+/// Everything `check` found in one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Findings in file order.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Number of errors.
+    pub fn errors(&self) -> usize {
+        self.count(Severity::Error)
+    }
+
+    /// Number of warnings.
+    pub fn warnings(&self) -> usize {
+        self.count(Severity::Warning)
+    }
+
+    fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+
+    /// The codes found, in order (handy in tests).
+    pub fn codes(&self) -> Vec<&'static str> {
+        self.findings.iter().map(|f| f.code).collect()
+    }
+
+    /// `FILE:LINE:COL: severity[code]: path: message` lines, then a summary.
+    pub fn to_text(&self, file: &str) -> String {
+        let mut out = String::new();
+        for f in &self.findings {
+            let at = match (f.line, f.column) {
+                (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+                _ => file.to_owned(),
+            };
+            let severity = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let _ = writeln!(
+                out,
+                "{at}: {severity}[{}]: {}: {}",
+                f.code, f.path, f.message
+            );
+        }
+        let _ = match (self.errors(), self.warnings()) {
+            (0, 0) => writeln!(out, "{file}: ok"),
+            (0, w) => writeln!(out, "{file}: ok, {w} warning(s)"),
+            (e, w) => writeln!(out, "{file}: {e} error(s), {w} warning(s)"),
+        };
+        out
+    }
+
+    /// `{"file", "errors", "warnings", "findings": [{severity, code, path,
+    /// line, column, message}]}` for CI.
+    pub fn to_json(&self, file: &str) -> String {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            file: &'a str,
+            errors: usize,
+            warnings: usize,
+            findings: &'a [Finding],
+        }
+        serde_json::to_string_pretty(&Out {
+            file,
+            errors: self.errors(),
+            warnings: self.warnings(),
+            findings: &self.findings,
+        })
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+impl From<&Problem> for Finding {
+    fn from(p: &Problem) -> Self {
+        Self {
+            severity: Severity::Error,
+            code: p.code,
+            path: p.path.clone(),
+            line: p.location.map(|l| l.0),
+            column: p.location.map(|l| l.1),
+            message: p.message.clone(),
+        }
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Load, compile and lint a policy text; time-based lints are relative to
+/// `now` (Unix seconds).
+pub fn check(text: &str, now: i64) -> Report {
+    let doc = match load_document(text) {
+        Ok(doc) => doc,
+        Err(problems) => return errors(&problems),
+    };
+    let policy = match CompiledPolicy::compile(&doc) {
+        Ok(p) => p,
+        Err(PolicyError::Invalid(problems)) => return errors(&locate_problems(problems, text)),
+        Err(e) => {
+            return errors(&[Problem {
+                code: "invalid_value",
+                path: "(document)".into(),
+                location: None,
+                message: e.to_string(),
+            }]);
+        }
+    };
+    let index = LocationIndex::new(text);
+    let mut lints = Lints {
+        index: &index,
+        findings: Vec::new(),
+    };
+    lints.run(&doc, &policy, now);
+    let mut findings = lints.findings;
+    findings.sort_by_key(|f| (f.line, f.column, f.severity));
+    Report { findings }
+}
+
+fn errors(problems: &[Problem]) -> Report {
+    let mut findings: Vec<Finding> = problems.iter().map(Finding::from).collect();
+    findings.sort_by_key(|f| (f.line, f.column));
+    Report { findings }
+}
+
+struct Lints<'a> {
+    index: &'a LocationIndex,
+    findings: Vec<Finding>,
+}
+
+impl Lints<'_> {
+    fn warn(&mut self, code: &'static str, path: String, message: String) {
+        let at = locate_path(self.index, &path);
+        self.findings.push(Finding {
+            severity: Severity::Warning,
+            code,
+            path,
+            line: at.map(|l| l.0),
+            column: at.map(|l| l.1),
+            message,
+        });
+    }
+
+    fn run(&mut self, doc: &PolicyDocument, policy: &CompiledPolicy, now: i64) {
+        let listed = |td: &str| doc.trust_domains.iter().any(|t| t == td);
+        for (dest, wl) in &doc.workloads {
+            let base = child_path("workloads", dest);
+            let Ok(SourcePattern::Exact(dest_id)) = SourcePattern::parse(dest) else {
+                continue;
+            };
+            if !listed(dest_id.trust_domain().as_str()) {
+                self.warn(
+                    "unlisted_trust_domain",
+                    base.clone(),
+                    format!(
+                        "trust domain `{}` of this destination is not in trust_domains",
+                        dest_id.trust_domain()
+                    ),
+                );
+            }
+            if wl.mode == Mode::Audit {
+                self.warn(
+                    "audit_mode",
+                    child_path(&base, "mode"),
+                    "audit mode: denies are only recorded (audit_deny) and the calls go through; \
+                     switch to enforce once the audit log shows no unexpected denies"
+                        .into(),
+                );
+            }
+            let Some(workload) = policy.workload(&dest_id) else {
+                continue;
+            };
+            let allow = child_path(&base, "allow");
+            let mut names: HashMap<&str, usize> = HashMap::new();
+            for (j, rule) in workload.rules.iter().enumerate() {
+                let at = item_path(&allow, j);
+                if let Some(first) = names.get(&*rule.name) {
+                    self.warn(
+                        "duplicate_rule_name",
+                        child_path(&at, "name"),
+                        format!(
+                            "`{}` is also the name of allow[{first}]; metrics and logs cannot tell the two apart",
+                            rule.name
+                        ),
+                    );
+                } else {
+                    names.insert(&rule.name, j);
+                }
+                if let Some(i) = (0..j).find(|&i| rule_covers(&workload.rules[i], rule)) {
+                    self.warn(
+                        "shadowed_rule",
+                        at.clone(),
+                        format!(
+                            "never decides: allow[{i}] (`{}`) comes first and matches every request this rule matches",
+                            workload.rules[i].name
+                        ),
+                    );
+                }
+                self.sources(rule, &at, &listed);
+                self.grant(rule, &at, now);
+                self.allows_everything(rule, &at);
+            }
+        }
+    }
+
+    fn sources(&mut self, rule: &CompiledRule, at: &str, listed: &impl Fn(&str) -> bool) {
+        let from = child_path(at, "from");
+        for (k, pattern) in rule.from.iter().enumerate() {
+            let path = item_path(&from, k);
+            if !listed(pattern.trust_domain().as_str()) {
+                self.warn(
+                    "unlisted_trust_domain",
+                    path.clone(),
+                    format!(
+                        "trust domain `{}` is not in trust_domains, so this source is never accepted",
+                        pattern.trust_domain()
+                    ),
+                );
+            }
+            if !matches!(pattern, SourcePattern::Exact(_)) && pattern.prefix_segments().len() < 2 {
+                self.warn(
+                    "wide_source",
+                    path,
+                    format!(
+                        "`{pattern}` is wider than one namespace; name a namespace \
+                         (spiffe://{}/ns/NAME/**) or exact workloads",
+                        pattern.trust_domain()
+                    ),
+                );
+            }
+        }
+    }
+
+    fn grant(&mut self, rule: &CompiledRule, at: &str, now: i64) {
+        let Some(end) = rule.not_after else { return };
+        let path = child_path(at, "not_after");
+        if end < now {
+            self.warn(
+                "grant_expired",
+                path,
+                format!(
+                    "this grant ended at {}; it allows nothing now (calls get grant_expired): remove it or renew it",
+                    format_rfc3339(end)
+                ),
+            );
+        } else if end - now <= EXPIRY_WARNING_SECONDS {
+            let days = (end - now) / 86_400;
+            self.warn(
+                "grant_expiring",
+                path,
+                format!(
+                    "this grant ends at {} (in {days} day(s)); renew it or let its callers know",
+                    format_rfc3339(end)
+                ),
+            );
+        }
+    }
+
+    fn allows_everything(&mut self, rule: &CompiledRule, at: &str) {
+        if !every_method(&rule.methods) {
+            return;
+        }
+        let any_path = rule.paths.is_none() && rule.grpc.is_none();
+        let root_any = rule
+            .paths
+            .iter()
+            .flatten()
+            .any(|(t, _)| t.any_depth() && t.segments().len() == 0);
+        if any_path || root_any {
+            let what = if any_path { "every path" } else { "/**" };
+            self.warn(
+                "allows_everything",
+                at.to_owned(),
+                format!(
+                    "allows every method on {what}; list the methods and paths the caller needs"
+                ),
+            );
+        }
+    }
+}
+
+fn every_method(methods: &Option<Vec<String>>) -> bool {
+    methods
+        .as_ref()
+        .is_none_or(|ms| METHODS.iter().all(|m| ms.iter().any(|x| x == m)))
+}
+
+fn methods_cover(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
+    match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => every_method(a),
+        (Some(a), Some(b)) => b.iter().all(|m| a.contains(m)),
+    }
+}
+
+/// Does rule `a` match every request rule `b` matches (so that `b`, coming
+/// later, never decides)? Conservative: `false` when unsure.
+pub(crate) fn rule_covers(a: &CompiledRule, b: &CompiledRule) -> bool {
+    let sources = b
+        .from
+        .iter()
+        .all(|pb| a.from.iter().any(|pa| pa.covers(pb)));
+    let jwt = !a.require_jwt || b.require_jwt;
+    let headers = a
+        .headers
+        .iter()
+        .all(|(k, v)| b.headers.iter().any(|(k2, v2)| k == k2 && v == v2));
+    let window = a
+        .not_before
+        .is_none_or(|x| b.not_before.is_some_and(|y| y >= x))
+        && a.not_after
+            .is_none_or(|x| b.not_after.is_some_and(|y| y <= x));
+    sources && jwt && headers && window && routes_cover(a, b)
+}
+
+fn routes_cover(a: &CompiledRule, b: &CompiledRule) -> bool {
+    let a_any = a.paths.is_none() && a.grpc.is_none();
+    let b_any = b.paths.is_none() && b.grpc.is_none();
+    if b_any {
+        return a_any && methods_cover(&a.methods, &b.methods);
+    }
+    let http_ok = b.paths.iter().flatten().all(|(tb, _)| {
+        methods_cover(&a.methods, &b.methods)
+            && (a_any || a.paths.iter().flatten().any(|(ta, _)| ta.covers(tb)))
+    });
+    let grpc_ok = b.grpc.iter().flatten().all(|(gb, _)| {
+        if a.grpc.iter().flatten().any(|(ga, _)| ga.covers(gb)) {
+            return true;
+        }
+        if !a.method_ok("POST") {
+            return false;
+        }
+        let as_path = match gb.method() {
+            Some(m) => format!("/{}/{m}", gb.service()),
+            None => format!("/{}/{{method}}", gb.service()),
+        };
+        a_any
+            || crate::RouteTemplate::parse(&as_path)
+                .is_ok_and(|tb| a.paths.iter().flatten().any(|(ta, _)| ta.covers(&tb)))
+    });
+    http_ok && grpc_ok
+}

@@ -1,0 +1,514 @@
+//! `hallpass policy test`: decision test cases for a policy file.
+//!
+//! A test file is YAML:
+//!
+//! ```yaml
+//! defaults:                       # optional, applied to every case
+//!   destination: spiffe://hospital.example/ns/clinical/sa/lab-results
+//!   time: 2026-06-01T00:00:00Z
+//!   credentials: [x509]
+//! tests:
+//!   - name: the EHR reads a result
+//!     source: spiffe://hospital.example/ns/clinical/sa/ehr-api
+//!     method: GET                 # default GET; gRPC cases are POST
+//!     path: /patients/p-1/results # or grpc: lab.v1.Results/GetResult
+//!     headers: {x-tenant: north}  # optional
+//!     credentials: [x509, jwt]    # what the caller proved; [] is no identity
+//!     expect:
+//!       decision: allow           # allow | deny | audit_deny
+//!       rule: ehr-reads-results   # optional, allow only
+//!       route: "/patients/{patient}/results"   # optional, allow only
+//!       # reason: no_matching_rule             # optional, deny and audit_deny only
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use spiffe::SpiffeId;
+
+use crate::compile::{format_rfc3339, parse_serial};
+use crate::locate::{self, Location, LocationIndex, child_path, item_path};
+use crate::{
+    CompiledPolicy, Decision, DenyReason, Mode, Problem, Request, SourcePattern, parse_rfc3339,
+};
+
+/// The test file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteDocument {
+    /// Values every case inherits unless it sets its own.
+    #[serde(default)]
+    pub defaults: DefaultsDocument,
+    /// The cases, run in order.
+    pub tests: Vec<CaseDocument>,
+}
+
+/// The `defaults` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsDocument {
+    /// Destination SPIFFE ID.
+    pub destination: Option<String>,
+    /// Caller SPIFFE ID.
+    pub source: Option<String>,
+    /// RFC 3339 time of the call.
+    pub time: Option<String>,
+    /// What the caller proved.
+    pub credentials: Option<Vec<Credential>>,
+}
+
+/// One test case as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseDocument {
+    /// Shown in the results.
+    pub name: String,
+    /// Caller SPIFFE ID.
+    pub source: Option<String>,
+    /// Destination SPIFFE ID.
+    pub destination: Option<String>,
+    /// HTTP method (default `GET`, `POST` for gRPC).
+    pub method: Option<String>,
+    /// Request path, query allowed.
+    pub path: Option<String>,
+    /// gRPC method `package.Service/Method` (instead of `path`).
+    pub grpc: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// RFC 3339 time of the call.
+    pub time: Option<String>,
+    /// What the caller proved: `x509`, `jwt`, both, or none.
+    pub credentials: Option<Vec<Credential>>,
+    /// Serial of the caller's X.509-SVID (hex), to test `revoked.serials`.
+    pub serial: Option<String>,
+    /// The expected answer.
+    pub expect: ExpectDocument,
+}
+
+/// A kind of credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// An X.509-SVID (mTLS).
+    X509,
+    /// A JWT-SVID.
+    Jwt,
+}
+
+/// The `expect` section.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectDocument {
+    /// `allow`, `deny` or `audit_deny`.
+    pub decision: String,
+    /// Reason code of a deny.
+    pub reason: Option<String>,
+    /// Rule that allows.
+    pub rule: Option<String>,
+    /// Route label of the allow.
+    pub route: Option<String>,
+}
+
+/// One runnable case.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The case's name.
+    pub name: String,
+    /// Key path in the test file, e.g. `tests[3]`.
+    pub at: String,
+    /// Where the case starts in the test file.
+    pub location: Option<Location>,
+    source: SpiffeId,
+    destination: SpiffeId,
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+    now: i64,
+    x509: bool,
+    jwt: bool,
+    serial: Option<Vec<u8>>,
+    expect: ExpectDocument,
+}
+
+/// A parsed test file.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// The cases in file order.
+    pub cases: Vec<Case>,
+}
+
+/// What a case got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actual {
+    /// `allow`, `deny` or `audit_deny`.
+    pub decision: &'static str,
+    /// The deny reason code.
+    pub reason: Option<&'static str>,
+    /// The allowing rule.
+    pub rule: Option<String>,
+    /// The allowing route.
+    pub route: Option<String>,
+}
+
+/// The result of one case.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The case.
+    pub case: Case,
+    /// What the policy answered.
+    pub actual: Actual,
+    /// Every expected field matched.
+    pub passed: bool,
+}
+
+/// The results of a suite.
+#[derive(Debug, Clone)]
+pub struct SuiteReport {
+    /// One per case, in order.
+    pub results: Vec<CaseResult>,
+}
+
+impl Suite {
+    /// Parse a test file. Cases without a `time` (and no default) run at
+    /// `now`. Every problem is reported with its key path and line:column.
+    pub fn from_yaml(text: &str, now: i64) -> Result<Self, Vec<Problem>> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let doc: SuiteDocument = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().iter().fold(String::new(), |out, s| {
+                use serde_path_to_error::Segment;
+                match s {
+                    Segment::Seq { index } => item_path(&out, *index),
+                    Segment::Map { key } => child_path(&out, key),
+                    Segment::Enum { variant } => child_path(&out, variant),
+                    Segment::Unknown => child_path(&out, "?"),
+                }
+            });
+            let inner = e.into_inner();
+            vec![Problem {
+                code: "invalid_value",
+                path: locate::display_path(&path),
+                location: inner.location().map(|l| (l.line(), l.column())),
+                message: inner.to_string(),
+            }]
+        })?;
+        let index = LocationIndex::new(text);
+        let mut problems = Vec::new();
+        let mut cases = Vec::new();
+        for (i, c) in doc.tests.iter().enumerate() {
+            let at = item_path("tests", i);
+            let mut bad = |field: &str, message: String| {
+                let path = field
+                    .split('.')
+                    .filter(|f| !f.is_empty())
+                    .fold(at.clone(), |p, f| child_path(&p, f));
+                problems.push(Problem {
+                    code: "invalid_value",
+                    location: index.value(&path),
+                    path,
+                    message,
+                });
+            };
+            let id = |field: &str, text: Option<&String>, bad: &mut dyn FnMut(&str, String)| {
+                let Some(text) = text else {
+                    bad(
+                        field,
+                        format!("missing `{field}` (set it here or in defaults)"),
+                    );
+                    return None;
+                };
+                match SourcePattern::parse(text) {
+                    Ok(SourcePattern::Exact(id)) => Some(id),
+                    Ok(_) => {
+                        bad(field, "an exact SPIFFE ID, not a pattern".into());
+                        None
+                    }
+                    Err(e) => {
+                        bad(field, e);
+                        None
+                    }
+                }
+            };
+            let source = id(
+                "source",
+                c.source.as_ref().or(doc.defaults.source.as_ref()),
+                &mut bad,
+            );
+            let destination = id(
+                "destination",
+                c.destination.as_ref().or(doc.defaults.destination.as_ref()),
+                &mut bad,
+            );
+            let (method, path) = match (&c.path, &c.grpc) {
+                (Some(p), None) => (c.method.clone().unwrap_or_else(|| "GET".into()), p.clone()),
+                (None, Some(g)) => {
+                    if c.method.as_deref().is_some_and(|m| m != "POST") {
+                        bad("method", "gRPC calls are POST".into());
+                    }
+                    ("POST".to_owned(), format!("/{g}"))
+                }
+                _ => {
+                    bad("", "give exactly one of `path` and `grpc`".into());
+                    (String::new(), String::new())
+                }
+            };
+            let time = c.time.as_ref().or(doc.defaults.time.as_ref());
+            let now = match time.map(|t| parse_rfc3339(t)) {
+                None => now,
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
+                    bad("time", e);
+                    now
+                }
+            };
+            let credentials = c
+                .credentials
+                .clone()
+                .or_else(|| doc.defaults.credentials.clone())
+                .unwrap_or_else(|| vec![Credential::X509]);
+            let serial = c.serial.as_ref().and_then(|s| match parse_serial(s) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    bad("serial", e);
+                    None
+                }
+            });
+            let e = &c.expect;
+            match e.decision.as_str() {
+                "allow" => {
+                    if e.reason.is_some() {
+                        bad("expect.reason", "an allow has no reason; remove it".into());
+                    }
+                }
+                "deny" | "audit_deny" => {
+                    if e.rule.is_some() || e.route.is_some() {
+                        bad(
+                            "expect",
+                            "a deny names no rule or route; expect a `reason` instead".into(),
+                        );
+                    }
+                }
+                other => bad(
+                    "expect.decision",
+                    format!("`{other}`: expected allow, deny or audit_deny"),
+                ),
+            }
+            if let Some(r) = &e.reason
+                && !DenyReason::ALL.iter().any(|d| d.code() == r)
+            {
+                bad(
+                    "expect.reason",
+                    format!(
+                        "`{r}` is not a reason code; one of {}",
+                        DenyReason::ALL.map(DenyReason::code).join(", ")
+                    ),
+                );
+            }
+            if let (Some(source), Some(destination)) = (source, destination) {
+                cases.push(Case {
+                    name: c.name.clone(),
+                    location: index.value(&at),
+                    at,
+                    source,
+                    destination,
+                    method,
+                    path,
+                    headers: c
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                        .collect(),
+                    now,
+                    x509: credentials.contains(&Credential::X509),
+                    jwt: credentials.contains(&Credential::Jwt),
+                    serial,
+                    expect: c.expect.clone(),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self { cases })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Run every case against a policy.
+    pub fn run(&self, policy: &CompiledPolicy) -> SuiteReport {
+        let results = self
+            .cases
+            .iter()
+            .map(|case| {
+                let actual = case.decide(policy);
+                let e = &case.expect;
+                let passed = e.decision == actual.decision
+                    && e.reason.as_deref().is_none_or(|r| Some(r) == actual.reason)
+                    && e.rule
+                        .as_deref()
+                        .is_none_or(|r| Some(r) == actual.rule.as_deref())
+                    && e.route
+                        .as_deref()
+                        .is_none_or(|r| Some(r) == actual.route.as_deref());
+                CaseResult {
+                    case: case.clone(),
+                    actual,
+                    passed,
+                }
+            })
+            .collect();
+        SuiteReport { results }
+    }
+}
+
+impl Case {
+    fn decide(&self, policy: &CompiledPolicy) -> Actual {
+        let (decision, mode) = if !self.x509 && !self.jwt {
+            // The sidecar answers this before the policy (401 no_identity).
+            let mode = policy
+                .workload(&self.destination)
+                .map_or(Mode::Enforce, |w| w.mode);
+            (Decision::deny(DenyReason::NoIdentity), mode)
+        } else {
+            let req = Request {
+                source: &self.source,
+                method: &self.method,
+                path: &self.path,
+                headers: &self.headers,
+                has_jwt: self.jwt,
+                serial: self.serial.as_deref().filter(|_| self.x509),
+                now: self.now,
+            };
+            policy.evaluate(&self.destination, &req)
+        };
+        match decision {
+            Decision::Allow { rule, route } => Actual {
+                decision: "allow",
+                reason: None,
+                rule: Some(rule.to_string()),
+                route: Some(route.to_string()),
+            },
+            Decision::Deny { reason } => Actual {
+                decision: match mode {
+                    Mode::Enforce => "deny",
+                    Mode::Audit => "audit_deny",
+                },
+                reason: Some(reason.code()),
+                rule: None,
+                route: None,
+            },
+        }
+    }
+
+    /// The request in one line.
+    pub fn summary(&self) -> String {
+        let mut creds = Vec::new();
+        if self.x509 {
+            creds.push("x509");
+        }
+        if self.jwt {
+            creds.push("jwt");
+        }
+        let mut headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        headers.sort();
+        format!(
+            "{} {} from {} to {} at {}, credentials [{}]{}",
+            self.method,
+            self.path,
+            self.source,
+            self.destination,
+            format_rfc3339(self.now),
+            creds.join(", "),
+            if headers.is_empty() {
+                String::new()
+            } else {
+                format!(", headers [{}]", headers.join(", "))
+            }
+        )
+    }
+
+    /// The `hallpass policy explain` command that shows this case's trace.
+    pub fn explain_command(&self, policy_file: &str) -> String {
+        let mut cmd = format!(
+            "hallpass policy explain {policy_file} --source {} --destination {} --method {} --path '{}' --time {}",
+            self.source,
+            self.destination,
+            self.method,
+            self.path,
+            format_rfc3339(self.now)
+        );
+        let mut headers: Vec<_> = self.headers.iter().collect();
+        headers.sort();
+        for (k, v) in headers {
+            let _ = write!(cmd, " --header '{k}={v}'");
+        }
+        if self.jwt {
+            cmd.push_str(" --jwt");
+        }
+        cmd
+    }
+}
+
+impl SuiteReport {
+    /// Cases that passed.
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.passed).count()
+    }
+
+    /// Cases that failed.
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.passed()
+    }
+
+    /// One line per case, a diff under each failure, and the closing
+    /// `N passed, M failed` line.
+    pub fn to_text(&self, tests_file: &str, policy_file: &str) -> String {
+        let mut out = String::new();
+        for r in &self.results {
+            let c = &r.case;
+            if r.passed {
+                let _ = writeln!(out, "PASS {}", c.name);
+                continue;
+            }
+            let at = c
+                .location
+                .map(|(l, col)| format!("{tests_file}:{l}:{col}"))
+                .unwrap_or_else(|| tests_file.to_owned());
+            let _ = writeln!(out, "FAIL {} ({at}, {})", c.name, c.at);
+            let _ = writeln!(out, "    request:  {}", c.summary());
+            let _ = writeln!(out, "    --- expected");
+            let _ = writeln!(out, "    +++ actual");
+            let e = &c.expect;
+            let a = &r.actual;
+            let fields: [(&str, Option<&str>, Option<&str>); 4] = [
+                ("decision", Some(e.decision.as_str()), Some(a.decision)),
+                ("reason", e.reason.as_deref(), a.reason),
+                ("rule", e.rule.as_deref(), a.rule.as_deref()),
+                ("route", e.route.as_deref(), a.route.as_deref()),
+            ];
+            for (name, want, got) in fields {
+                let label = format!("{name}:");
+                match (want, got) {
+                    (None, None) => {}
+                    (None, Some(g)) => {
+                        let _ = writeln!(out, "      {label:<9} {g}");
+                    }
+                    (Some(w), g) if Some(w) == g => {
+                        let _ = writeln!(out, "      {label:<9} {w}");
+                    }
+                    (Some(w), g) => {
+                        let _ = writeln!(out, "    - {label:<9} {w}");
+                        let _ = writeln!(out, "    + {label:<9} {}", g.unwrap_or("(none)"));
+                    }
+                }
+            }
+            let _ = writeln!(out, "    trace:    {}", c.explain_command(policy_file));
+        }
+        let _ = writeln!(out, "{} passed, {} failed", self.passed(), self.failed());
+        out
+    }
+}
