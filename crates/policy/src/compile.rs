@@ -217,13 +217,65 @@ pub struct CompiledPolicy {
     revoked: HashSet<SpiffeId>,
     revoked_serials: HashSet<(TrustDomain, Vec<u8>)>,
     workloads: HashMap<SpiffeId, CompiledWorkload>,
-    /// IDs named exactly anywhere in the policy: the only IDs that become metric labels.
-    named: HashMap<SpiffeId, Arc<str>>,
-    other_labels: HashMap<TrustDomain, Arc<str>>,
+    /// IDs named exactly anywhere in the policy: the only IDs that become
+    /// metric labels. Values index `labels`.
+    named: HashMap<SpiffeId, usize>,
+    /// `other:<trust domain>` label of each listed trust domain.
+    other_labels: HashMap<TrustDomain, usize>,
+    /// Every label value the policy can produce, in a fixed order, so that
+    /// metric handles can be kept in flat tables indexed by position.
+    labels: Vec<Arc<str>>,
 }
 
-/// Label for a source whose trust domain is not listed in the policy.
-pub(crate) const OTHER_UNTRUSTED: &str = "other:untrusted";
+/// A bounded metric label value, with its position in the policy's label
+/// table ([`CompiledPolicy::labels`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricLabel {
+    /// Position in [`CompiledPolicy::labels`].
+    pub index: usize,
+    /// The label value.
+    pub text: Arc<str>,
+}
+
+impl std::ops::Deref for MetricLabel {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Label values that do not come from the policy text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixedLabel {
+    /// A source in a trust domain the policy does not list.
+    OtherUntrusted,
+    /// A caller that proved no identity.
+    Unauthenticated,
+    /// A destination that could not be determined.
+    Unknown,
+    /// A destination the policy has no entry for.
+    Other,
+}
+
+impl FixedLabel {
+    const ALL: [FixedLabel; 4] = [
+        Self::OtherUntrusted,
+        Self::Unauthenticated,
+        Self::Unknown,
+        Self::Other,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::OtherUntrusted => "other:untrusted",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Unknown => "unknown",
+            Self::Other => "other",
+        }
+    }
+}
 
 impl CompiledPolicy {
     /// Parse and compile a policy from YAML text. Every problem comes with
@@ -284,7 +336,7 @@ impl CompiledPolicy {
             match SourcePattern::parse(id) {
                 Ok(SourcePattern::Exact(id)) => {
                     // Named, so a revoked caller shows up under its own ID in metrics.
-                    named.insert(id.clone(), Arc::from(id.to_string()));
+                    named.insert(id.clone(), Arc::<str>::from(id.to_string()));
                     revoked.insert(id);
                 }
                 Ok(_) => problem(
@@ -328,7 +380,7 @@ impl CompiledPolicy {
             };
             named
                 .entry(dest_id.clone())
-                .or_insert_with(|| Arc::from(dest.as_str()));
+                .or_insert_with(|| Arc::<str>::from(dest.as_str()));
             let mut compiled = CompiledWorkload {
                 mode: wl.mode,
                 rules: Vec::new(),
@@ -343,7 +395,7 @@ impl CompiledPolicy {
                     if let SourcePattern::Exact(id) = pattern {
                         named
                             .entry(id.clone())
-                            .or_insert_with(|| Arc::from(id.to_string()));
+                            .or_insert_with(|| Arc::<str>::from(id.to_string()));
                     }
                 }
                 compiled.index.insert_rule(compiled.rules.len(), &rule);
@@ -354,10 +406,23 @@ impl CompiledPolicy {
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
-        let other_labels = trust_domains
-            .iter()
-            .map(|td| (td.clone(), Arc::from(format!("other:{td}"))))
-            .collect();
+        // The label table: named IDs (sorted), `other:<td>` (sorted), fixed labels.
+        let mut named_sorted: Vec<(SpiffeId, Arc<str>)> = named.into_iter().collect();
+        named_sorted.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut tds: Vec<&TrustDomain> = trust_domains.iter().collect();
+        tds.sort();
+        let mut labels: Vec<Arc<str>> = Vec::new();
+        let mut named = HashMap::new();
+        for (id, text) in named_sorted {
+            named.insert(id, labels.len());
+            labels.push(text);
+        }
+        let mut other_labels = HashMap::new();
+        for td in tds {
+            other_labels.insert(td.clone(), labels.len());
+            labels.push(Arc::from(format!("other:{td}")));
+        }
+        labels.extend(FixedLabel::ALL.iter().map(|f| Arc::from(f.as_str())));
         Ok(Self {
             trust_domains,
             revoked,
@@ -365,6 +430,7 @@ impl CompiledPolicy {
             workloads,
             named,
             other_labels,
+            labels,
         })
     }
 
@@ -443,29 +509,47 @@ impl CompiledPolicy {
         self.workloads.keys()
     }
 
+    /// Every metric label value this policy can produce, in table order.
+    pub fn labels(&self) -> &[Arc<str>] {
+        &self.labels
+    }
+
+    fn label(&self, index: usize) -> MetricLabel {
+        MetricLabel {
+            index,
+            text: self.labels[index].clone(),
+        }
+    }
+
+    /// A label that does not come from the policy text.
+    pub fn fixed_label(&self, fixed: FixedLabel) -> MetricLabel {
+        let position = FixedLabel::ALL
+            .iter()
+            .position(|f| *f == fixed)
+            .unwrap_or_default();
+        self.label(self.labels.len() - FixedLabel::ALL.len() + position)
+    }
+
     /// The bounded metric label for a proven source: the ID itself when the
     /// policy names it exactly, else `other:<trust domain>` for a listed trust
     /// domain, else `other:untrusted`.
-    pub fn source_label(&self, id: &SpiffeId) -> Arc<str> {
-        if let Some(label) = self.named.get(id) {
-            return label.clone();
+    pub fn source_label(&self, id: &SpiffeId) -> MetricLabel {
+        match self
+            .named
+            .get(id)
+            .or_else(|| self.other_labels.get(id.trust_domain()))
+        {
+            Some(&index) => self.label(index),
+            None => self.fixed_label(FixedLabel::OtherUntrusted),
         }
-        self.other_labels
-            .get(id.trust_domain())
-            .cloned()
-            .unwrap_or_else(|| Arc::from(OTHER_UNTRUSTED))
     }
 
     /// The bounded metric label for a destination: its ID when the policy has
     /// an entry for it, else `other`.
-    pub fn destination_label(&self, id: &SpiffeId) -> Arc<str> {
-        match self.workloads.contains_key(id) {
-            true => self
-                .named
-                .get(id)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(id.to_string())),
-            false => Arc::from("other"),
+    pub fn destination_label(&self, id: &SpiffeId) -> MetricLabel {
+        match (self.workloads.contains_key(id), self.named.get(id)) {
+            (true, Some(&index)) => self.label(index),
+            _ => self.fixed_label(FixedLabel::Other),
         }
     }
 }

@@ -58,6 +58,14 @@ impl DenyReason {
         Self::InternalError,
     ];
 
+    /// Position in [`DenyReason::ALL`] (for flat metric tables).
+    pub fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or_default()
+    }
+
     /// The stable reason code used in the `x-hallpass-reason` header, the JSON
     /// body and the `reason` metric label.
     pub const fn code(self) -> &'static str {

@@ -29,7 +29,7 @@ mod path;
 pub mod suite;
 mod trie;
 
-pub use compile::{
+pub use compile::{FixedLabel, MetricLabel, 
     CompiledPolicy, CompiledRule, CompiledWorkload, Request, parse_rfc3339, parse_serial,
 };
 pub use decision::{Decision, DenyReason, Mode};

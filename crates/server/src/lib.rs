@@ -25,4 +25,4 @@ pub use authz::AuthzService;
 pub use config::{ListenAddr, Settings, X509From};
 pub use error::ServerError;
 pub use sidecar::Sidecar;
-pub use state::{Outcome, Shared};
+pub use state::{LoadedPolicy, Outcome, Shared};

@@ -13,8 +13,8 @@ use hallpass_identity::{X509Bundle, parse_spiffe_bundle};
 use hallpass_policy::CompiledPolicy;
 use hallpass_telemetry::{DeclaredEdge, DeclaredGraph};
 
-use crate::Shared;
 use crate::trust::SourceBundles;
+use crate::{LoadedPolicy, Shared};
 
 /// What was last seen of one file: its bytes, or the read error text.
 type Seen = Result<Vec<u8>, String>;
@@ -50,7 +50,9 @@ impl Reloader {
                         &policy,
                         shared.settings.workload_id.as_ref(),
                     ));
-                    shared.policy.store(Some(Arc::new(policy)));
+                    shared
+                        .policy
+                        .store(Some(Arc::new(LoadedPolicy::new(policy, &shared.metrics))));
                     shared.metrics.record_reload(true);
                     tracing::info!(file = %path.display(), "policy loaded");
                 }

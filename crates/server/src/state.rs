@@ -6,9 +6,12 @@ use envoy_types::ext_authz::v3::pb::CheckRequest;
 use hallpass_identity::{
     JwtSvidVerifier, SpiffeId, VerificationCache, X509SvidVerifier, parse_spiffe_id_strict,
 };
-use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Mode, Request};
+use hallpass_policy::{
+    CompiledPolicy, Decision, DenyReason, FixedLabel, MetricLabel, Mode, Request,
+};
 use hallpass_telemetry::{
-    DecisionEvent, DecisionLabel, Metrics, Telemetry, method_label, request_id, trace_id,
+    DecisionCounters, DecisionEvent, DecisionLabel, Metrics, Telemetry, method_label, request_id,
+    trace_id,
 };
 
 use crate::caller::Verified;
@@ -25,7 +28,7 @@ const UNKNOWN: &str = "unknown";
 #[derive(Debug)]
 pub struct Shared {
     pub(crate) settings: Settings,
-    pub(crate) policy: ArcSwapOption<CompiledPolicy>,
+    pub(crate) policy: ArcSwapOption<LoadedPolicy>,
     pub(crate) trust: TrustStore,
     pub(crate) draining: AtomicBool,
     pub(crate) x509: X509SvidVerifier,
@@ -36,6 +39,31 @@ pub struct Shared {
     /// The telemetry worker (call graph, anomalies, audit log).
     pub telemetry: Telemetry,
 }
+
+/// A compiled policy with the decision-counter handles of its label space.
+#[derive(Debug)]
+pub struct LoadedPolicy {
+    /// The matcher.
+    pub policy: CompiledPolicy,
+    /// `hallpass_decisions_total` handles, indexed by the policy's labels.
+    pub counters: DecisionCounters,
+}
+
+impl LoadedPolicy {
+    /// Pair a policy with counter slots for its labels.
+    pub fn new(policy: CompiledPolicy, metrics: &Metrics) -> Self {
+        let reasons = DenyReason::ALL
+            .iter()
+            .map(|r| r.code())
+            .chain([OK_REASON])
+            .collect();
+        let counters = DecisionCounters::new(metrics, policy.labels().to_vec(), reasons);
+        Self { policy, counters }
+    }
+}
+
+/// The `reason` label of an allow; its slot follows the deny reasons.
+const OK_REASON: &str = "ok";
 
 /// The result of one check, with its bounded labels.
 #[derive(Debug, Clone)]
@@ -54,6 +82,9 @@ pub struct Outcome {
     pub credentials: &'static [&'static str],
     /// A proven caller that no rule of the destination names.
     pub unknown_source: bool,
+    /// The policy that decided and the label positions in it, for the
+    /// counter handles (absent when no policy was loaded).
+    pub labelled_by: Option<(Arc<LoadedPolicy>, usize, usize)>,
 }
 
 impl Outcome {
@@ -66,6 +97,7 @@ impl Outcome {
             destination_label: Arc::from(UNKNOWN),
             credentials: &[],
             unknown_source: false,
+            labelled_by: None,
         }
     }
 
@@ -150,9 +182,10 @@ impl Shared {
 
     /// Decide one Check call. `now` is Unix seconds.
     pub fn decide(&self, check: &CheckRequest, now: i64) -> Outcome {
-        let Some(policy) = self.policy.load_full() else {
+        let Some(loaded) = self.policy.load_full() else {
             return Outcome::denied(DenyReason::InternalError);
         };
+        let policy = &loaded.policy;
         let Some(attrs) = check.attributes.as_ref() else {
             return Outcome::denied(DenyReason::InternalError);
         };
@@ -170,19 +203,26 @@ impl Shared {
         let mode = policy
             .workload(&destination)
             .map_or(Mode::Enforce, |w| w.mode);
-        let deny = |reason, source: Option<SpiffeId>, source_label: Arc<str>| Outcome {
+        let deny = |reason, source: Option<SpiffeId>, source_label: MetricLabel| Outcome {
             decision: Decision::deny(reason),
             mode,
             source,
-            source_label,
-            destination_label: destination_label.clone(),
+            labelled_by: Some((loaded.clone(), source_label.index, destination_label.index)),
+            source_label: source_label.text,
+            destination_label: destination_label.text.clone(),
             credentials: &[],
             unknown_source: false,
         };
 
         let caller = match self.caller(attrs, now) {
             Ok(caller) => caller,
-            Err(reason) => return deny(reason, None, Arc::from(UNAUTHENTICATED)),
+            Err(reason) => {
+                return deny(
+                    reason,
+                    None,
+                    policy.fixed_label(FixedLabel::Unauthenticated),
+                );
+            }
         };
         let source_label = policy.source_label(&caller.id);
 
@@ -210,8 +250,9 @@ impl Shared {
             decision,
             mode,
             source: Some(caller.id),
-            source_label,
-            destination_label,
+            labelled_by: Some((loaded.clone(), source_label.index, destination_label.index)),
+            source_label: source_label.text,
+            destination_label: destination_label.text,
             credentials: caller.credentials,
             unknown_source,
         }
@@ -220,12 +261,23 @@ impl Shared {
     /// Count one outcome and hand it to telemetry (never the raw path,
     /// unless `telemetry.log_raw_paths` is set).
     pub fn record(&self, outcome: &Outcome, check: &CheckRequest, time_ms: i64) {
-        self.metrics.record_decision(
-            &outcome.source_label,
-            &outcome.destination_label,
-            outcome.decision_label(),
-            outcome.reason_label(),
-        );
+        match &outcome.labelled_by {
+            Some((loaded, source, destination)) => {
+                let reason = match &outcome.decision {
+                    Decision::Allow { .. } => DenyReason::ALL.len(),
+                    Decision::Deny { reason } => reason.index(),
+                };
+                loaded
+                    .counters
+                    .inc(*source, *destination, outcome.decision_label(), reason);
+            }
+            None => self.metrics.record_decision(
+                &outcome.source_label,
+                &outcome.destination_label,
+                outcome.decision_label(),
+                outcome.reason_label(),
+            ),
+        }
         let http = check
             .attributes
             .as_ref()

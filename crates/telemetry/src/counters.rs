@@ -2,10 +2,12 @@
 //!
 //! `IntCounterVec::with_label_values` hashes four strings on every call. The
 //! label values of `hallpass_decisions_total` are all known when a policy is
-//! loaded (its named sources and destinations, the reason codes), so each
-//! combination gets a slot in a flat table, indexed by small integers. A
-//! slot's counter handle is created on first use (so no all-zero series are
-//! exported for combinations that never happen) and is a pointer load after.
+//! loaded (the policy's label table, the reason codes), so each combination
+//! gets a slot, indexed by small integers. Slots are grouped per destination
+//! and a destination's group is allocated on first use: a sidecar serves one
+//! destination, so it pays for `labels × 3 × reasons` slots, not for the
+//! whole mesh. A slot's counter handle is created on first use (no all-zero
+//! series for combinations that never happen) and is a pointer load after.
 
 use std::sync::{Arc, OnceLock};
 
@@ -17,59 +19,55 @@ use crate::DecisionLabel;
 #[derive(Debug)]
 pub struct DecisionCounters {
     vec: IntCounterVec,
-    sources: Vec<Arc<str>>,
-    destinations: Vec<Arc<str>>,
+    labels: Vec<Arc<str>>,
     reasons: Vec<&'static str>,
-    slots: Vec<OnceLock<IntCounter>>,
+    by_destination: Vec<OnceLock<Box<[OnceLock<IntCounter>]>>>,
 }
 
 impl DecisionCounters {
-    /// Slots for every `(source, destination, decision, reason)` combination.
-    /// Sizes are bounded by the policy: sources and destinations it names,
-    /// plus the fixed fallback labels the caller adds.
+    /// Slots for every `(source, destination, decision, reason)` combination,
+    /// where sources and destinations are positions in `labels`.
     pub fn new(
         metrics: &crate::Metrics,
-        sources: Vec<Arc<str>>,
-        destinations: Vec<Arc<str>>,
+        labels: Vec<Arc<str>>,
         reasons: Vec<&'static str>,
     ) -> Self {
-        let n = sources.len() * destinations.len() * DecisionLabel::ALL.len() * reasons.len();
+        let by_destination = (0..labels.len()).map(|_| OnceLock::new()).collect();
         Self {
             vec: metrics.decisions.clone(),
-            sources,
-            destinations,
+            labels,
             reasons,
-            slots: (0..n).map(|_| OnceLock::new()).collect(),
+            by_destination,
         }
     }
 
     /// Count one decision. Indices out of range fall back to a label lookup
-    /// (never a panic, never a lost count).
+    /// with `unknown` values (never a panic, never a lost count).
     pub fn inc(&self, source: usize, destination: usize, decision: DecisionLabel, reason: usize) {
-        let (ns, nr) = (self.sources.len(), self.reasons.len());
-        let nd = self.destinations.len();
-        if source >= ns || destination >= nd || reason >= nr {
-            let label =
-                |v: &[Arc<str>], i: usize| v.get(i).map_or("unknown", |s| s.as_ref()).to_owned();
+        let (n, nr) = (self.labels.len(), self.reasons.len());
+        let Some(group) = self
+            .by_destination
+            .get(destination)
+            .filter(|_| source < n && reason < nr)
+        else {
+            let label = |i: usize| self.labels.get(i).map_or("unknown", |s| s.as_ref());
             let r = self.reasons.get(reason).copied().unwrap_or("unknown");
             self.vec
-                .with_label_values(&[
-                    &label(&self.sources, source),
-                    &label(&self.destinations, destination),
-                    decision.as_str(),
-                    r,
-                ])
+                .with_label_values(&[label(source), label(destination), decision.as_str(), r])
                 .inc();
             return;
-        }
-        let index = ((source * nd + destination) * DecisionLabel::ALL.len() + decision.index())
-            * nr
-            + reason;
-        self.slots[index]
+        };
+        let slots = group.get_or_init(|| {
+            (0..n * DecisionLabel::ALL.len() * nr)
+                .map(|_| OnceLock::new())
+                .collect()
+        });
+        let index = (source * DecisionLabel::ALL.len() + decision.index()) * nr + reason;
+        slots[index]
             .get_or_init(|| {
                 self.vec.with_label_values(&[
-                    &self.sources[source],
-                    &self.destinations[destination],
+                    self.labels[source].as_ref(),
+                    self.labels[destination].as_ref(),
                     decision.as_str(),
                     self.reasons[reason],
                 ])
@@ -77,8 +75,8 @@ impl DecisionCounters {
             .inc();
     }
 
-    /// Number of slots (for documentation of the bound).
-    pub fn capacity(&self) -> usize {
-        self.slots.len()
+    /// Slots of one destination group (the memory bound per destination served).
+    pub fn slots_per_destination(&self) -> usize {
+        self.labels.len() * DecisionLabel::ALL.len() * self.reasons.len()
     }
 }
