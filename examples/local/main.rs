@@ -8,7 +8,8 @@
 //! plays a normal day, lets the sidecars learn their baselines, plays an
 //! incident, and prints what an on-call engineer would see.
 //!
-//! `--quick` shortens every phase (the test command runs it). `--keep` leaves
+//! `--policy FILE` uses another policy (edit it while the mesh runs: every
+//! sidecar reloads it). `--quick` shortens every phase (the test command runs it). `--keep` leaves
 //! everything running until Enter is pressed (or Ctrl-C, which the terminal
 //! sends to every process of the group). Every process is stopped by PID on exit.
 #![allow(clippy::unwrap_used)]
@@ -100,6 +101,10 @@ fn main() -> anyhow::Result<()> {
             spike: 300,
         }
     };
+    let policy = match args.iter().position(|a| a == "--policy") {
+        Some(i) => std::fs::canonicalize(args.get(i + 1).context("--policy needs a file")?)?,
+        None => workspace_root().join("examples/policies/clinical-mesh.yaml"),
+    };
     let base = match args.iter().position(|a| a == "--dir") {
         Some(i) => PathBuf::from(args.get(i + 1).context("--dir needs a path")?),
         None => std::env::temp_dir().join(format!("hallpass-local-mesh-{}", std::process::id())),
@@ -107,7 +112,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&base)?;
     let started = Instant::now();
     println!("hallpass local mesh: working directory {}", base.display());
-    let mesh = Mesh::start(&base, pace)?;
+    let mesh = Mesh::start(&base, pace, &policy)?;
     println!(
         "started {} processes in {:.1}s; playing a normal day",
         mesh.procs.len(),
@@ -151,7 +156,7 @@ fn ctrlc_wait(tx: std::sync::mpsc::Sender<()>) {
 }
 
 impl Mesh {
-    fn start(dir: &Path, pace: Pace) -> anyhow::Result<Mesh> {
+    fn start(dir: &Path, pace: Pace, policy: &Path) -> anyhow::Result<Mesh> {
         let certs = dir.join("certs");
         std::fs::create_dir_all(&certs)?;
         let hospital = Ca::root(HOSPITAL)?;
@@ -181,7 +186,7 @@ impl Mesh {
         for dest in DESTINATIONS {
             let app = EchoApp::start()?;
             let (authz, admin_port, in_port) = (free_port()?, free_port()?, free_port()?);
-            let config = hallpass_config(dir, dest, authz, admin_port, pace);
+            let config = hallpass_config(dir, dest, authz, admin_port, pace, policy);
             let config_path = dir.join(format!("hallpass-{dest}.yaml"));
             std::fs::write(&config_path, config)?;
             let mut cmd = Command::new(&hallpass);
@@ -562,9 +567,8 @@ fn spawn_envoy(envoy: &Path, config: &Path, dir: &Path, name: &str) -> anyhow::R
     Proc::spawn(name, cmd, dir.join(format!("{name}.log")))
 }
 
-fn hallpass_config(dir: &Path, dest: &str, authz: u16, admin: u16, pace: Pace) -> String {
+fn hallpass_config(dir: &Path, dest: &str, authz: u16, admin: u16, pace: Pace, policy: &Path) -> String {
     let certs = dir.join("certs");
-    let policy = workspace_root().join("examples/policies/clinical-mesh.yaml");
     format!(
         "authz:\n  listen: 127.0.0.1:{authz}\nadmin:\n  listen: 127.0.0.1:{admin}\nworkload:\n  id: {id}\n\
          trust:\n  bundles:\n    - trust_domain: {HOSPITAL}\n      x509: {c}/bundle-hospital.pem\n    - trust_domain: {VENDOR_TD}\n      x509: {c}/bundle-vendor.pem\n\
