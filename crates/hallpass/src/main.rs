@@ -6,6 +6,7 @@
 mod demo;
 mod inject_cmd;
 mod policy_cmd;
+mod telemetry_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,13 @@ enum Command {
         #[arg(long)]
         serve: bool,
     },
+    /// Unused and over-broad permissions, from a sidecar's /callgraph.
+    Report(telemetry_cmd::report::ReportArgs),
+    /// Show, export and merge call-path baselines.
+    Baseline {
+        #[command(subcommand)]
+        command: telemetry_cmd::baseline::BaselineCommand,
+    },
     /// Kubernetes sidecar injection webhook (AdmissionReview v1 over HTTPS),
     /// or `--render POD_FILE` to show what it would inject.
     Inject {
@@ -74,6 +82,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Policy { command } => Ok(policy_cmd::run(command)),
         Command::Inject { args } => inject_cmd::run(args),
+        Command::Report(args) => Ok(telemetry_cmd::report::run(&args)),
+        Command::Baseline { command } => Ok(telemetry_cmd::baseline::run(command)),
         Command::Demo { serve } => {
             init_quiet_logs();
             let passed = runtime()?.block_on(demo::run(serve))?;

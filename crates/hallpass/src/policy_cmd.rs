@@ -85,6 +85,11 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "RFC3339")]
         time: Option<String>,
     },
+    /// Write a least-privilege policy from an audit log or a saved
+    /// /callgraph: one rule per caller and method, with the route templates
+    /// seen (identifiers become `{id}`). Exit 0 written, 1 nothing to
+    /// suggest, 2 usage.
+    Suggest(crate::telemetry_cmd::suggest::SuggestArgs),
 }
 
 /// Output format of `policy check`.
@@ -109,6 +114,7 @@ pub fn run(command: PolicyCommand) -> ExitCode {
 
 fn command_result(command: PolicyCommand) -> Result<u8, String> {
     match command {
+        PolicyCommand::Suggest(args) => Ok(crate::telemetry_cmd::suggest::run_suggest(&args)),
         PolicyCommand::Check { file, format, now } => {
             let now = time_or_now(now.as_deref(), "--now")?;
             let text = read(&file)?;

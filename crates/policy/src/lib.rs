@@ -29,8 +29,9 @@ mod path;
 pub mod suite;
 mod trie;
 
-pub use compile::{FixedLabel, MetricLabel, 
-    CompiledPolicy, CompiledRule, CompiledWorkload, Request, parse_rfc3339, parse_serial,
+pub use compile::{
+    CompiledPolicy, CompiledRule, CompiledWorkload, FixedLabel, MetricLabel, Request,
+    parse_rfc3339, parse_serial,
 };
 pub use decision::{Decision, DenyReason, Mode};
 pub use document::{

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hallpass_identity::{SpiffeId, TrustDomain, parse_spiffe_id_strict};
+use hallpass_policy::Mode;
 use hallpass_telemetry::{AuditTarget, RateSpikeSettings, TelemetrySettings};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +37,7 @@ pub const ENV_OVERRIDES: &[(&str, &[&str], EnvKind)] = &[
         EnvKind::Number,
     ),
     ("HALLPASS_POLICY_FILE", &["policy", "file"], EnvKind::Text),
+    ("HALLPASS_POLICY_MODE", &["policy", "mode"], EnvKind::Text),
     (
         "HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS",
         &["policy", "reload_interval_seconds"],
@@ -161,6 +163,7 @@ const MAX_CACHE_ENTRIES: usize = 1_000_000;
 struct PolicySection {
     file: Option<PathBuf>,
     reload_interval_seconds: Option<u64>,
+    mode: Option<Mode>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,6 +259,9 @@ pub struct Settings {
     pub policy_file: PathBuf,
     /// How often the policy and bundle files are re-read.
     pub reload_interval: Duration,
+    /// `audit` or `enforce` for this sidecar, whatever the policy's `mode`
+    /// says (set per pod by the injector's `hallpass.io/audit` annotation).
+    pub mode_override: Option<Mode>,
     /// Call graph, anomaly detection and audit log.
     pub telemetry: TelemetrySettings,
     /// Put raw request paths in audit records (only for meshes without PHI).
@@ -612,6 +618,7 @@ impl Settings {
                 clock_skew,
                 policy_file,
                 reload_interval,
+                mode_override: policy.mode,
                 telemetry: telemetry_settings,
                 log_raw_paths: telemetry.log_raw_paths,
                 warnings,

@@ -200,9 +200,11 @@ impl Shared {
             return Outcome::denied(DenyReason::InternalError);
         };
         let destination_label = policy.destination_label(&destination);
-        let mode = policy
-            .workload(&destination)
-            .map_or(Mode::Enforce, |w| w.mode);
+        let mode = self.settings.mode_override.unwrap_or_else(|| {
+            policy
+                .workload(&destination)
+                .map_or(Mode::Enforce, |w| w.mode)
+        });
         let deny = |reason, source: Option<SpiffeId>, source_label: MetricLabel| Outcome {
             decision: Decision::deny(reason),
             mode,
@@ -238,9 +240,9 @@ impl Shared {
             serial: caller.serial.as_deref(),
             now,
         };
-        let (decision, mode) = policy.evaluate(&destination, &request);
-        // Only a deny can come from a source the destination does not name.
-        let unknown_source = !decision.is_allow()
+        let (decision, _) = policy.evaluate(&destination, &request);
+        // A proven, non-revoked caller that no rule of this destination names.
+        let unknown_source = decision == Decision::deny(DenyReason::NoMatchingRule)
             && policy.workload(&destination).is_none_or(|w| {
                 !w.rules
                     .iter()

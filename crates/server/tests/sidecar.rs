@@ -273,3 +273,34 @@ async fn hostile_requests_get_a_deny_never_an_error() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_mode_override_audits_an_enforced_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki(dir.path());
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    let cfg = config(dir.path(), &format!("workload:\n  id: {LAB}\n")).replace(
+        "  reload_interval_seconds: 1\n",
+        "  reload_interval_seconds: 1\n  mode: audit\n",
+    );
+    let mut running = Running::start(cfg).await;
+    wait_until_ready(&running, true).await;
+    let billing = ca.issue(BILLING).unwrap();
+    let (status, source, _) = running
+        .check(check_request(
+            Some(&billing),
+            "",
+            "",
+            "GET",
+            "/patients/1/results",
+        ))
+        .await;
+    assert_eq!(
+        (status, source.as_str()),
+        (200, BILLING),
+        "lab-results enforces in the policy; this sidecar audits"
+    );
+    let (_, metrics) = running.get("/metrics").await;
+    assert!(metrics.contains("decision=\"audit_deny\""), "{metrics}");
+    running.stop().await;
+}

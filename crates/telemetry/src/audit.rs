@@ -100,6 +100,17 @@ impl AuditWriter {
         Ok(writer)
     }
 
+    /// A writer that opens its file on the first write (and retries on every
+    /// write until that works), for a file that cannot be opened yet: each
+    /// failed write is then an error the caller counts, not a silent loss.
+    pub fn deferred(target: AuditTarget) -> Self {
+        Self {
+            target,
+            file: None,
+            size: 0,
+        }
+    }
+
     fn reopen(&mut self) -> io::Result<()> {
         if let AuditTarget::File { path, .. } = &self.target {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

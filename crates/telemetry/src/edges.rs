@@ -76,6 +76,12 @@ impl Default for RateSpikeSettings {
 pub struct Baseline {
     /// File format version (1).
     pub version: u32,
+    /// Unix ms at which the learning window that produced this file ends;
+    /// absent for a finished (or hand-made) baseline. A sidecar that restarts
+    /// inside the window goes on learning until then instead of treating a
+    /// half-learned baseline as complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_until_ms: Option<i64>,
     /// Edges considered normal.
     pub edges: BTreeSet<EdgeKey>,
 }
@@ -85,6 +91,7 @@ impl Baseline {
     pub fn new() -> Self {
         Self {
             version: 1,
+            learning_until_ms: None,
             edges: BTreeSet::new(),
         }
     }
@@ -127,9 +134,11 @@ impl Baseline {
         std::fs::rename(&tmp, path).map_err(err)
     }
 
-    /// Add every edge of `other`.
+    /// Add every edge of `other`. The result is a finished baseline: a
+    /// merge is an operator's decision, so no learning window carries over.
     pub fn merge(&mut self, other: &Baseline) {
         self.edges.extend(other.edges.iter().cloned());
+        self.learning_until_ms = None;
     }
 }
 
@@ -138,7 +147,8 @@ impl Baseline {
 pub struct Observation {
     /// The edge was seen for the first time and is not in the baseline.
     pub new_edge: bool,
-    /// The table was full and the edge was not tracked.
+    /// The table (or, while learning, the baseline) was full and the edge
+    /// was not tracked (or not learned).
     pub dropped: bool,
 }
 
@@ -154,8 +164,10 @@ pub struct EdgeTable {
 
 impl EdgeTable {
     /// A table of at most `cap` edges. While `now < learning_until_ms`, edges
-    /// that are allowed (or audit-denied) join the baseline instead of being new.
-    pub fn new(cap: usize, baseline: Baseline, learning_until_ms: Option<i64>) -> Self {
+    /// that are allowed (or audit-denied) join the baseline instead of being
+    /// new; the baseline learns at most `cap` edges too.
+    pub fn new(cap: usize, mut baseline: Baseline, learning_until_ms: Option<i64>) -> Self {
+        baseline.learning_until_ms = learning_until_ms;
         Self {
             cap,
             edges: HashMap::new(),
@@ -179,9 +191,14 @@ impl EdgeTable {
         now_ms: i64,
     ) -> Observation {
         let learning = self.learning(now_ms);
+        let mut unlearned = false;
         if learning && allowed_traffic && !self.baseline.edges.contains(key) {
-            self.baseline.edges.insert(key.clone());
-            self.baseline_dirty = true;
+            if self.baseline.edges.len() < self.cap {
+                self.baseline.edges.insert(key.clone());
+                self.baseline_dirty = true;
+            } else {
+                unlearned = true;
+            }
         }
         let stats = match self.edges.get_mut(key) {
             Some(s) => s,
@@ -218,7 +235,7 @@ impl EdgeTable {
         }
         Observation {
             new_edge: first && stats.new,
-            dropped: false,
+            dropped: unlearned,
         }
     }
 

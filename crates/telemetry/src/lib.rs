@@ -14,14 +14,16 @@ mod callgraph;
 mod counters;
 mod edges;
 mod event;
+mod html;
 mod metrics;
 mod worker;
 
 pub use audit::{AuditTarget, AuditWriter, audit_line};
-pub use callgraph::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage, to_dot, to_html};
+pub use callgraph::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage, to_dot};
 pub use counters::DecisionCounters;
 pub use edges::{Baseline, EdgeKey, EdgeStats, EdgeTable, Observation, RateSpikeSettings};
 pub use event::{AnomalyKind, DecisionEvent, UNMATCHED_ROUTE, method_label, request_id, trace_id};
+pub use html::to_html;
 pub use metrics::{DecisionLabel, Metrics};
 pub use worker::{ControlMsg, DeclaredGraph, Telemetry, TelemetrySettings};
 

@@ -80,6 +80,9 @@ pub struct Metrics {
     pub baseline_edges: IntGauge,
     /// Audit records that could not be written.
     pub audit_write_errors: IntCounter,
+    /// Unix time the metrics (the sidecar) started: the uptime reference of
+    /// the "never used" alert on `hallpass_rule_last_match_timestamp_seconds`.
+    pub start_time: IntGauge,
 }
 
 fn counter(name: &str, help: &str) -> Result<IntCounter, TelemetryError> {
@@ -120,7 +123,7 @@ impl Metrics {
         )?;
         let bundle_expiry = gauge_vec(
             "hallpass_trust_bundle_expiry_timestamp_seconds",
-            "Unix time at which the first CA certificate of a trust domain's X.509 bundle expires.",
+            "Unix time at which the earliest-expiring CA certificate of a trust domain's X.509 bundle expires.",
             &["trust_domain"],
         )?;
         let anomalies = counter_vec(
@@ -163,7 +166,7 @@ impl Metrics {
         )?;
         let edges_dropped = counter(
             "hallpass_call_graph_edges_dropped_total",
-            "Observations of new edges not tracked because the call-graph table was at its cap.",
+            "Observations of edges not tracked (or not learned) because the call-graph table (or the baseline) was at its cap.",
         )?;
         let edges = gauge(
             "hallpass_call_graph_edges",
@@ -177,6 +180,16 @@ impl Metrics {
             "hallpass_audit_log_write_errors_total",
             "Audit records that could not be written.",
         )?;
+
+        let start_time = gauge(
+            "hallpass_start_time_seconds",
+            "Unix time this hallpass process started.",
+        )?;
+        start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        );
 
         let registry = Registry::new();
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -196,6 +209,7 @@ impl Metrics {
             Box::new(edges.clone()),
             Box::new(baseline_edges.clone()),
             Box::new(audit_write_errors.clone()),
+            Box::new(start_time.clone()),
         ];
         for c in collectors {
             registry.register(c)?;
@@ -222,6 +236,7 @@ impl Metrics {
             edges,
             baseline_edges,
             audit_write_errors,
+            start_time,
         })
     }
 

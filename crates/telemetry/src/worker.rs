@@ -186,7 +186,12 @@ impl Worker {
         let (baseline, learning_until) =
             match settings.baseline_path.as_deref().filter(|p| p.exists()) {
                 Some(path) => match Baseline::load(path) {
-                    Ok(b) => (b, None),
+                    // A file saved inside its learning window (the sidecar
+                    // restarted while learning) goes on learning until then.
+                    Ok(b) => {
+                        let until = b.learning_until_ms.filter(|&until| until > now);
+                        (b, until)
+                    }
                     Err(e) => {
                         // An unreadable baseline is not trusted: learn afresh, and say so.
                         tracing_fallback(&format!(
@@ -210,8 +215,10 @@ impl Worker {
         let audit = match AuditWriter::open(settings.audit.clone()) {
             Ok(w) => Some(w),
             Err(e) => {
+                // Keep trying on every record, so that each lost record is
+                // counted in hallpass_audit_log_write_errors_total.
                 tracing_fallback(&format!("cannot open the audit log: {e}"));
-                None
+                Some(AuditWriter::deferred(settings.audit.clone()))
             }
         };
         // Unique enough across restarts and sidecars, without a random source.
@@ -236,7 +243,8 @@ impl Worker {
         let mut tick = tokio::time::interval(self.settings.rate_window);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
-        let mut last_tick = std::time::Instant::now();
+        // tokio's clock, so that a paused test clock drives the rate windows.
+        let mut last_tick = tokio::time::Instant::now();
         let mut was_learning = self.edges.learning(now_ms());
         loop {
             tokio::select! {
@@ -260,7 +268,7 @@ impl Worker {
                 Some(event) = events.recv() => self.handle(&event),
                 _ = tick.tick() => {
                     let elapsed = last_tick.elapsed().as_secs_f64();
-                    last_tick = std::time::Instant::now();
+                    last_tick = tokio::time::Instant::now();
                     for key in self.edges.close_window(elapsed, &self.settings.rate_spike) {
                         self.metrics.record_anomaly(&key.source, &key.destination, AnomalyKind::RateSpike);
                     }
@@ -359,10 +367,10 @@ impl Worker {
         self.metrics
             .baseline_edges
             .set(i64::try_from(self.edges.baseline().edges.len()).unwrap_or(i64::MAX));
-        if let Some(path) = &self.settings.baseline_path {
-            if let Err(e) = self.edges.baseline().save(path) {
-                tracing_fallback(&format!("cannot save the call-path baseline: {e}"));
-            }
+        if let Some(path) = &self.settings.baseline_path
+            && let Err(e) = self.edges.baseline().save(path)
+        {
+            tracing_fallback(&format!("cannot save the call-path baseline: {e}"));
         }
     }
 

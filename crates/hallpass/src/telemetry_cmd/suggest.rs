@@ -1,0 +1,505 @@
+//! `hallpass policy suggest`: a least-privilege policy from what was seen.
+//!
+//! Input is an audit log (JSON lines, rotated files too) or a saved
+//! `/callgraph`. Each call that went through (`allow`, or `audit_deny` with
+//! `no_matching_rule` in an audit-mode destination) is grouped by
+//! destination, source and method, and becomes one rule naming exactly that
+//! source (never a pattern), that method, and the route templates seen.
+//! gRPC calls become a `grpc:` rule per source.
+//!
+//! Paths: with `telemetry.log_raw_paths` the audit log has raw paths, and
+//! templates are inferred (see `templates.rs`: identifiers become `{id}`);
+//! otherwise the matched route templates are used, and `audit_deny` records
+//! (which matched no rule, so have no template) are skipped. Calls denied
+//! for any other reason (revoked, expired grant, bad credentials…) never
+//! become rules.
+//!
+//! The output is checked with `CompiledPolicy::from_yaml` before it is
+//! written. Exit codes: 0 written; 1 nothing could be suggested; 2 usage
+//! (bad arguments, unreadable input, unwritable output).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use clap::{ArgGroup, Args, ValueEnum};
+use hallpass_policy::{CompiledPolicy, RouteTemplate, SourcePattern, normalize_path};
+use hallpass_telemetry::CallGraph;
+use serde::Deserialize;
+
+use super::templates::{self, grpc_method};
+
+/// The methods a policy may name.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+];
+
+/// Arguments of `hallpass policy suggest`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["from_audit_log", "from_callgraph"])))]
+pub struct SuggestArgs {
+    /// Audit log files (JSON lines, as hallpass writes them); give the
+    /// rotated ones (`audit.jsonl.1` …) too for a longer history.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub from_audit_log: Vec<PathBuf>,
+    /// A saved `/callgraph` JSON document: its allowed edges' route
+    /// templates and methods.
+    #[arg(long, value_name = "FILE")]
+    pub from_callgraph: Option<PathBuf>,
+    /// Write the policy here instead of to standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Mode of every destination in the suggestion: `audit` first, then
+    /// `enforce` once the audit log shows no unexpected denies.
+    #[arg(long, value_enum, default_value_t = SuggestMode::Audit)]
+    pub mode: SuggestMode,
+    /// A path segment with more than this many different values (paths
+    /// otherwise equal) becomes a parameter. Identifier-like segments always do.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub max_literals: usize,
+}
+
+/// Mode written for each destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SuggestMode {
+    /// Record denies as `audit_deny`, let calls through.
+    Audit,
+    /// Deny.
+    Enforce,
+}
+
+/// What was seen for one method of one (destination, source).
+#[derive(Debug, Default)]
+struct MethodCalls {
+    /// Concrete paths (decoded segments), from raw audit paths.
+    paths: BTreeSet<Vec<String>>,
+    /// Route templates already known (matched rules).
+    templates: BTreeSet<String>,
+    /// A call matched a rule that allows any path (route `*`).
+    any_path: bool,
+    requests: u64,
+}
+
+/// What was seen from one source at one destination.
+#[derive(Debug, Default)]
+struct Calls {
+    http: BTreeMap<String, MethodCalls>,
+    /// gRPC method patterns → requests.
+    grpc: BTreeMap<String, u64>,
+}
+
+/// Everything usable, keyed by (destination, source), plus what was skipped.
+#[derive(Debug, Default)]
+pub struct Observations {
+    calls: BTreeMap<(String, String), Calls>,
+    records: u64,
+    skipped: BTreeMap<&'static str, u64>,
+}
+
+impl Observations {
+    /// Distinct (destination, source) pairs with usable calls.
+    #[cfg(test)]
+    pub fn calls_len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Records skipped, all reasons.
+    #[cfg(test)]
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    fn skip(&mut self, why: &'static str) {
+        *self.skipped.entry(why).or_default() += 1;
+    }
+
+    /// Record one call; `route` is a matched template (or `*` or a gRPC
+    /// pattern), `path` a raw request path.
+    fn add(
+        &mut self,
+        destination: &str,
+        source: &str,
+        method: &str,
+        route: &str,
+        path: Option<&str>,
+        n: u64,
+    ) {
+        self.records += n;
+        let exact = |s: &str| matches!(SourcePattern::parse(s), Ok(SourcePattern::Exact(_)));
+        if !exact(source) {
+            return self.skip("the source is not a proven SPIFFE ID (a label such as other:<td>)");
+        }
+        if !exact(destination) {
+            return self.skip("the destination is not a SPIFFE ID");
+        }
+        if !METHODS.contains(&method) {
+            return self.skip("the method is not one a policy can name");
+        }
+        enum Seen {
+            Path(Vec<String>),
+            Template(String),
+            AnyPath,
+            Grpc(String),
+        }
+        let seen = match (path, route) {
+            (Some(raw), _) => {
+                let Some(normal) = normalize_path(raw) else {
+                    return self.skip("the raw path is ambiguous (hallpass denies it anyway)");
+                };
+                let segments: Vec<String> =
+                    normal.segments().iter().map(|s| s.to_string()).collect();
+                match grpc_method(method, &segments) {
+                    Some(g) => Seen::Grpc(g),
+                    None => Seen::Path(segments),
+                }
+            }
+            (None, "" | hallpass_telemetry::UNMATCHED_ROUTE) => {
+                return self.skip(
+                    "no path and no matched route (an audit_deny without telemetry.log_raw_paths)",
+                );
+            }
+            (None, "*") => Seen::AnyPath,
+            (None, r) if r.starts_with('/') => Seen::Template(r.to_owned()),
+            (None, g) => Seen::Grpc(g.to_owned()),
+        };
+        let calls = self
+            .calls
+            .entry((destination.to_owned(), source.to_owned()))
+            .or_default();
+        if let Seen::Grpc(g) = seen {
+            *calls.grpc.entry(g).or_default() += n;
+            return;
+        }
+        let m = calls.http.entry(method.to_owned()).or_default();
+        m.requests += n;
+        match seen {
+            Seen::Path(segments) => {
+                m.paths.insert(segments);
+            }
+            Seen::Template(t) => {
+                m.templates.insert(t);
+            }
+            Seen::AnyPath => m.any_path = true,
+            Seen::Grpc(_) => {}
+        }
+    }
+}
+
+/// One audit record, as `crates/telemetry/src/audit.rs` writes it.
+#[derive(Debug, Deserialize)]
+struct AuditRecord {
+    decision: String,
+    reason: String,
+    source: String,
+    destination: String,
+    method: String,
+    #[serde(default)]
+    route: String,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+/// Read audit log lines into `obs`.
+pub fn read_audit_log(reader: impl BufRead, obs: &mut Observations) -> std::io::Result<()> {
+    for line in reader.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Ok(r) = serde_json::from_str::<AuditRecord>(&line) else {
+            obs.records += 1;
+            obs.skip("not an audit record");
+            continue;
+        };
+        let through =
+            r.decision == "allow" || (r.decision == "audit_deny" && r.reason == "no_matching_rule");
+        if !through {
+            obs.records += 1;
+            obs.skip("denied (or would be for a reason other than no_matching_rule)");
+            continue;
+        }
+        obs.add(
+            &r.destination,
+            &r.source,
+            &r.method,
+            &r.route,
+            r.path.as_deref(),
+            1,
+        );
+    }
+    Ok(())
+}
+
+/// Read a call graph's allowed edges into `obs`.
+pub fn read_callgraph(graph: &CallGraph, obs: &mut Observations) {
+    for e in &graph.observed {
+        if e.allowed == 0 {
+            obs.records += e.count;
+            obs.skip("denied");
+            continue;
+        }
+        obs.add(
+            &e.destination,
+            &e.source,
+            &e.method,
+            &e.route,
+            None,
+            e.allowed,
+        );
+    }
+}
+
+/// `spiffe://td/ns/x/sa/name` → `name`; else the last path segment.
+fn caller_name(source: &str) -> String {
+    let path = source.trim_start_matches("spiffe://");
+    let segments: Vec<&str> = path.split('/').collect();
+    let base = match segments.as_slice() {
+        [_, "ns", _, "sa", sa] => (*sa).to_owned(),
+        [.., last] => (*last).to_owned(),
+        [] => "caller".to_owned(),
+    };
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let clean = clean.trim_matches('-').to_owned();
+    if clean.is_empty() {
+        "caller".into()
+    } else {
+        clean
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn quoted_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+    let items: Vec<String> = items.into_iter().map(|s| quoted(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Templates for one method: inferred from paths, plus known templates;
+/// any template another one covers is dropped.
+fn route_templates(calls: &MethodCalls, max_literals: usize) -> Vec<String> {
+    let mut all: Vec<String> = calls.templates.iter().cloned().collect();
+    let paths: Vec<Vec<String>> = calls.paths.iter().cloned().collect();
+    for t in templates::infer(&paths, max_literals) {
+        all.push(templates::render(&t));
+    }
+    let parsed: Vec<(String, RouteTemplate)> = all
+        .into_iter()
+        .filter_map(|t| RouteTemplate::parse(&t).ok().map(|p| (t, p)))
+        .collect();
+    let mut keep: Vec<String> = Vec::new();
+    for (i, (text, t)) in parsed.iter().enumerate() {
+        let covered = parsed.iter().enumerate().any(|(j, (_, u))| {
+            // Covered by another; of two equivalent ones keep the first.
+            j != i && u.covers(t) && (!t.covers(u) || j < i)
+        });
+        if !covered && !keep.contains(text) {
+            keep.push(text.clone());
+        }
+    }
+    keep.sort();
+    keep
+}
+
+/// The suggested policy text.
+pub fn policy_yaml(
+    obs: &Observations,
+    mode: SuggestMode,
+    max_literals: usize,
+    origin: &str,
+) -> String {
+    let mut trust_domains = BTreeSet::new();
+    for (destination, source) in obs.calls.keys() {
+        for id in [destination, source] {
+            if let Ok(p) = SourcePattern::parse(id) {
+                trust_domains.insert(p.trust_domain().to_string());
+            }
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Suggested by `hallpass policy suggest` from {origin}.\n\
+         # Least privilege for the calls seen: each rule names one caller, one\n\
+         # method and the route templates it used ({} records read, {} skipped).\n\
+         # Review it: literal path segments come from real requests. Start in\n\
+         # audit mode, watch for audit_deny, then switch to enforce.",
+        obs.records,
+        obs.skipped.values().sum::<u64>()
+    );
+    let _ = writeln!(out, "version: 1");
+    let _ = writeln!(out, "trust_domains: {}", quoted_list(&trust_domains));
+    let _ = writeln!(out, "workloads:");
+    let mut current = None;
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for ((destination, source), calls) in &obs.calls {
+        if current != Some(destination) {
+            let _ = writeln!(out, "  {}:", quoted(destination));
+            let _ = writeln!(
+                out,
+                "    mode: {}",
+                match mode {
+                    SuggestMode::Audit => "audit",
+                    SuggestMode::Enforce => "enforce",
+                }
+            );
+            let _ = writeln!(out, "    allow:");
+            current = Some(destination);
+            names.clear();
+        }
+        let caller = caller_name(source);
+        let mut unique = |base: String| {
+            let mut name = base.clone();
+            let mut n = 2;
+            while !names.insert(name.clone()) {
+                name = format!("{base}-{n}");
+                n += 1;
+            }
+            name
+        };
+        for (method, m) in &calls.http {
+            let name = unique(format!("{caller}-{}", method.to_ascii_lowercase()));
+            let templates = route_templates(m, max_literals);
+            let distinct = if m.paths.is_empty() {
+                String::new()
+            } else {
+                format!(", {} distinct paths", thousands(m.paths.len() as u64))
+            };
+            let _ = writeln!(out, "      - name: {}", quoted(&name));
+            let _ = writeln!(
+                out,
+                "        # {} requests{distinct}",
+                thousands(m.requests)
+            );
+            let _ = writeln!(out, "        from: {}", quoted_list([source]));
+            let _ = writeln!(out, "        methods: {}", quoted_list([method]));
+            if m.any_path {
+                let _ = writeln!(
+                    out,
+                    "        # the calls matched a rule that allows any path: narrow it by hand,\n\
+                     \x20       # or suggest again from an audit log with telemetry.log_raw_paths"
+                );
+            } else {
+                let _ = writeln!(out, "        paths: {}", quoted_list(&templates));
+            }
+        }
+        if !calls.grpc.is_empty() {
+            let name = unique(format!("{caller}-grpc"));
+            let requests: u64 = calls.grpc.values().sum();
+            let methods: Vec<String> = calls.grpc.keys().cloned().collect();
+            let _ = writeln!(out, "      - name: {}", quoted(&name));
+            let _ = writeln!(out, "        # {} gRPC requests", thousands(requests));
+            let _ = writeln!(out, "        from: {}", quoted_list([source]));
+            let _ = writeln!(out, "        grpc: {}", quoted_list(&methods));
+        }
+    }
+    out
+}
+
+/// Run `hallpass policy suggest`; returns the exit code.
+pub fn run_suggest(args: &SuggestArgs) -> u8 {
+    let mut obs = Observations::default();
+    let origin;
+    if let Some(path) = &args.from_callgraph {
+        let graph: CallGraph = match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                serde_json::from_str(&t).map_err(|e| format!("not a hallpass call graph: {e}"))
+            }) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return 2;
+            }
+        };
+        read_callgraph(&graph, &mut obs);
+        origin = format!("the call graph {}", path.display());
+    } else {
+        for path in &args.from_audit_log {
+            let read =
+                std::fs::File::open(path).and_then(|f| read_audit_log(BufReader::new(f), &mut obs));
+            if let Err(e) = read {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return 2;
+            }
+        }
+        let files: Vec<String> = args
+            .from_audit_log
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        origin = format!("the audit log {}", files.join(", "));
+    }
+    for (why, n) in &obs.skipped {
+        eprintln!("skipped {n}: {why}");
+    }
+    if obs.calls.is_empty() {
+        eprintln!(
+            "error: nothing to suggest: no call in the input went through to a named destination"
+        );
+        return 1;
+    }
+    let text = policy_yaml(&obs, args.mode, args.max_literals, &origin);
+    if let Err(e) = CompiledPolicy::from_yaml(&text) {
+        eprintln!("error: the suggested policy does not compile (a hallpass bug): {e}\n{text}");
+        return 1;
+    }
+    let rules = text.matches("\n      - name: ").count();
+    match &args.output {
+        None => print!("{text}"),
+        Some(path) => {
+            if let Err(e) = write_atomically(path, &text) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return 2;
+            }
+        }
+    }
+    eprintln!(
+        "suggested {rules} rules for {} destinations from {} records",
+        obs.calls
+            .keys()
+            .map(|(d, _)| d)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        obs.records
+    );
+    0
+}
+
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("policy.yaml");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}

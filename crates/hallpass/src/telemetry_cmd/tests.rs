@@ -1,0 +1,799 @@
+//! Tests of `hallpass report`, `hallpass baseline` and `hallpass policy suggest`.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use hallpass_policy::check::check;
+use hallpass_policy::{CompiledPolicy, Decision, Request, SourcePattern};
+use hallpass_telemetry::{
+    Baseline, CallGraph, DecisionEvent, DecisionLabel, DeclaredEdge, ObservedEdge, RuleUsage,
+    audit_line,
+};
+
+use super::baseline::{self, BaselineCommand};
+use super::fetch::{self, Source};
+use super::report::analyze;
+use super::suggest::{self, Observations, SuggestArgs, SuggestMode};
+use super::templates::{self, Seg, grpc_method, is_id_like};
+
+const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
+const LAB: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
+const BILLING: &str = "spiffe://hospital.example/ns/billing/sa/billing";
+const PHARMACY: &str = "spiffe://hospital.example/ns/pharmacy/sa/pharmacy";
+const VENDOR: &str = "spiffe://imaging-vendor.example/uploader";
+const NOW_S: i64 = 1_800_000_000;
+
+// ------------------------------------------------------------ templates
+
+#[test]
+fn identifier_like_segments() {
+    for id in [
+        "12345",
+        "0",
+        "MRN-00417",
+        "MRN-0000000",
+        "mrn_417",
+        "p-1001",
+        "r-7",
+        "P1001",
+        "A1B2C3D4",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "507f1f77bcf86cd799439011",
+        "2026-01-01",
+        "jane.doe@example.org",
+    ] {
+        assert!(is_id_like(id), "{id} should be an id");
+    }
+    for literal in [
+        "patients",
+        "results",
+        "api",
+        "v1",
+        "v2beta1",
+        "V10",
+        "x509",
+        "oauth2",
+        "1.0",
+        "version2",
+        "lab.v1.Results",
+        "GetResult",
+        "e-mail",
+    ] {
+        assert!(!is_id_like(literal), "{literal} should stay literal");
+    }
+}
+
+fn paths(list: &[&str]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|p| {
+            p.trim_start_matches('/')
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+fn inferred(list: &[&str], max: usize) -> Vec<String> {
+    templates::infer(&paths(list), max)
+        .iter()
+        .map(|t| templates::render(t))
+        .collect()
+}
+
+#[test]
+fn templates_replace_ids_and_number_parameters() {
+    assert_eq!(
+        inferred(
+            &[
+                "/patients/MRN-00417/results",
+                "/patients/MRN-00418/results",
+                "/patients/12/results/981",
+                "/patients/p-1001/results/123e4567-e89b-12d3-a456-426614174000",
+                "/",
+                "/healthz",
+            ],
+            5
+        ),
+        [
+            "/",
+            "/healthz",
+            "/patients/{id}/results",
+            "/patients/{id}/results/{id2}"
+        ]
+    );
+    // Even one call: an identifier never becomes a literal.
+    assert_eq!(
+        inferred(&["/patients/MRN-0000000/results"], 5),
+        ["/patients/{id}/results"]
+    );
+}
+
+#[test]
+fn a_segment_with_many_values_becomes_a_parameter() {
+    let few = ["/reports/daily", "/reports/weekly", "/reports/monthly"];
+    assert_eq!(
+        inferred(&few, 5),
+        ["/reports/daily", "/reports/monthly", "/reports/weekly"]
+    );
+    let names: Vec<String> = (0..8)
+        .map(|i| {
+            format!(
+                "/wards/ward{}x/beds",
+                ["a", "b", "c", "d", "e", "f", "g", "h"][i]
+            )
+        })
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_eq!(inferred(&names, 5), ["/wards/{id}/beds"]);
+    // Only the varying position collapses; other shapes are untouched.
+    let mut mixed = names.clone();
+    mixed.push("/wards/all");
+    assert_eq!(inferred(&mixed, 5), ["/wards/all", "/wards/{id}/beds"]);
+    assert_eq!(
+        templates::render(&[Seg::Param, Seg::Param, Seg::Literal("x".into())]),
+        "/{id}/{id2}/x"
+    );
+}
+
+#[test]
+fn grpc_paths_are_recognised() {
+    let segs = |p: &str| {
+        p.trim_start_matches('/')
+            .split('/')
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        grpc_method("POST", &segs("/lab.v1.Results/GetResult")).as_deref(),
+        Some("lab.v1.Results/GetResult")
+    );
+    assert_eq!(grpc_method("GET", &segs("/lab.v1.Results/GetResult")), None);
+    assert_eq!(grpc_method("POST", &segs("/v1.2/items")), None);
+    assert_eq!(grpc_method("POST", &segs("/charges")), None);
+    assert_eq!(grpc_method("POST", &segs("/a.b/C/d")), None);
+}
+
+// ------------------------------------------------------------ suggest
+
+fn event(
+    source: &str,
+    method: &'static str,
+    raw: Option<&str>,
+    route: Option<&str>,
+) -> DecisionEvent {
+    DecisionEvent {
+        time_ms: NOW_S * 1000,
+        decision: DecisionLabel::Allow,
+        reason: "ok",
+        mode: "enforce",
+        source_label: Arc::from(source),
+        source_id: Some(Arc::from(source)),
+        destination: Arc::from(LAB),
+        method,
+        route: route.map(Arc::from),
+        rule: route.map(|_| Arc::from("some-rule")),
+        credentials: &["x509"],
+        unknown_source: false,
+        request_id: None,
+        trace_id: None,
+        raw_path: raw.map(str::to_owned),
+    }
+}
+
+fn log(events: &[DecisionEvent]) -> String {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| audit_line(e, &format!("d-{i}")))
+        .collect()
+}
+
+fn suggest_from_log(text: &str) -> (String, Observations) {
+    let mut obs = Observations::default();
+    suggest::read_audit_log(text.as_bytes(), &mut obs).unwrap();
+    let yaml = suggest::policy_yaml(&obs, SuggestMode::Enforce, 5, "a test");
+    (yaml, obs)
+}
+
+fn decide(policy: &CompiledPolicy, source: &str, method: &str, path: &str) -> Decision {
+    let Ok(SourcePattern::Exact(source)) = SourcePattern::parse(source) else {
+        panic!()
+    };
+    let Ok(SourcePattern::Exact(dest)) = SourcePattern::parse(LAB) else {
+        panic!()
+    };
+    let headers = HashMap::new();
+    let req = Request {
+        source: &source,
+        method,
+        path,
+        headers: &headers,
+        has_jwt: false,
+        serial: None,
+        now: NOW_S,
+    };
+    policy.evaluate(&dest, &req).0
+}
+
+#[test]
+fn suggest_from_raw_paths_infers_templates_and_compiles() {
+    let mut events = Vec::new();
+    for mrn in ["MRN-00417", "MRN-00418", "MRN-0000000"] {
+        events.push(event(
+            EHR,
+            "GET",
+            Some(&format!("/patients/{mrn}/results?since=2026-01-01")),
+            None,
+        ));
+        events.push(event(
+            EHR,
+            "GET",
+            Some(&format!("/patients/{mrn}/results/981")),
+            None,
+        ));
+    }
+    events.push(event(EHR, "POST", Some("/patients/MRN-00417/notes"), None));
+    events.push(event(
+        PHARMACY,
+        "POST",
+        Some("/lab.v1.Results/GetResult"),
+        None,
+    ));
+    events.push(event(VENDOR, "POST", Some("/imaging/uploads"), None));
+    // An audit-mode destination: would-be denies that went through count.
+    let mut would = event(BILLING, "GET", Some("/invoices/2026-000123"), None);
+    would.decision = DecisionLabel::AuditDeny;
+    would.reason = "no_matching_rule";
+    events.push(would);
+    // Denied calls, and calls denied for credential reasons, never count.
+    let mut denied = event(BILLING, "DELETE", Some("/patients/MRN-00417/results"), None);
+    denied.decision = DecisionLabel::Deny;
+    denied.reason = "no_matching_rule";
+    events.push(denied);
+    let mut revoked = event(
+        "spiffe://hospital.example/ns/legacy/sa/fax-gateway",
+        "GET",
+        Some("/patients/1/results"),
+        None,
+    );
+    revoked.decision = DecisionLabel::AuditDeny;
+    revoked.reason = "revoked";
+    events.push(revoked);
+    // A caller the policy did not name and that proved nothing.
+    events.push(event(
+        "unauthenticated",
+        "GET",
+        Some("/patients/1/results"),
+        None,
+    ));
+
+    let (yaml, obs) = suggest_from_log(&log(&events));
+    assert!(
+        !yaml.contains("MRN-"),
+        "identifiers never reach the policy:\n{yaml}"
+    );
+    let policy = CompiledPolicy::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let report = check(&yaml, NOW_S);
+    assert_eq!(report.errors(), 0, "{}", report.to_text("suggested.yaml"));
+    assert_eq!(report.warnings(), 0, "{}", report.to_text("suggested.yaml"));
+    assert!(
+        yaml.contains("\"/patients/{id}/results\", \"/patients/{id}/results/{id2}\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("grpc: [\"lab.v1.Results/GetResult\"]"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("trust_domains: [\"hospital.example\", \"imaging-vendor.example\"]"),
+        "{yaml}"
+    );
+    // Never a wildcard source.
+    for line in yaml.lines().filter(|l| l.trim_start().starts_with("from:")) {
+        assert!(!line.contains('*'), "{line}");
+    }
+    // What was seen is allowed; anything else is not.
+    let allowed = |s, m, p| decide(&policy, s, m, p).is_allow();
+    assert!(allowed(EHR, "GET", "/patients/MRN-99999/results"));
+    assert!(allowed(EHR, "GET", "/patients/7/results/8"));
+    assert!(allowed(EHR, "POST", "/patients/MRN-1/notes"));
+    assert!(allowed(PHARMACY, "POST", "/lab.v1.Results/GetResult"));
+    assert!(allowed(VENDOR, "POST", "/imaging/uploads"));
+    assert!(allowed(BILLING, "GET", "/invoices/2026-000999"));
+    assert!(!allowed(EHR, "DELETE", "/patients/7/results"));
+    assert!(!allowed(EHR, "GET", "/patients/7/notes"));
+    assert!(!allowed(BILLING, "DELETE", "/patients/MRN-00417/results"));
+    assert!(!allowed(PHARMACY, "POST", "/lab.v1.Results/ListResults"));
+    assert!(!allowed(
+        "spiffe://hospital.example/ns/legacy/sa/fax-gateway",
+        "GET",
+        "/patients/1/results"
+    ));
+    assert_eq!(obs.calls_len(), 4);
+}
+
+#[test]
+fn suggest_without_raw_paths_uses_route_templates() {
+    let events = vec![
+        event(EHR, "GET", None, Some("/patients/{patient}/results")),
+        event(
+            EHR,
+            "GET",
+            None,
+            Some("/patients/{patient}/results/{result}"),
+        ),
+        event(PHARMACY, "POST", None, Some("lab.v1.Results/GetResult")),
+        event(VENDOR, "GET", None, Some("*")),
+        {
+            // An audit_deny without a raw path says nothing about the path.
+            let mut e = event(BILLING, "GET", None, None);
+            e.decision = DecisionLabel::AuditDeny;
+            e.reason = "no_matching_rule";
+            e
+        },
+    ];
+    let (yaml, obs) = suggest_from_log(&log(&events));
+    CompiledPolicy::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert!(
+        yaml.contains(
+            "paths: [\"/patients/{patient}/results\", \"/patients/{patient}/results/{result}\"]"
+        ),
+        "{yaml}"
+    );
+    assert!(yaml.contains("narrow it by hand"), "{yaml}");
+    assert!(!yaml.contains(BILLING));
+    assert_eq!(obs.skipped_total(), 1);
+}
+
+fn observed(source: &str, route: &str, method: &str, allowed: u64, denied: u64) -> ObservedEdge {
+    ObservedEdge {
+        source: source.into(),
+        destination: LAB.into(),
+        route: route.into(),
+        method: method.into(),
+        count: allowed + denied,
+        allowed,
+        denied,
+        first_seen_ms: 0,
+        last_seen_ms: NOW_S * 1000,
+        new: false,
+        spiking: false,
+        in_baseline: denied == 0,
+        ewma_rps: 0.0,
+    }
+}
+
+fn declared(source: &str, rule: &str, routes: &[&str], methods: &[&str]) -> DeclaredEdge {
+    DeclaredEdge {
+        source: source.into(),
+        destination: LAB.into(),
+        rule: rule.into(),
+        routes: routes.iter().map(|s| (*s).to_owned()).collect(),
+        methods: methods.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+fn usage(rule: &str, last: i64) -> RuleUsage {
+    RuleUsage {
+        destination: LAB.into(),
+        rule: rule.into(),
+        last_match_seconds: last,
+    }
+}
+
+/// A lab-results sidecar's call graph with one of everything.
+fn graph() -> CallGraph {
+    CallGraph {
+        generated_at_ms: NOW_S * 1000,
+        learning: false,
+        declared: vec![
+            declared(
+                EHR,
+                "ehr-reads-results",
+                &[
+                    "/patients/{patient}/results",
+                    "/patients/{patient}/results/{result}",
+                ],
+                &["GET"],
+            ),
+            declared(
+                "spiffe://hospital.example/ns/pharmacy/**",
+                "pharmacy-lookup",
+                &["lab.v1.Results/GetResult"],
+                &[],
+            ),
+            declared(
+                VENDOR,
+                "imaging-vendor-upload",
+                &["/imaging/uploads"],
+                &["POST"],
+            ),
+            declared(
+                VENDOR,
+                "imaging-vendor-pilot",
+                &["/imaging/studies/{study}"],
+                &["GET"],
+            ),
+            declared(BILLING, "billing-all", &["/billing/**"], &[]),
+            declared(EHR, "ehr-admin", &[], &["GET", "POST", "PUT", "DELETE"]),
+        ],
+        observed: vec![
+            observed(EHR, "/patients/{patient}/results", "GET", 40, 0),
+            observed(PHARMACY, "lab.v1.Results/GetResult", "POST", 5, 0),
+            observed(BILLING, "/billing/**", "GET", 9, 0),
+            observed(EHR, "*", "GET", 2, 0),
+            observed("other:hospital.example", "(unmatched)", "GET", 0, 3),
+        ],
+        rules: vec![
+            usage("billing-all", NOW_S - 60),
+            usage("ehr-admin", NOW_S - 60),
+            usage("ehr-reads-results", NOW_S - 5),
+            usage("imaging-vendor-pilot", 0),
+            usage("imaging-vendor-upload", NOW_S - 40 * 86_400),
+            usage("pharmacy-lookup", NOW_S - 5),
+        ],
+    }
+}
+
+#[test]
+fn suggest_from_a_callgraph_uses_allowed_edges() {
+    let mut obs = Observations::default();
+    suggest::read_callgraph(&graph(), &mut obs);
+    let yaml = suggest::policy_yaml(&obs, SuggestMode::Audit, 5, "a call graph");
+    let policy = CompiledPolicy::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert!(yaml.contains("mode: audit"));
+    assert!(
+        !yaml.contains("other:"),
+        "labels are not identities:\n{yaml}"
+    );
+    assert!(decide(&policy, EHR, "GET", "/patients/1/results").is_allow());
+    // The EHR also used a rule that allows any path (route `*`) with GET.
+    assert!(yaml.contains("narrow it by hand"), "{yaml}");
+    assert!(
+        !decide(&policy, EHR, "DELETE", "/patients/1/results").is_allow(),
+        "never seen"
+    );
+    assert!(
+        !decide(&policy, BILLING, "POST", "/billing/x").is_allow(),
+        "never seen"
+    );
+    assert!(
+        decide(&policy, BILLING, "GET", "/billing/x/y").is_allow(),
+        "a `/**` template is kept as seen"
+    );
+    assert!(decide(&policy, PHARMACY, "POST", "/lab.v1.Results/GetResult").is_allow());
+    assert_eq!(check(&yaml, NOW_S).errors(), 0);
+}
+
+#[test]
+fn run_suggest_writes_a_file_and_reports_nothing_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("audit.jsonl");
+    std::fs::write(
+        &log_file,
+        log(&[event(EHR, "GET", Some("/patients/12/results"), None)]),
+    )
+    .unwrap();
+    let out = dir.path().join("out/../suggested.yaml");
+    let args = SuggestArgs {
+        from_audit_log: vec![log_file.clone()],
+        from_callgraph: None,
+        output: Some(out.clone()),
+        mode: SuggestMode::Audit,
+        max_literals: 5,
+    };
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    assert_eq!(suggest::run_suggest(&args), 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    CompiledPolicy::from_yaml(&text).unwrap();
+    // Only denies: nothing to suggest.
+    let mut d = event(EHR, "GET", Some("/x"), None);
+    d.decision = DecisionLabel::Deny;
+    d.reason = "no_matching_rule";
+    std::fs::write(&log_file, log(&[d])).unwrap();
+    assert_eq!(suggest::run_suggest(&args), 1);
+    let missing = SuggestArgs {
+        from_audit_log: vec![dir.path().join("nope.jsonl")],
+        ..args
+    };
+    assert_eq!(suggest::run_suggest(&missing), 2);
+}
+
+// ------------------------------------------------------------ report
+
+#[test]
+fn report_finds_unused_unseen_and_broad_rules() {
+    let report = analyze(&graph(), vec!["test".into()], 30);
+    let rules =
+        |v: &[super::report::RuleFinding]| v.iter().map(|f| f.rule.clone()).collect::<Vec<_>>();
+    assert_eq!(rules(&report.never_used), ["imaging-vendor-pilot"]);
+    assert_eq!(rules(&report.stale), ["imaging-vendor-upload"]);
+    assert_eq!(report.stale[0].days_ago, Some(40));
+    let unseen: Vec<(&str, Vec<String>)> = report
+        .unseen_identities
+        .iter()
+        .map(|f| (f.source.as_str(), f.rules.clone()))
+        .collect();
+    assert_eq!(
+        unseen,
+        [(
+            VENDOR,
+            vec![
+                "imaging-vendor-upload".to_owned(),
+                "imaging-vendor-pilot".to_owned()
+            ]
+        )]
+    );
+    let narrow: HashMap<&str, &Vec<String>> = report
+        .narrower
+        .iter()
+        .map(|n| (n.rule.as_str(), &n.suggestions))
+        .collect();
+    let has = |rule: &str, text: &str| {
+        narrow
+            .get(rule)
+            .is_some_and(|s| s.iter().any(|l| l.contains(text)))
+    };
+    assert!(
+        has(
+            "ehr-reads-results",
+            "routes never used: /patients/{patient}/results/{result}"
+        ),
+        "{narrow:#?}"
+    );
+    assert!(
+        has(
+            "billing-all",
+            "methods: allows any method, used only GET -> methods: [GET]"
+        ),
+        "{narrow:#?}"
+    );
+    assert!(
+        has("billing-all", "paths: allows /billing/**"),
+        "{narrow:#?}"
+    );
+    assert!(
+        has(
+            "ehr-admin",
+            "methods: POST, PUT, DELETE never used -> methods: [GET]"
+        ),
+        "{narrow:#?}"
+    );
+    assert!(has("ehr-admin", "paths: allows any path"), "{narrow:#?}");
+    assert!(
+        has(
+            "pharmacy-lookup",
+            &format!("used only by {PHARMACY} -> from: [{PHARMACY}]")
+        ),
+        "{narrow:#?}"
+    );
+    let text = report.to_text();
+    assert!(
+        text.contains("Rules never used since the sidecar started (1)"),
+        "{text}"
+    );
+    assert!(text.contains("imaging-vendor-upload  last match"), "{text}");
+    assert!(text.contains("Rules to narrow (4)"), "{text}");
+    let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["never_used"][0]["rule"], "imaging-vendor-pilot");
+}
+
+#[test]
+fn merging_sources_sums_edges_and_keeps_latest_matches() {
+    let a = graph();
+    let mut b = graph();
+    b.generated_at_ms += 1000;
+    b.rules[3].last_match_seconds = NOW_S;
+    let merged = fetch::merge(vec![a, b]);
+    assert_eq!(merged.declared.len(), 6);
+    assert_eq!(merged.observed.len(), 5);
+    assert_eq!(
+        merged
+            .observed
+            .iter()
+            .find(|e| e.source == EHR && e.route != "*")
+            .unwrap()
+            .count,
+        80
+    );
+    let pilot = merged
+        .rules
+        .iter()
+        .find(|r| r.rule == "imaging-vendor-pilot")
+        .unwrap();
+    assert_eq!(pilot.last_match_seconds, NOW_S);
+    assert_eq!(merged.generated_at_ms, NOW_S * 1000 + 1000);
+}
+
+/// Serve `body` once at `GET /callgraph`, like the admin endpoint.
+fn serve_once(body: String, chunked: bool) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = [0_u8; 1024];
+        let n = conn.read(&mut request).unwrap();
+        let request = String::from_utf8_lossy(&request[..n]).into_owned();
+        let response = if !request.starts_with("GET /callgraph HTTP/1.1\r\n") {
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 10\r\n\r\nnot found\n".to_owned()
+        } else if chunked {
+            let (a, b) = body.split_at(body.len() / 2);
+            format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                a.len(),
+                b.len()
+            )
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        conn.write_all(response.as_bytes()).unwrap();
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn the_admin_source_reads_callgraph_over_http() {
+    for chunked in [false, true] {
+        let url = serve_once(serde_json::to_string(&graph()).unwrap(), chunked);
+        let got = fetch::load_all(&[Source::Admin(url)]).unwrap();
+        assert_eq!(got, fetch::merge(vec![graph()]));
+    }
+    let url = serve_once("{}".into(), false);
+    let err = fetch::load_all(&[Source::Admin(url)]).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("not a hallpass call graph"),
+        "{err:#}"
+    );
+    let url = serve_once(String::new(), false);
+    let err = fetch::load_all(&[Source::Admin(format!("{url}/prefix"))]).unwrap_err();
+    assert!(format!("{err:#}").contains("HTTP 404"), "{err:#}");
+}
+
+// ------------------------------------------------------------ baseline
+
+#[test]
+fn export_keeps_allowed_and_baselined_edges_only() {
+    let b = baseline::from_callgraph(&graph());
+    assert_eq!(b.edges.len(), 4);
+    assert!(b.edges.iter().all(|e| &*e.route != "(unmatched)"));
+    assert_eq!(b.learning_until_ms, None);
+    let text = baseline::show(&b, "x.json");
+    assert!(text.starts_with("x.json: version 1, 4 edges\n"), "{text}");
+    assert!(text.contains(&format!("\n{LAB}\n")), "{text}");
+}
+
+#[test]
+fn merge_and_show_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, out) = (
+        dir.path().join("a.json"),
+        dir.path().join("b.json"),
+        dir.path().join("m/merged.json"),
+    );
+    baseline::from_callgraph(&graph()).save(&a).unwrap();
+    let mut other = Baseline::new();
+    other.edges.insert(hallpass_telemetry::EdgeKey {
+        source: EHR.into(),
+        destination: BILLING.into(),
+        route: "/charges".into(),
+        method: "POST".into(),
+    });
+    other.learning_until_ms = Some(1);
+    other.save(&b).unwrap();
+    let code = baseline::run(BaselineCommand::Merge {
+        files: vec![a.clone(), b.clone()],
+        output: out.clone(),
+    });
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let merged = Baseline::load(&out).unwrap();
+    assert_eq!(merged.edges.len(), 5);
+    assert_eq!(merged.learning_until_ms, None);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"version\": 9, \"edges\": []}").unwrap();
+    let code = baseline::run(BaselineCommand::Merge {
+        files: vec![a, bad],
+        output: out,
+    });
+    assert_eq!(code, std::process::ExitCode::from(1));
+}
+
+/// The real sidecar: its admin `/callgraph` feeds `report` and `baseline
+/// export` over a real socket.
+#[test]
+fn report_and_export_against_a_running_sidecar() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = hallpass_testkit::Ca::root("hospital.example").unwrap();
+    let vendor = hallpass_testkit::Ca::root("imaging-vendor.example").unwrap();
+    std::fs::write(dir.path().join("hospital.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("vendor.pem"), vendor.cert_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        include_str!("../../../../examples/policies/clinical-mesh.yaml"),
+    )
+    .unwrap();
+    let config = format!(
+        "authz:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nworkload:\n  id: {LAB}\n\
+         trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: {d}/hospital.pem\n\
+         \x20   - trust_domain: imaging-vendor.example\n      x509: {d}/vendor.pem\n\
+         policy:\n  file: {d}/policy.yaml\ntelemetry:\n  audit_log: \"off\"\n  learning_window_seconds: 0\n",
+        d = dir.path().display(),
+    );
+    let settings = hallpass_server::Settings::from_yaml(&config, std::iter::empty()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (admin, shared) = runtime.block_on(async {
+        let sidecar = hallpass_server::Sidecar::bind(settings).await.unwrap();
+        let admin = sidecar.admin_addr().unwrap();
+        let shared = sidecar.shared();
+        tokio::spawn(sidecar.run(async move {
+            let _ = stopped.await;
+        }));
+        (admin, shared)
+    });
+    let url = format!("http://{admin}");
+    // Wait for the policy to be loaded (rules declared to telemetry).
+    let mut graph = None;
+    for _ in 0..100 {
+        let g = fetch::load_all(&[Source::Admin(url.clone())]).unwrap();
+        if !g.rules.is_empty() {
+            graph = Some(g);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(graph.is_some(), "the sidecar never declared its rules");
+    // Two decisions as the decision path would record them.
+    let mut reads = event(EHR, "GET", None, Some("/patients/{patient}/results"));
+    reads.rule = Some(Arc::from("ehr-reads-results"));
+    reads.time_ms = hallpass_policy::check::unix_now() * 1000;
+    shared.telemetry.record(reads.clone());
+    let mut denied = event(BILLING, "GET", None, None);
+    denied.decision = DecisionLabel::Deny;
+    denied.reason = "no_matching_rule";
+    shared.telemetry.record(denied);
+
+    let graph = fetch::load_all(&[Source::Admin(url.clone())]).unwrap();
+    let report = analyze(&graph, vec![url.clone()], 30);
+    let never: Vec<&str> = report.never_used.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(
+        never,
+        [
+            "imaging-vendor-pilot",
+            "imaging-vendor-upload",
+            "pharmacy-lookup"
+        ]
+    );
+    assert_eq!(report.unseen_identities.len(), 1, "{report:#?}");
+    assert_eq!(report.unseen_identities[0].source, VENDOR);
+    let exported = baseline::from_callgraph(&graph);
+    let edges: Vec<(&str, &str)> = exported
+        .edges
+        .iter()
+        .map(|e| (&*e.source, &*e.route))
+        .collect();
+    assert_eq!(
+        edges,
+        [(EHR, "/patients/{patient}/results")],
+        "the denied edge is not exported"
+    );
+    let file = dir.path().join("exported.json");
+    let code = baseline::run(BaselineCommand::Export {
+        admin: url,
+        output: Some(file.clone()),
+    });
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    assert_eq!(Baseline::load(&file).unwrap(), exported);
+    let _ = stop.send(());
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+}

@@ -1,0 +1,715 @@
+//! Deciding whether to inject into one pod, and the JSON patch that does it.
+//!
+//! Pure functions of the injector config and the pod's JSON, so every case
+//! is testable without a network. The patch only *adds*: containers are
+//! inserted at the front of `initContainers`, volumes appended, annotations
+//! and one label set. Nothing the pod already has is replaced or removed, so
+//! fields this injector does not know (newer Kubernetes) survive untouched.
+
+use std::collections::BTreeMap;
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation};
+use k8s_openapi::api::core::v1::{
+    CSIVolumeSource, Capabilities, ConfigMapVolumeSource, Container, ContainerPort,
+    EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSpec, Probe,
+    SeccompProfile, SecurityContext, TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::{Value, json};
+
+use crate::annotations::{self, OptIn, Overrides, STATE_DIR};
+use crate::config::{AppProtocol, InjectorConfig, Mode};
+use crate::envoy::{self, BootstrapParams};
+use crate::error::Problem;
+
+/// Name of the injected hallpass container.
+pub const HALLPASS_CONTAINER: &str = "hallpass";
+/// Name of the injected Envoy container (standalone mode).
+pub const ENVOY_CONTAINER: &str = "hallpass-envoy";
+/// Volume: the policy ConfigMap (`config.yaml`, `policy.yaml`) at [`CONFIG_DIR`].
+pub const CONFIG_VOLUME: &str = "hallpass-config";
+/// Volume: writable state (baseline, audit log file) at [`STATE_DIR`].
+pub const STATE_VOLUME: &str = "hallpass-state";
+/// Volume: the ext_authz Unix socket shared by hallpass and Envoy (standalone).
+pub const RUN_VOLUME: &str = "hallpass-run";
+/// Volume: the SPIFFE Workload API socket (CSI driver).
+pub const SPIFFE_VOLUME: &str = "hallpass-spiffe";
+/// Where the policy ConfigMap is mounted.
+pub const CONFIG_DIR: &str = "/etc/hallpass";
+/// Where the ext_authz socket lives (standalone).
+pub const RUN_DIR: &str = "/run/hallpass";
+/// The ext_authz socket (standalone).
+pub const AUTHZ_SOCKET: &str = "/run/hallpass/authz.sock";
+/// Environment variable of the per-pod audit/enforce override.
+pub const POLICY_MODE_ENV: &str = "HALLPASS_POLICY_MODE";
+
+/// Which webhook called: the one for pods in opted-in namespaces, or the one
+/// for pods that opt in themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `/mutate`: the namespace did not opt in; inject only when the pod says
+    /// `hallpass.io/inject: "true"`.
+    Pod,
+    /// `/mutate/namespace`: the namespace carries `hallpass.io/inject=true`;
+    /// inject unless the pod says `"false"`.
+    Namespace,
+}
+
+/// Why a pod was left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Neither the namespace nor the pod opted in.
+    NotOptedIn,
+    /// `hallpass.io/inject: "false"`.
+    OptedOut,
+    /// The marker annotation or a hallpass container is already there.
+    AlreadyInjected,
+}
+
+impl Skip {
+    /// Metric and log label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotOptedIn => "not_opted_in",
+            Self::OptedOut => "opted_out",
+            Self::AlreadyInjected => "already_injected",
+        }
+    }
+}
+
+/// What to do with one pod.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Admit unchanged.
+    Skip(Skip),
+    /// Admit with this patch.
+    Inject(Injection),
+    /// Refuse the pod: it asked for hallpass, but something in it (its
+    /// annotations, a port or name clash) makes a correct injection impossible.
+    Reject(Vec<Problem>),
+}
+
+/// A planned injection.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    /// The mode used.
+    pub mode: Mode,
+    /// The RFC 6902 patch.
+    pub patch: Patch,
+}
+
+impl Injection {
+    /// The pod with the patch applied (what the API server will store).
+    pub fn apply(&self, pod: &Value) -> Result<Value, json_patch::PatchError> {
+        let mut out = pod.clone();
+        json_patch::patch(&mut out, &self.patch)?;
+        Ok(out)
+    }
+}
+
+/// Decide about one pod (the `object` of an AdmissionRequest, as JSON).
+pub fn decide(config: &InjectorConfig, scope: Scope, pod: &Value) -> Decision {
+    let annotations = string_map(pod.pointer("/metadata/annotations"));
+    let spec_value = pod.get("spec").cloned().unwrap_or(Value::Null);
+    let spec: PodSpec = match serde_json::from_value(spec_value) {
+        Ok(s) => s,
+        Err(e) => {
+            return match annotations::opt_in(&annotations) {
+                Ok(OptIn::No) => Decision::Skip(Skip::OptedOut),
+                Ok(OptIn::Unset) if scope == Scope::Pod => Decision::Skip(Skip::NotOptedIn),
+                _ => Decision::Reject(vec![Problem::new(
+                    "spec",
+                    format!("cannot read the pod spec: {e}"),
+                )]),
+            };
+        }
+    };
+    if annotations.contains_key(annotations::INJECTED) || has_hallpass_container(&spec) {
+        return Decision::Skip(Skip::AlreadyInjected);
+    }
+    match (annotations::opt_in(&annotations), scope) {
+        (Err(p), _) => return Decision::Reject(vec![p]),
+        (Ok(OptIn::No), _) => return Decision::Skip(Skip::OptedOut),
+        (Ok(OptIn::Unset), Scope::Pod) => return Decision::Skip(Skip::NotOptedIn),
+        (Ok(OptIn::Yes), _) | (Ok(OptIn::Unset), Scope::Namespace) => {}
+    }
+    let overrides = match Overrides::parse(&annotations) {
+        Ok(o) => o,
+        Err(problems) => return Decision::Reject(problems),
+    };
+    match plan(config, pod, &spec, &annotations, &overrides) {
+        Ok(injection) => Decision::Inject(injection),
+        Err(problems) => Decision::Reject(problems),
+    }
+}
+
+fn has_hallpass_container(spec: &PodSpec) -> bool {
+    let named = |c: &Container| c.name == HALLPASS_CONTAINER || c.name == ENVOY_CONTAINER;
+    spec.containers.iter().any(named) || spec.init_containers.iter().flatten().any(named)
+}
+
+fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Ports the pod's own containers declare, with the container's name.
+fn declared_ports(spec: &PodSpec) -> Vec<(i32, String)> {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| {
+            c.ports
+                .iter()
+                .flatten()
+                .map(move |p| (p.container_port, c.name.clone()))
+        })
+        .collect()
+}
+
+/// What this pod gets, after overrides.
+struct Resolved {
+    mode: Mode,
+    app_port: Option<u16>,
+    inbound_port: u16,
+    app_protocol: AppProtocol,
+}
+
+fn resolve(
+    config: &InjectorConfig,
+    spec: &PodSpec,
+    overrides: &Overrides,
+) -> Result<Resolved, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mode = overrides.mode.unwrap_or(config.default_mode);
+    if spec.host_network == Some(true) {
+        problems.push(Problem::new(
+            "spec.hostNetwork",
+            "hallpass cannot be injected into a hostNetwork pod: its ports would be the node's",
+        ));
+    }
+    let mut ours: Vec<(u16, &str)> = vec![(config.sidecar.admin_port, "hallpass admin")];
+    let mut app_port = None;
+    let inbound_port = overrides.inbound_port.unwrap_or(config.envoy.inbound_port);
+    match mode {
+        Mode::Istio => ours.push((config.sidecar.authz_port, "hallpass authz")),
+        Mode::Standalone => {
+            if !config.spiffe.enabled {
+                problems.push(Problem::new(
+                    annotations::MODE,
+                    "standalone mode needs the SPIFFE CSI volume (spiffe.enabled in the chart)",
+                ));
+            }
+            ours.extend([
+                (inbound_port, "Envoy inbound (mTLS)"),
+                (config.envoy.health_port, "Envoy health"),
+                (config.envoy.admin_port, "Envoy admin"),
+            ]);
+            app_port = overrides.app_port.or_else(|| {
+                spec.containers
+                    .first()
+                    .and_then(|c| c.ports.as_ref())
+                    .and_then(|ports| {
+                        ports
+                            .iter()
+                            .find(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+                    })
+                    .and_then(|p| u16::try_from(p.container_port).ok())
+            });
+            match app_port {
+                None => problems.push(Problem::new(
+                    annotations::APP_PORT,
+                    "standalone mode needs the app's port: set this annotation or declare a containerPort on the first container",
+                )),
+                Some(port) => {
+                    if let Some((_, what)) = ours.iter().find(|(p, _)| *p == port) {
+                        problems.push(Problem::new(
+                            annotations::APP_PORT,
+                            format!("{port} is also the {what} port"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (i, (port, what)) in ours.iter().enumerate() {
+        if let Some((_, other)) = ours[..i].iter().find(|(p, _)| p == port) {
+            problems.push(Problem::new(
+                annotations::INBOUND_PORT,
+                format!("{port} is both the {other} and the {what} port"),
+            ));
+        }
+        if let Some((_, container)) = declared_ports(spec)
+            .iter()
+            .find(|(p, _)| *p == i32::from(*port))
+            && Some(*port) != app_port
+        {
+            problems.push(Problem::new(
+                format!("spec.containers[{container}].ports"),
+                format!(
+                    "{port} is used by container {container}; hallpass needs it for the {what} port"
+                ),
+            ));
+        }
+    }
+    let taken: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
+    for name in [CONFIG_VOLUME, STATE_VOLUME, RUN_VOLUME, SPIFFE_VOLUME] {
+        if taken.contains(&name) {
+            problems.push(Problem::new(
+                "spec.volumes",
+                format!("a volume is already named {name}; hallpass needs that name"),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(Resolved {
+            mode,
+            app_port,
+            inbound_port,
+            app_protocol: overrides.app_protocol.unwrap_or(config.envoy.app_protocol),
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn plan(
+    config: &InjectorConfig,
+    pod: &Value,
+    spec: &PodSpec,
+    annotations: &BTreeMap<String, String>,
+    overrides: &Overrides,
+) -> Result<Injection, Vec<Problem>> {
+    let r = resolve(config, spec, overrides)?;
+    let mut containers = vec![hallpass_container(config, &r, overrides)];
+    if r.mode == Mode::Standalone
+        && let Some(app_port) = r.app_port
+    {
+        containers.push(envoy_container(config, &r, app_port));
+    }
+    let volumes = volumes(config, r.mode);
+    let status = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": r.mode.as_str(),
+        "initContainers": containers.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        "volumes": volumes.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
+    });
+    let mut new_annotations = vec![(annotations::INJECTED.to_owned(), status.to_string())];
+    if r.mode == Mode::Istio {
+        let admin = config.sidecar.admin_port.to_string();
+        let merged = match annotations.get(annotations::ISTIO_EXCLUDE_INBOUND_PORTS) {
+            None => Some(admin),
+            Some(list) if list.split(',').any(|p| p.trim() == admin) => None,
+            Some(list) if list.trim().is_empty() => Some(admin),
+            Some(list) => Some(format!("{},{admin}", list.trim_end_matches(','))),
+        };
+        if let Some(value) = merged {
+            new_annotations.push((annotations::ISTIO_EXCLUDE_INBOUND_PORTS.to_owned(), value));
+        }
+    }
+
+    let mut ops = Ops::default();
+    let to_value = |c: &Container| serde_json::to_value(c).unwrap_or(Value::Null);
+    if pod
+        .pointer("/spec/initContainers")
+        .is_some_and(Value::is_array)
+    {
+        for (i, c) in containers.iter().enumerate() {
+            ops.add(&["spec", "initContainers", &i.to_string()], to_value(c));
+        }
+    } else {
+        ops.add(
+            &["spec", "initContainers"],
+            Value::Array(containers.iter().map(to_value).collect()),
+        );
+    }
+    let volume_values: Vec<Value> = volumes
+        .iter()
+        .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+        .collect();
+    if pod.pointer("/spec/volumes").is_some_and(Value::is_array) {
+        for v in volume_values {
+            ops.add(&["spec", "volumes", "-"], v);
+        }
+    } else {
+        ops.add(&["spec", "volumes"], Value::Array(volume_values));
+    }
+    ops.add_to_map(pod, "annotations", new_annotations);
+    ops.add_to_map(
+        pod,
+        "labels",
+        vec![(
+            annotations::SIDECAR_LABEL.to_owned(),
+            r.mode.as_str().to_owned(),
+        )],
+    );
+    Ok(Injection {
+        mode: r.mode,
+        patch: Patch(ops.ops),
+    })
+}
+
+#[derive(Default)]
+struct Ops {
+    ops: Vec<PatchOperation>,
+    metadata_added: bool,
+}
+
+impl Ops {
+    fn add(&mut self, tokens: &[&str], value: Value) {
+        self.ops.push(PatchOperation::Add(AddOperation {
+            path: PointerBuf::from_tokens(tokens.iter().copied()),
+            value,
+        }));
+    }
+
+    /// Set keys in `metadata.<field>`, creating `metadata` and the map when
+    /// they are missing.
+    fn add_to_map(&mut self, pod: &Value, field: &str, entries: Vec<(String, String)>) {
+        let has_metadata = pod.get("metadata").is_some_and(Value::is_object);
+        if !has_metadata && !self.metadata_added {
+            self.add(&["metadata"], json!({}));
+            self.metadata_added = true;
+        }
+        let exists = has_metadata
+            && pod
+                .get("metadata")
+                .and_then(|m| m.get(field))
+                .is_some_and(Value::is_object);
+        if exists {
+            for (k, v) in entries {
+                self.add(&["metadata", field, &k], Value::String(v));
+            }
+        } else {
+            let map: serde_json::Map<String, Value> = entries
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            self.add(&["metadata", field], Value::Object(map));
+        }
+    }
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+/// Non-root, read-only root filesystem, no privilege escalation, no
+/// capabilities, the runtime's default seccomp profile.
+fn restricted(uid: i64) -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(uid),
+        run_as_group: Some(uid),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, port: u16, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(i32::from(port)),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Default::default()
+    }
+}
+
+fn port(name: &str, number: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: i32::from(number),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+fn listen_address(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+fn hallpass_container(config: &InjectorConfig, r: &Resolved, overrides: &Overrides) -> Container {
+    let s = &config.sidecar;
+    let mut env_vars = vec![
+        env(
+            "HALLPASS_AUTHZ_LISTEN",
+            match r.mode {
+                Mode::Istio => listen_address("127.0.0.1", s.authz_port),
+                Mode::Standalone => format!("unix://{AUTHZ_SOCKET}"),
+            },
+        ),
+        env(
+            "HALLPASS_ADMIN_LISTEN",
+            listen_address(&s.admin_address, s.admin_port),
+        ),
+        env(
+            "HALLPASS_IDENTITY_X509_FROM",
+            match r.mode {
+                Mode::Istio => s.x509_from.istio.clone(),
+                Mode::Standalone => s.x509_from.standalone.clone(),
+            },
+        ),
+    ];
+    if let Some(id) = &overrides.workload_id {
+        env_vars.push(env("HALLPASS_WORKLOAD_ID", id.clone()));
+    }
+    if let Some(log) = overrides.audit_log.as_ref().or(s.audit_log.as_ref()) {
+        env_vars.push(env("HALLPASS_TELEMETRY_AUDIT_LOG", log.clone()));
+    }
+    if let Some(audit) = overrides.audit {
+        env_vars.push(env(
+            POLICY_MODE_ENV,
+            if audit { "audit" } else { "enforce" },
+        ));
+    }
+    if config.spiffe.enabled {
+        env_vars.push(env(
+            "SPIFFE_ENDPOINT_SOCKET",
+            config.workload_api_endpoint(),
+        ));
+    }
+    env_vars.extend(s.env.iter().cloned());
+
+    let mut mounts = vec![
+        mount(CONFIG_VOLUME, CONFIG_DIR, true),
+        mount(STATE_VOLUME, STATE_DIR, false),
+    ];
+    if r.mode == Mode::Standalone {
+        mounts.push(mount(RUN_VOLUME, RUN_DIR, false));
+    }
+    if config.spiffe.enabled {
+        mounts.push(mount(SPIFFE_VOLUME, &config.spiffe.mount_path, true));
+    }
+    Container {
+        name: HALLPASS_CONTAINER.into(),
+        image: Some(s.image.clone()),
+        image_pull_policy: s.image_pull_policy.clone(),
+        args: Some(vec![
+            "serve".into(),
+            "--config".into(),
+            format!("{CONFIG_DIR}/config.yaml"),
+        ]),
+        // A native sidecar: started before the app, stopped after it.
+        restart_policy: Some("Always".into()),
+        env: Some(env_vars),
+        ports: Some(vec![port("hallpass-admin", s.admin_port)]),
+        resources: Some(s.resources.clone()),
+        security_context: Some(restricted(s.run_as_user)),
+        startup_probe: Some(Probe {
+            timeout_seconds: Some(1),
+            ..http_probe("/healthz", s.admin_port, 1, 30)
+        }),
+        liveness_probe: Some(http_probe("/healthz", s.admin_port, 10, 3)),
+        readiness_probe: Some(http_probe("/readyz", s.admin_port, 5, 2)),
+        volume_mounts: Some(mounts),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    }
+}
+
+/// The Envoy bootstrap a standalone pod gets (also used by tests that run
+/// `envoy --mode validate` on it).
+pub fn envoy_bootstrap(
+    config: &InjectorConfig,
+    app_port: u16,
+    inbound_port: u16,
+    app_protocol: AppProtocol,
+) -> Value {
+    let e = &config.envoy;
+    envoy::bootstrap(&BootstrapParams {
+        inbound_port,
+        app_port,
+        app_protocol,
+        health_port: e.health_port,
+        admin_port: e.admin_port,
+        authz_socket: AUTHZ_SOCKET.into(),
+        spire_agent_socket: config.spire_agent_socket(),
+        svid_name: e.svid_name.clone(),
+        bundle_name: e.bundle_name.clone(),
+        forward_client_cert_chain: e.forward_client_cert_chain,
+        ext_authz_timeout_ms: e.ext_authz_timeout_ms,
+    })
+}
+
+fn envoy_container(config: &InjectorConfig, r: &Resolved, app_port: u16) -> Container {
+    let e = &config.envoy;
+    let bootstrap = envoy_bootstrap(config, app_port, r.inbound_port, r.app_protocol);
+    Container {
+        name: ENVOY_CONTAINER.into(),
+        image: Some(e.image.clone()),
+        image_pull_policy: e.image_pull_policy.clone(),
+        args: Some(vec![
+            "--config-yaml".into(),
+            bootstrap.to_string(),
+            // Kubernetes expands $(VAR) in args from the container's env.
+            "--service-node".into(),
+            "$(POD_NAME)".into(),
+            "--service-cluster".into(),
+            "$(POD_NAMESPACE)".into(),
+            "--concurrency".into(),
+            e.concurrency.to_string(),
+            "--disable-hot-restart".into(),
+            "--log-level".into(),
+            e.log_level.clone(),
+        ]),
+        restart_policy: Some("Always".into()),
+        env: Some(vec![
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+        ]),
+        ports: Some(vec![
+            port("hallpass-mtls", r.inbound_port),
+            port("hallpass-health", e.health_port),
+        ]),
+        resources: Some(e.resources.clone()),
+        security_context: Some(restricted(config.sidecar.run_as_user)),
+        startup_probe: Some(Probe {
+            timeout_seconds: Some(1),
+            ..http_probe("/ready", e.health_port, 1, 60)
+        }),
+        readiness_probe: Some(http_probe("/ready", e.health_port, 5, 2)),
+        liveness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(i32::from(e.health_port)),
+                ..Default::default()
+            }),
+            period_seconds: Some(10),
+            failure_threshold: Some(3),
+            timeout_seconds: Some(2),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            mount(RUN_VOLUME, RUN_DIR, false),
+            mount(SPIFFE_VOLUME, &config.spiffe.mount_path, true),
+        ]),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    }
+}
+
+fn volumes(config: &InjectorConfig, mode: Mode) -> Vec<Volume> {
+    let mut out = vec![
+        Volume {
+            name: CONFIG_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config.sidecar.config_map.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: STATE_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ];
+    if mode == Mode::Standalone {
+        out.push(Volume {
+            name: RUN_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".into()),
+                size_limit: Some(Quantity("1Mi".into())),
+            }),
+            ..Default::default()
+        });
+    }
+    if config.spiffe.enabled {
+        out.push(Volume {
+            name: SPIFFE_VOLUME.into(),
+            csi: Some(CSIVolumeSource {
+                driver: config.spiffe.csi_driver.clone(),
+                read_only: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    out
+}
+
+/// What `hallpass inject --render` prints.
+#[derive(Debug, Clone)]
+pub enum Rendered {
+    /// Not injected; the pod unchanged, as YAML.
+    Skipped(Skip, String),
+    /// Refused, with every reason.
+    Rejected(Vec<Problem>),
+    /// Injected; the patched pod as YAML.
+    Injected(Mode, String),
+}
+
+/// Decide about a pod given as YAML or JSON text and render the result.
+pub fn render(config: &InjectorConfig, scope: Scope, pod_text: &str) -> Result<Rendered, String> {
+    let pod: Value =
+        serde_yaml_ng::from_str(pod_text).map_err(|e| format!("not YAML or JSON: {e}"))?;
+    let yaml = |v: &Value| serde_yaml_ng::to_string(v).map_err(|e| e.to_string());
+    Ok(match decide(config, scope, &pod) {
+        Decision::Skip(why) => Rendered::Skipped(why, yaml(&pod)?),
+        Decision::Reject(problems) => Rendered::Rejected(problems),
+        Decision::Inject(injection) => {
+            let patched = injection
+                .apply(&pod)
+                .map_err(|e| format!("the patch does not apply: {e}"))?;
+            Rendered::Injected(injection.mode, yaml(&patched)?)
+        }
+    })
+}

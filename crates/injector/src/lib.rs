@@ -1,0 +1,39 @@
+//! hallpass sidecar injection for Kubernetes.
+//!
+//! A mutating admission webhook (AdmissionReview v1 over HTTPS) that adds
+//! hallpass to the pods that ask for it, as a native sidecar (an init
+//! container with `restartPolicy: Always`), and in standalone mode an Envoy
+//! that terminates mTLS with the pod's SPIFFE SVID and asks hallpass about
+//! every request.
+//!
+//! - [`inject::decide`]: the whole decision for one pod, a pure function of
+//!   the [`InjectorConfig`], the webhook [`Scope`] and the pod's JSON. It
+//!   skips (not opted in, opted out, already injected), rejects (bad
+//!   `hallpass.io/*` annotations, port or name clashes), or returns an
+//!   add-only RFC 6902 patch.
+//! - [`review::review`]: an AdmissionReview body in, the AdmissionReview
+//!   answer out (kube-core types).
+//! - [`envoy::bootstrap`]: the standalone Envoy's bootstrap (SDS from the
+//!   SPIRE agent, ext_authz over a Unix socket).
+//! - [`Injector`]: the HTTPS server (axum on rustls) with a certificate that
+//!   is re-read when cert-manager rotates it ([`tls::ReloadingCert`]).
+//!
+//! The annotations are listed in [`annotations`]; the Helm chart in
+//! `charts/hallpass` renders the [`InjectorConfig`] and the
+//! MutatingWebhookConfiguration; `docs/kubernetes.md` is the operator's guide.
+
+#![warn(missing_docs)]
+
+pub mod annotations;
+pub mod config;
+pub mod envoy;
+mod error;
+pub mod inject;
+pub mod review;
+mod server;
+pub mod tls;
+
+pub use config::{AppProtocol, InjectorConfig, Mode};
+pub use error::{InjectorError, Problem};
+pub use inject::{Decision, Injection, Scope, Skip};
+pub use server::{Injector, Metrics};

@@ -1,0 +1,860 @@
+//! The Helm chart (`charts/hallpass`): `helm lint` and `helm template` for
+//! the default values and for non-default ones (cert-manager on and off,
+//! standalone and istio, monitoring on), every rendered manifest validated
+//! with kubernetes-validate (strict, Kubernetes 1.35). Custom resources have
+//! no schema in the validator (ServiceMonitor, PodMonitor, PrometheusRule,
+//! Certificate, Issuer); they are checked here instead: PrometheusRule rules
+//! with `promtool check rules`, the others field by field.
+//!
+//! Cross-checks with the code the chart feeds: the injector config it
+//! renders loads in the injector, the self-signed certificate it generates
+//! serves TLS for the webhook's Service name, and the sidecar config plus
+//! the injector's HALLPASS_* variables load in hallpass's own config parser.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use common::https::https_to;
+use common::*;
+use hallpass_injector::{InjectorConfig, Scope};
+use serde_json::{Value, json};
+
+const NAMESPACE: &str = "hallpass-system";
+const SERVICE_NAME: &str = "hallpass-injector.hallpass-system.svc";
+
+/// Named sets of values, each rendered, linted and validated.
+fn value_sets() -> Vec<(&'static str, Vec<String>)> {
+    let policy = workspace_root().join("examples/policies/clinical-mesh.yaml");
+    let set = |s: &str| vec!["--set".to_owned(), s.to_owned()];
+    vec![
+        ("defaults", vec![]),
+        (
+            "standalone, self-signed, policy in two namespaces, monitoring on",
+            [
+                set("defaultMode=standalone"),
+                set("webhook.tls.source=self-signed"),
+                set("policy.namespaces={clinical,pharmacy}"),
+                vec!["--set-file".into(), format!("policy.content={}", policy.display())],
+                set("monitoring.serviceMonitor.enabled=true"),
+                set("monitoring.podMonitor.enabled=true"),
+                set("monitoring.prometheusRule.enabled=true"),
+                set("monitoring.grafanaDashboard.enabled=true"),
+                set("monitoring.grafanaDashboard.namespace=monitoring"),
+            ]
+            .concat(),
+        ),
+        (
+            "istio, cert-manager with the chart's own CA, Ignore, one replica",
+            [
+                set("defaultMode=istio"),
+                set("webhook.tls.source=cert-manager"),
+                set("webhook.failurePolicy=Ignore"),
+                set("injector.replicas=1"),
+                set("policy.namespaces={clinical}"),
+                set("sidecar.auditLog=/var/lib/hallpass/audit.jsonl"),
+            ]
+            .concat(),
+        ),
+        (
+            "auto TLS on a cluster with cert-manager, own ClusterIssuer, digests, pod opt-in only",
+            [
+                vec!["--api-versions".into(), "cert-manager.io/v1".into()],
+                set("webhook.tls.certManager.issuerRef.kind=ClusterIssuer"),
+                set("webhook.tls.certManager.issuerRef.name=internal-ca"),
+                set("image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+                set("envoy.image.digest=sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"),
+                set("webhook.namespaceOptIn=false"),
+                set("spiffe.enabled=false"),
+                set("injector.topologySpreadConstraints[0].maxSkew=1"),
+                set("injector.topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone"),
+                set("injector.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule"),
+                set("injector.topologySpreadConstraints[0].labelSelector.matchLabels.app=x"),
+            ]
+            .concat(),
+        ),
+    ]
+}
+
+fn helm(args: &[String]) -> std::process::Output {
+    run(Command::new(tool("helm")).args(args))
+}
+
+/// `helm template hallpass charts/hallpass -n hallpass-system ARGS`.
+fn template(args: &[String]) -> String {
+    let mut all = vec![
+        "template".to_owned(),
+        "hallpass".to_owned(),
+        chart_dir().display().to_string(),
+        "--namespace".to_owned(),
+        NAMESPACE.to_owned(),
+    ];
+    all.extend(args.iter().cloned());
+    let out = helm(&all);
+    assert!(
+        out.status.success(),
+        "helm template {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn template_fails(args: &[&str]) -> String {
+    let mut all = vec![
+        "template".to_owned(),
+        "hallpass".to_owned(),
+        chart_dir().display().to_string(),
+        "--namespace".to_owned(),
+        NAMESPACE.to_owned(),
+    ];
+    all.extend(args.iter().map(|s| (*s).to_owned()));
+    let out = helm(&all);
+    assert!(!out.status.success(), "helm template {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn documents(args: &[String]) -> Vec<Value> {
+    yaml_documents(&template(args))
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found = of_kind(docs, kind);
+    assert_eq!(found.len(), 1, "expected one {kind}, found {}", found.len());
+    found[0]
+}
+
+fn configmap<'a>(docs: &'a [Value], name: &str, namespace: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap"
+                && d["metadata"]["name"] == name
+                && d["metadata"]["namespace"] == namespace
+        })
+        .unwrap_or_else(|| panic!("no ConfigMap {namespace}/{name}"))
+}
+
+fn injector_config(docs: &[Value]) -> InjectorConfig {
+    let text = configmap(docs, "hallpass-injector", NAMESPACE)["data"]["injector.yaml"]
+        .as_str()
+        .unwrap();
+    InjectorConfig::from_yaml(text)
+        .unwrap_or_else(|e| panic!("the chart's injector config does not load: {e}\n{text}"))
+}
+
+#[test]
+fn helm_lint_passes_for_every_value_set() {
+    for (name, args) in value_sets() {
+        let mut all = vec![
+            "lint".to_owned(),
+            "--strict".to_owned(),
+            chart_dir().display().to_string(),
+            "--namespace".into(),
+            NAMESPACE.into(),
+        ];
+        // `helm lint` has no --api-versions; lint that set with cert-manager explicit.
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            if arg == "--api-versions" {
+                args.next();
+                all.extend([
+                    "--set".to_owned(),
+                    "webhook.tls.source=cert-manager".to_owned(),
+                ]);
+            } else {
+                all.push(arg);
+            }
+        }
+        let out = helm(&all);
+        assert!(
+            out.status.success(),
+            "helm lint ({name}) failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn every_value_set_renders_valid_manifests() {
+    for (name, args) in value_sets() {
+        let rendered = template(&args);
+        let passed = kubernetes_validate(&rendered, CRD_KINDS);
+        let docs = yaml_documents(&rendered);
+        let core = docs
+            .iter()
+            .filter(|d| !CRD_KINDS.contains(&d["kind"].as_str().unwrap_or("")))
+            .count();
+        assert_eq!(
+            passed.len(),
+            core,
+            "{name}: every core manifest validated: {passed:#?}"
+        );
+        for doc in &docs {
+            assert!(doc["metadata"]["name"].is_string(), "{name}: {doc}");
+            if doc["kind"] != "MutatingWebhookConfiguration" {
+                assert!(
+                    doc["metadata"]["namespace"].is_string(),
+                    "{name}: namespaced {}",
+                    doc["kind"]
+                );
+            }
+        }
+        // Whatever the values, the chart gives the injector no API rights.
+        for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
+            assert!(of_kind(&docs, kind).is_empty(), "{name}: renders a {kind}");
+        }
+        let injector = injector_config(&docs);
+        assert!(injector.problems().is_empty());
+    }
+}
+
+#[test]
+fn default_install() {
+    let docs = documents(&[]);
+    let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ConfigMap",
+            "Deployment",
+            "MutatingWebhookConfiguration",
+            "PodDisruptionBudget",
+            "Secret",
+            "Service",
+            "ServiceAccount"
+        ])
+    );
+    let sa = one(&docs, "ServiceAccount");
+    assert_eq!(sa["automountServiceAccountToken"], false);
+    let deployment = one(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["serviceAccountName"], "hallpass-injector");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["args"],
+        json!(["inject", "--config", "/etc/hallpass-injector/injector.yaml"])
+    );
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"],
+        json!(["ALL"])
+    );
+    assert_eq!(container["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    assert_eq!(one(&docs, "PodDisruptionBudget")["spec"]["minAvailable"], 1);
+    let service = one(&docs, "Service");
+    assert_eq!(service["metadata"]["name"], "hallpass-injector");
+    assert_eq!(service["spec"]["ports"][0]["port"], 443);
+
+    let config = injector_config(&docs);
+    assert_eq!(config.default_mode, hallpass_injector::Mode::Istio);
+    assert_eq!(config.sidecar.image, "ghcr.io/hallpass-dev/hallpass:0.1.0");
+    assert_eq!(config.sidecar.config_map, "hallpass-policy");
+    assert_eq!(config.listen.port(), 8443);
+    // No workload namespace is listed, so no policy ConfigMap (NOTES warns).
+    assert_eq!(of_kind(&docs, "ConfigMap").len(), 1);
+}
+
+#[test]
+fn webhooks_only_see_pods_that_opted_in() {
+    let docs = documents(&[]);
+    let webhook = one(&docs, "MutatingWebhookConfiguration");
+    let hooks = webhook["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 2);
+    for hook in hooks {
+        assert_eq!(hook["failurePolicy"], "Fail");
+        assert_eq!(hook["sideEffects"], "None");
+        assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+        assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
+        assert_eq!(hook["rules"][0]["operations"], json!(["CREATE"]));
+        assert_eq!(hook["rules"][0]["resources"], json!(["pods"]));
+        assert_eq!(hook["clientConfig"]["service"]["name"], "hallpass-injector");
+        let excluded = &hook["namespaceSelector"]["matchExpressions"][1];
+        assert_eq!(excluded["key"], "kubernetes.io/metadata.name");
+        assert_eq!(
+            excluded["values"],
+            json!(["kube-system", "kube-public", "kube-node-lease", NAMESPACE])
+        );
+    }
+    let (namespace, pod) = (&hooks[0], &hooks[1]);
+    assert_eq!(
+        namespace["clientConfig"]["service"]["path"],
+        "/mutate/namespace"
+    );
+    assert_eq!(
+        namespace["namespaceSelector"]["matchExpressions"][0],
+        json!({"key": "hallpass.io/inject", "operator": "In", "values": ["true"]})
+    );
+    assert!(
+        namespace["matchConditions"][0]["expression"]
+            .as_str()
+            .unwrap()
+            .contains("!= 'false'")
+    );
+    assert_eq!(pod["clientConfig"]["service"]["path"], "/mutate");
+    assert_eq!(
+        pod["namespaceSelector"]["matchExpressions"][0],
+        json!({"key": "hallpass.io/inject", "operator": "NotIn", "values": ["true", "false"]})
+    );
+    assert!(
+        pod["matchConditions"][0]["expression"]
+            .as_str()
+            .unwrap()
+            .contains("== 'true'")
+    );
+
+    let one_hook = documents(&["--set".into(), "webhook.namespaceOptIn=false".into()]);
+    let hooks = one(&one_hook, "MutatingWebhookConfiguration")["webhooks"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["name"], "pod.inject.hallpass.io");
+
+    let err = template_fails(&[
+        "--set",
+        "webhook.namespaceOptIn=false",
+        "--set",
+        "webhook.podOptIn=false",
+    ]);
+    assert!(err.contains("nothing would ever be injected"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_certificate_serves_the_webhook_service_names() {
+    use base64::Engine;
+    let docs = documents(&["--set".into(), "webhook.tls.source=self-signed".into()]);
+    let secret = one(&docs, "Secret");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    let decode = |key: &str| {
+        String::from_utf8(
+            base64::prelude::BASE64_STANDARD
+                .decode(secret["data"][key].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (ca, crt, key) = (decode("ca.crt"), decode("tls.crt"), decode("tls.key"));
+    let webhook = one(&docs, "MutatingWebhookConfiguration");
+    for hook in webhook["webhooks"].as_array().unwrap() {
+        assert_eq!(
+            hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"],
+            "caBundle is the Secret's CA"
+        );
+    }
+    assert!(webhook["metadata"].get("annotations").is_none());
+
+    // Serve the chart's certificate with the injector and connect the way
+    // the API server does: the caBundle as the only root, the Service name.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &crt).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &key).unwrap();
+    let config = InjectorConfig::from_yaml(&format!(
+        "listen: 127.0.0.1:0\ntls: {{certFile: {0}/tls.crt, keyFile: {0}/tls.key}}\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    let injector = hallpass_injector::Injector::bind(config).await.unwrap();
+    let addr = injector.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(injector.run(async move {
+        let _ = stopped.await;
+    }));
+    for name in [
+        "hallpass-injector",
+        "hallpass-injector.hallpass-system",
+        SERVICE_NAME,
+        "hallpass-injector.hallpass-system.svc.cluster.local",
+    ] {
+        let (status, _) = https_to(name, addr, &ca, "GET", "/healthz", b"")
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(status, 200, "{name}");
+    }
+    let err = https_to(
+        "hallpass-injector.other.svc",
+        addr,
+        &ca,
+        "GET",
+        "/healthz",
+        b"",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("TLS"), "{err}");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[test]
+fn cert_manager_issues_the_certificate_when_asked_or_present() {
+    for args in [
+        vec![
+            "--set".to_owned(),
+            "webhook.tls.source=cert-manager".to_owned(),
+        ],
+        vec!["--api-versions".to_owned(), "cert-manager.io/v1".to_owned()],
+    ] {
+        let docs = documents(&args);
+        assert!(
+            of_kind(&docs, "Secret").is_empty(),
+            "{args:?}: cert-manager writes the Secret"
+        );
+        let webhook = one(&docs, "MutatingWebhookConfiguration");
+        assert_eq!(
+            webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+            "hallpass-system/hallpass-injector"
+        );
+        for hook in webhook["webhooks"].as_array().unwrap() {
+            assert!(
+                hook["clientConfig"].get("caBundle").is_none(),
+                "cainjector fills it"
+            );
+        }
+        let certificates = of_kind(&docs, "Certificate");
+        assert_eq!(certificates.len(), 2, "the CA and the serving certificate");
+        let serving = certificates
+            .iter()
+            .find(|c| c["metadata"]["name"] == "hallpass-injector")
+            .unwrap();
+        assert_eq!(serving["spec"]["secretName"], "hallpass-injector-tls");
+        assert_eq!(
+            serving["spec"]["dnsNames"],
+            json!([
+                "hallpass-injector",
+                "hallpass-injector.hallpass-system",
+                SERVICE_NAME,
+                "hallpass-injector.hallpass-system.svc.cluster.local"
+            ])
+        );
+        assert_eq!(
+            serving["spec"]["issuerRef"],
+            json!({"kind": "Issuer", "name": "hallpass-injector-ca"})
+        );
+        assert_eq!(serving["spec"]["privateKey"]["rotationPolicy"], "Always");
+        let ca = certificates
+            .iter()
+            .find(|c| c["metadata"]["name"] == "hallpass-injector-ca")
+            .unwrap();
+        assert_eq!(ca["spec"]["isCA"], true);
+        assert_eq!(of_kind(&docs, "Issuer").len(), 2);
+    }
+    // Without cert-manager on the cluster, auto falls back to self-signed.
+    let docs = documents(&[]);
+    assert!(of_kind(&docs, "Certificate").is_empty());
+    assert_eq!(of_kind(&docs, "Secret").len(), 1);
+
+    // Your own issuer: the chart makes no Issuers.
+    let docs = documents(&[
+        "--set".into(),
+        "webhook.tls.source=cert-manager".into(),
+        "--set".into(),
+        "webhook.tls.certManager.issuerRef.kind=ClusterIssuer".into(),
+        "--set".into(),
+        "webhook.tls.certManager.issuerRef.name=internal-ca".into(),
+    ]);
+    assert!(of_kind(&docs, "Issuer").is_empty());
+    let serving = one(&docs, "Certificate");
+    assert_eq!(
+        serving["spec"]["issuerRef"],
+        json!({"kind": "ClusterIssuer", "name": "internal-ca"})
+    );
+}
+
+#[test]
+fn sidecar_config_and_policy_load_in_hallpass() {
+    let (_, args) = value_sets().remove(1);
+    let docs = documents(&args);
+    let injector = injector_config(&docs);
+    assert_eq!(injector.default_mode, hallpass_injector::Mode::Standalone);
+    for namespace in ["clinical", "pharmacy"] {
+        let cm = configmap(&docs, "hallpass-policy", namespace);
+        let config_text = cm["data"]["config.yaml"].as_str().unwrap();
+        let policy_text = cm["data"]["policy.yaml"].as_str().unwrap();
+        assert_eq!(
+            policy_text.trim_end(),
+            std::fs::read_to_string(workspace_root().join("examples/policies/clinical-mesh.yaml"))
+                .unwrap()
+                .trim_end(),
+            "--set-file policy.content ships the file unchanged"
+        );
+        hallpass_policy::CompiledPolicy::from_yaml(policy_text)
+            .unwrap_or_else(|e| panic!("policy: {e}"));
+
+        // What a pod in this namespace runs: the chart's config.yaml plus the
+        // HALLPASS_* variables the injector sets, through hallpass's parser.
+        for fixture_name in ["pod-annotated.json", "pod-plain.json"] {
+            let body = fixture(fixture_name);
+            let answer = admit(&injector, Scope::Namespace, &body);
+            let pod = apply(&answer, &fixture_pod(fixture_name));
+            let env: Vec<(String, String)> = env_map(init_container(&pod, "hallpass"))
+                .into_iter()
+                .collect();
+            let settings = hallpass_server::Settings::from_yaml(config_text, env.clone())
+                .unwrap_or_else(|e| panic!("{namespace}: hallpass refuses the injected config: {e}\n{config_text}\n{env:?}"));
+            assert!(
+                settings.warnings.is_empty(),
+                "{namespace}: {:?}",
+                settings.warnings
+            );
+            assert_eq!(
+                settings.policy_file,
+                std::path::Path::new("/etc/hallpass/policy.yaml")
+            );
+            assert_eq!(
+                settings.authz_listen.to_string(),
+                "unix:///run/hallpass/authz.sock"
+            );
+            assert_eq!(settings.admin_listen.to_string(), "0.0.0.0:9902");
+            assert_eq!(
+                settings.workload_api.as_deref(),
+                Some("unix:///spiffe-workload-api/spire-agent.sock")
+            );
+            assert_eq!(
+                settings.x509_from,
+                hallpass_server::X509From::PeerCertificate
+            );
+        }
+    }
+    // Per-pod overrides that hallpass understands today.
+    let answer = admit(
+        &injector,
+        Scope::Pod,
+        &fixture("pod-init-containers-standalone.json"),
+    );
+    let pod = apply(&answer, &fixture_pod("pod-init-containers-standalone.json"));
+    let mut env: Vec<(String, String)> = env_map(init_container(&pod, "hallpass"))
+        .into_iter()
+        .collect();
+    env.retain(|(k, _)| k != hallpass_injector::inject::POLICY_MODE_ENV);
+    let config_text = configmap(&docs, "hallpass-policy", "pharmacy")["data"]["config.yaml"]
+        .as_str()
+        .unwrap();
+    let settings = hallpass_server::Settings::from_yaml(config_text, env).unwrap();
+    assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+    assert_eq!(
+        settings.workload_id.unwrap().to_string(),
+        "spiffe://hospital.example/ns/pharmacy/sa/pharmacy"
+    );
+
+    // Istio mode: envoy_principal, TCP loopback.
+    let (_, args) = value_sets().remove(2);
+    let docs = documents(&args);
+    let injector = injector_config(&docs);
+    let answer = admit(&injector, Scope::Pod, &fixture("pod-annotated.json"));
+    let pod = apply(&answer, &fixture_pod("pod-annotated.json"));
+    let env: Vec<(String, String)> = env_map(init_container(&pod, "hallpass"))
+        .into_iter()
+        .collect();
+    let config_text = configmap(&docs, "hallpass-policy", "clinical")["data"]["config.yaml"]
+        .as_str()
+        .unwrap();
+    let settings = hallpass_server::Settings::from_yaml(config_text, env).unwrap();
+    assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+    assert_eq!(settings.authz_listen.to_string(), "127.0.0.1:9191");
+    assert_eq!(
+        settings.x509_from,
+        hallpass_server::X509From::EnvoyPrincipal
+    );
+}
+
+#[test]
+fn audit_annotation_reaches_the_sidecar() {
+    let (_, args) = value_sets().remove(1);
+    let docs = documents(&args);
+    let injector = injector_config(&docs);
+    let answer = admit(
+        &injector,
+        Scope::Pod,
+        &fixture("pod-init-containers-standalone.json"),
+    );
+    let pod = apply(&answer, &fixture_pod("pod-init-containers-standalone.json"));
+    let env: Vec<(String, String)> = env_map(init_container(&pod, "hallpass"))
+        .into_iter()
+        .collect();
+    let config_text = configmap(&docs, "hallpass-policy", "pharmacy")["data"]["config.yaml"]
+        .as_str()
+        .unwrap();
+    let settings = hallpass_server::Settings::from_yaml(config_text, env).unwrap();
+    assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+}
+
+#[test]
+fn monitoring_objects() {
+    let (_, args) = value_sets().remove(1);
+    let docs = documents(&args);
+    let sm = one(&docs, "ServiceMonitor");
+    assert_eq!(sm["spec"]["endpoints"][0]["scheme"], "https");
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["tlsConfig"]["serverName"],
+        SERVICE_NAME
+    );
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["tlsConfig"]["ca"]["secret"]["name"],
+        "hallpass-injector-tls"
+    );
+    let pm = one(&docs, "PodMonitor");
+    assert_eq!(
+        pm["spec"]["selector"]["matchExpressions"][0],
+        json!({"key": "hallpass.io/sidecar", "operator": "Exists"})
+    );
+    assert_eq!(
+        pm["spec"]["podMetricsEndpoints"][0]["port"],
+        "hallpass-admin"
+    );
+    assert_eq!(pm["spec"]["namespaceSelector"]["any"], true);
+
+    // The rules: hallpass's alert and mesh rules (examples/prometheus/) and
+    // the injector's, checked with promtool.
+    let rule = one(&docs, "PrometheusRule");
+    let groups = rule["spec"]["groups"].as_array().unwrap();
+    let names: Vec<&str> = groups.iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"hallpass-injector"), "{names:?}");
+    let from_examples: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(workspace_root().join("examples/prometheus/hallpass-alerts.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    for group in from_examples["groups"].as_array().unwrap() {
+        assert!(
+            groups.contains(group),
+            "group {} shipped unchanged",
+            group["name"]
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, serde_yaml_ng::to_string(&rule["spec"]).unwrap()).unwrap();
+    let out = run_ok(
+        Command::new(tool("promtool"))
+            .arg("check")
+            .arg("rules")
+            .arg(&rules),
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+
+    let dashboard = configmap(&docs, "hallpass-dashboard", "monitoring");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: Value = serde_json::from_str(
+        dashboard["data"]["hallpass-dashboard.json"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("examples/grafana/hallpass-dashboard.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json, shipped);
+}
+
+#[test]
+fn chart_files_are_the_shipped_examples() {
+    // The chart carries copies (a packaged chart has no examples/): they
+    // must stay identical to what is checked with promtool and documented.
+    for (copy, original) in [
+        (
+            "hallpass-alerts.yaml",
+            "examples/prometheus/hallpass-alerts.yaml",
+        ),
+        (
+            "hallpass-mesh-rules.yaml",
+            "examples/prometheus/hallpass-mesh-rules.yaml",
+        ),
+        (
+            "hallpass-dashboard.json",
+            "examples/grafana/hallpass-dashboard.json",
+        ),
+    ] {
+        let in_chart = chart_dir().join("files").join(copy);
+        let meta = std::fs::symlink_metadata(&in_chart).unwrap();
+        assert!(
+            !meta.file_type().is_symlink(),
+            "{copy}: a link breaks a copied chart"
+        );
+        assert_eq!(
+            std::fs::read(&in_chart).unwrap(),
+            std::fs::read(workspace_root().join(original)).unwrap(),
+            "charts/hallpass/files/{copy} differs from {original}: cp {original} charts/hallpass/files/"
+        );
+    }
+}
+
+#[test]
+fn schema_rejects_bad_values() {
+    for (args, expected) in [
+        (
+            vec!["--set", "webhook.failurePolicy=Sometimes"],
+            "failurePolicy",
+        ),
+        (vec!["--set", "webhook.bogus=1"], "bogus"),
+        (
+            vec![
+                "--set",
+                "defaultMode=standalone",
+                "--set",
+                "spiffe.enabled=false",
+            ],
+            "spiffe",
+        ),
+        (vec!["--set", "sidecar.adminPort=70000"], "adminPort"),
+        (vec!["--set", "sidecar.auditLog=/tmp/audit.log"], "auditLog"),
+        (
+            vec!["--set", "sidecar.config.tracing.enabled=true"],
+            "'tracing'",
+        ),
+        (vec!["--set", "policy.namespaces={Clinical}"], "namespaces"),
+    ] {
+        let err = template_fails(&args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn ignore_and_a_single_replica_are_spelled_out() {
+    let (_, args) = value_sets().remove(2);
+    let docs = documents(&args);
+    assert!(
+        of_kind(&docs, "PodDisruptionBudget").is_empty(),
+        "a PDB would block every drain"
+    );
+    for hook in one(&docs, "MutatingWebhookConfiguration")["webhooks"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(hook["failurePolicy"], "Ignore");
+    }
+    let mut all = vec![
+        "install".to_owned(),
+        "hallpass".to_owned(),
+        chart_dir().display().to_string(),
+        "--namespace".into(),
+        NAMESPACE.into(),
+        "--dry-run=client".into(),
+    ];
+    all.extend(args);
+    let out = helm(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let notes = String::from_utf8_lossy(&out.stdout);
+    assert!(notes.contains("WARNING: one injector replica"), "{notes}");
+    assert!(notes.contains("start WITHOUT hallpass"), "{notes}");
+}
+
+#[test]
+fn kubernetes_examples_validate() {
+    let dir = workspace_root().join("examples/kubernetes");
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    for sub in ["", "istio", "spire", "standalone"] {
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    let mut custom = BTreeSet::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.contains("values") {
+            // Helm values, not manifests: they must at least be YAML maps.
+            let v: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(v.is_object(), "{name}");
+            continue;
+        }
+        kubernetes_validate(&text, CRD_KINDS);
+        for doc in yaml_documents(&text) {
+            let kind = doc["kind"].as_str().unwrap().to_owned();
+            if CRD_KINDS.contains(&kind.as_str()) {
+                custom.insert(kind);
+            }
+        }
+    }
+    assert_eq!(
+        custom,
+        BTreeSet::from(
+            [
+                "AuthorizationPolicy",
+                "ClusterSPIFFEID",
+                "PeerAuthentication",
+                "ServiceEntry"
+            ]
+            .map(String::from)
+        )
+    );
+
+    // The Istio wiring fits what the chart injects: the provider's port is
+    // the sidecar's authz port, and the ServiceEntry resolves to loopback.
+    let config = injector_config(&documents(&[]));
+    let istiod: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(dir.join("istio/istiod-values.yaml")).unwrap(),
+    )
+    .unwrap();
+    let provider = &istiod["meshConfig"]["extensionProviders"][0];
+    assert_eq!(
+        provider["envoyExtAuthzGrpc"]["port"],
+        config.sidecar.authz_port
+    );
+    assert_eq!(provider["envoyExtAuthzGrpc"]["failOpen"], false);
+    let entry =
+        yaml_documents(&std::fs::read_to_string(dir.join("istio/serviceentry.yaml")).unwrap())
+            .remove(0);
+    assert_eq!(
+        entry["spec"]["hosts"][0],
+        provider["envoyExtAuthzGrpc"]["service"]
+    );
+    assert_eq!(entry["spec"]["endpoints"][0]["address"], "127.0.0.1");
+    assert_eq!(
+        entry["spec"]["ports"][0]["number"],
+        config.sidecar.authz_port
+    );
+    let policy = yaml_documents(
+        &std::fs::read_to_string(dir.join("istio/authorizationpolicy.yaml")).unwrap(),
+    )
+    .remove(0);
+    assert_eq!(policy["spec"]["provider"]["name"], provider["name"]);
+    assert_eq!(policy["spec"]["action"], "CUSTOM");
+
+    // The standalone example's Service targets the port the injector names.
+    let standalone =
+        yaml_documents(&std::fs::read_to_string(dir.join("standalone/workload.yaml")).unwrap());
+    let service = standalone.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "hallpass-mtls");
+    let netpol = standalone
+        .iter()
+        .find(|d| d["kind"] == "NetworkPolicy")
+        .unwrap();
+    assert_eq!(
+        netpol["spec"]["ingress"][0]["ports"][0]["port"],
+        config.envoy.inbound_port
+    );
+
+    // The production values render and validate.
+    let rendered = template(&[
+        "-f".into(),
+        dir.join("values-production.yaml").display().to_string(),
+        "--set-file".into(),
+        format!(
+            "policy.content={}",
+            workspace_root()
+                .join("examples/policies/clinical-mesh.yaml")
+                .display()
+        ),
+    ]);
+    kubernetes_validate(&rendered, CRD_KINDS);
+}

@@ -1,0 +1,146 @@
+//! The audit log: record format, the raw-path opt-in, and size-based rotation.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use hallpass_telemetry::{AuditTarget, AuditWriter, audit_line};
+
+#[test]
+fn a_record_has_every_documented_field() {
+    let mut event = allow(1_767_225_600_123); // 2026-01-01T00:00:00.123Z
+    event.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+    event.credentials = &["x509", "jwt"];
+    let line = audit_line(&event, "abc-1");
+    assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["time"], "2026-01-01T00:00:00.123Z");
+    assert_eq!(v["decision_id"], "abc-1");
+    assert_eq!(v["decision"], "allow");
+    assert_eq!(v["reason"], "ok");
+    assert_eq!(v["mode"], "enforce");
+    assert_eq!(v["source"], EHR);
+    assert_eq!(v["destination"], LAB);
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["route"], RESULTS);
+    assert_eq!(v["rule"], "ehr-reads-results");
+    assert_eq!(v["credentials"], serde_json::json!(["x509", "jwt"]));
+    assert_eq!(v["request_id"], "req-1");
+    assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(v.get("path").is_none());
+    // A deny has empty route and rule, and no optional ids when absent.
+    let mut denied = deny(0, BILLING, "no_matching_rule");
+    denied.request_id = None;
+    let v: serde_json::Value = serde_json::from_str(&audit_line(&denied, "x")).unwrap();
+    assert_eq!(
+        (v["route"].as_str(), v["rule"].as_str()),
+        (Some(""), Some(""))
+    );
+    assert_eq!(v["decision"], "deny");
+    assert!(v.get("request_id").is_none() && v.get("trace_id").is_none());
+}
+
+#[test]
+fn a_raw_path_is_written_only_when_opted_in() {
+    let raw = format!("/patients/{CANARY}/results?name=Jane");
+    // The decision path only fills raw_path with telemetry.log_raw_paths.
+    for event in [
+        allow(0),
+        deny(0, BILLING, "no_matching_rule"),
+        audit_deny(0, BILLING),
+    ] {
+        let line = audit_line(&event, "id");
+        assert!(!line.contains(CANARY) && !line.contains("Jane"), "{line}");
+        assert!(!line.contains("\"path\""), "{line}");
+    }
+    let mut opted_in = allow(0);
+    opted_in.raw_path = Some(raw.clone());
+    let v: serde_json::Value = serde_json::from_str(&audit_line(&opted_in, "id")).unwrap();
+    assert_eq!(v["path"], raw.as_str());
+}
+
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    PathBuf::from(format!("{}.{n}", path.display()))
+}
+
+#[test]
+fn rotation_respects_the_size_cap_and_keeps_n_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs/audit.jsonl");
+    let max_bytes = 1000;
+    let mut writer = AuditWriter::open(AuditTarget::File {
+        path: path.clone(),
+        max_bytes,
+        keep: 2,
+    })
+    .unwrap();
+    // 100 numbered lines of 100 bytes: 10 per file, 10 files' worth.
+    for i in 0..100 {
+        let head = format!("{{\"n\":{i}");
+        let line = format!("{head}{}}}\n", " ".repeat(100 - 2 - head.len()));
+        assert_eq!(line.len(), 100);
+        writer.write_line(&line).unwrap();
+    }
+    drop(writer);
+    for p in [&path, &numbered(&path, 1), &numbered(&path, 2)] {
+        let size = std::fs::metadata(p).unwrap().len();
+        assert!(size <= max_bytes, "{} is {size} bytes", p.display());
+    }
+    assert!(!numbered(&path, 3).exists(), "only `keep` rotated files");
+    let first = |p: &Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        v["n"].as_u64().unwrap()
+    };
+    // Newest in the active file, then .1, then .2; older ones were dropped.
+    assert_eq!(first(&path), 90);
+    assert_eq!(first(&numbered(&path, 1)), 80);
+    assert_eq!(first(&numbered(&path, 2)), 70);
+}
+
+#[test]
+fn reopening_appends_and_counts_the_existing_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let target = AuditTarget::File {
+        path: path.clone(),
+        max_bytes: 250,
+        keep: 1,
+    };
+    let line = format!("{}\n", "x".repeat(99));
+    let mut w = AuditWriter::open(target.clone()).unwrap();
+    w.write_line(&line).unwrap();
+    w.write_line(&line).unwrap();
+    drop(w);
+    // A restart: the third line would pass 250 bytes, so it rotates first.
+    let mut w = AuditWriter::open(target).unwrap();
+    w.write_line(&line).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 100);
+    assert_eq!(std::fs::metadata(numbered(&path, 1)).unwrap().len(), 200);
+}
+
+#[test]
+fn keep_zero_truncates_instead_of_rotating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut w = AuditWriter::open(AuditTarget::File {
+        path: path.clone(),
+        max_bytes: 150,
+        keep: 0,
+    })
+    .unwrap();
+    let line = format!("{}\n", "y".repeat(99));
+    for _ in 0..3 {
+        w.write_line(&line).unwrap();
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 100);
+    assert!(!numbered(&path, 1).exists());
+}
+
+#[test]
+fn off_writes_nothing() {
+    let mut w = AuditWriter::open(AuditTarget::Off).unwrap();
+    w.write_line("anything\n").unwrap();
+}
