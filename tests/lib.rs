@@ -74,6 +74,18 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// `n` distinct free loopback ports: all are held open until every one is
+/// chosen, so one run never hands the same port to two processes.
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
 /// Rewrite `port_value: FROM` to `port_value: TO` for every pair.
 pub fn rewrite_ports(config: &str, ports: &[(u16, u16)]) -> String {
     let mut out = config.to_owned();
@@ -117,6 +129,13 @@ impl Proc {
             child: Some(child),
             log,
         })
+    }
+
+    /// Still running (not exited)?
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// The process ID.
@@ -395,11 +414,12 @@ pub struct Ports {
 impl Ports {
     /// Fresh free ports, with the app's port given.
     pub fn fresh(app: u16) -> anyhow::Result<Self> {
+        let p = free_ports(4)?;
         Ok(Self {
-            caller: free_port()?,
-            callee: free_port()?,
-            authz: free_port()?,
-            admin: free_port()?,
+            caller: p[0],
+            callee: p[1],
+            authz: p[2],
+            admin: p[3],
             app,
         })
     }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hallpass_e2e::{
-    EchoApp, Proc, envoy_bin, free_port, hallpass_bin, http, wait_for_http_ok, wait_for_port,
+    EchoApp, Proc, envoy_bin, free_ports, hallpass_bin, http, wait_for_http_ok, wait_for_port,
     workspace_root,
 };
 use hallpass_testkit::{Ca, write_private};
@@ -54,6 +54,17 @@ const WORKLOADS: &[(&str, &str)] = &[
 ];
 const DESTINATIONS: &[&str] = &["lab-results", "pharmacy", "billing"];
 const CALLERS: &[&str] = &["ehr-api", "pharmacy", "billing", "fax-gateway", "vendor"];
+
+/// Take the next port of the pool.
+trait NextPort {
+    fn next_port(&mut self) -> anyhow::Result<u16>;
+}
+
+impl<I: Iterator<Item = u16>> NextPort for I {
+    fn next_port(&mut self) -> anyhow::Result<u16> {
+        self.next().context("port pool exhausted")
+    }
+}
 
 fn id_of(name: &str) -> &'static str {
     WORKLOADS
@@ -112,7 +123,22 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&base)?;
     let started = Instant::now();
     println!("hallpass local mesh: working directory {}", base.display());
-    let mesh = Mesh::start(&base, pace, &policy)?;
+    // A port chosen free can be taken by another program before our process
+    // binds it; then start again with new ports (bounded).
+    let mut attempt = 0;
+    let mesh = loop {
+        attempt += 1;
+        let dir = if attempt == 1 {
+            base.clone()
+        } else {
+            base.join(format!("retry-{attempt}"))
+        };
+        match Mesh::start(&dir, pace, &policy) {
+            Ok(mesh) => break mesh,
+            Err(e) if attempt < 3 => eprintln!("mesh start failed, retrying with new ports: {e:#}"),
+            Err(e) => return Err(e),
+        }
+    };
     println!(
         "started {} processes in {:.1}s; playing a normal day",
         mesh.procs.len(),
@@ -183,9 +209,12 @@ impl Mesh {
         let mut apps = Vec::new();
         let mut inbound = BTreeMap::new();
         let mut admin = BTreeMap::new();
+        // Every port of the run, distinct, chosen up front.
+        let mut ports = free_ports(DESTINATIONS.len() * 3 + CALLERS.len() + 1)?.into_iter();
         for dest in DESTINATIONS {
             let app = EchoApp::start()?;
-            let (authz, admin_port, in_port) = (free_port()?, free_port()?, free_port()?);
+            let (authz, admin_port, in_port) =
+                (ports.next_port()?, ports.next_port()?, ports.next_port()?);
             let config = hallpass_config(dir, dest, authz, admin_port, pace, policy);
             let config_path = dir.join(format!("hallpass-{dest}.yaml"));
             std::fs::write(&config_path, config)?;
@@ -222,7 +251,7 @@ impl Mesh {
         }
         let mut outbound = BTreeMap::new();
         for caller in CALLERS {
-            let port = free_port()?;
+            let port = ports.next_port()?;
             let config = dir.join(format!("envoy-outbound-{caller}.json"));
             std::fs::write(
                 &config,
@@ -236,7 +265,7 @@ impl Mesh {
             )?);
             outbound.insert(*caller, port);
         }
-        let prometheus = free_port()?;
+        let prometheus = ports.next_port()?;
         procs.push(start_prometheus(dir, prometheus, &admin)?);
 
         for (dest, port) in &admin {
