@@ -40,6 +40,17 @@ fn local_mesh_demo_catches_the_incident() {
         "{stdout}"
     );
     // No patient identifier reaches Prometheus or the audit logs.
-    let audit = std::fs::read_to_string(dir.path().join("audit-lab-results.jsonl")).unwrap();
+    // The run used `dir`, or `dir/retry-N` after a port clash at start.
+    let run_dir = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("retry-"))
+        })
+        .max()
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    let audit = std::fs::read_to_string(run_dir.join("audit-lab-results.jsonl")).unwrap();
     assert!(!audit.contains("MRN-"), "{audit}");
 }
