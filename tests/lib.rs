@@ -479,6 +479,32 @@ impl Workdir {
         Proc::spawn(name, cmd, self.path().join(format!("{name}.log")))
     }
 
+    /// Start `hallpass serve` with `extra_yaml` giving its own `trust:` (and
+    /// any other sections); no default bundle is added.
+    pub fn start_hallpass_with(
+        &self,
+        name: &str,
+        authz_listen: &str,
+        admin: u16,
+        extra_yaml: &str,
+    ) -> anyhow::Result<Proc> {
+        let policy = workspace_root().join("examples/policies/clinical-mesh.yaml");
+        let config = format!(
+            "authz:\n  listen: {authz_listen}\nadmin:\n  listen: 127.0.0.1:{admin}\n\
+             workload:\n  id: spiffe://hospital.example/ns/clinical/sa/lab-results\n\
+             policy:\n  file: {policy}\n{extra_yaml}",
+            policy = policy.display(),
+        );
+        let path = self.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, config)?;
+        let mut cmd = Command::new(hallpass_bin()?);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .env("HALLPASS_LOG", "info");
+        Proc::spawn(name, cmd, self.path().join(format!("{name}.log")))
+    }
+
     /// Write a hallpass config and start `hallpass serve`.
     pub fn start_hallpass(
         &self,
@@ -523,4 +549,11 @@ pub fn validate_envoy_config(config: &Path, cwd: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Write a private key file (owner-only), panicking on failure (tests).
+pub fn write_private_file(path: &Path, pem: &str) {
+    if let Err(e) = hallpass_testkit::write_private(path, pem) {
+        panic!("cannot write {}: {e}", path.display());
+    }
 }

@@ -181,6 +181,22 @@ fn tcp_mesh_allows_denies_and_fails_closed() {
         "{metrics}"
     );
     assert!(!metrics.contains(MRN));
+    // The real exposition passes Prometheus's own linter.
+    let mut lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is needed (scripts/install-test-deps.sh)");
+    std::io::Write::write_all(&mut lint.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
+    let lint = lint.wait_with_output().unwrap();
+    assert!(
+        lint.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
 
     // Graceful stop on SIGTERM, then Envoy fails closed.
     let status = mesh.hallpass.terminate(Duration::from_secs(15)).unwrap();

@@ -41,6 +41,8 @@ pub struct VerifiedJwt {
     pub id: SpiffeId,
     /// The `exp` claim (Unix seconds).
     pub expires: i64,
+    /// The `iat` claim (else `nbf`), when present: the start of its lifetime.
+    pub issued: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,7 +242,15 @@ impl JwtSvidVerifier {
         if !audiences.iter().any(|a| self.audiences.contains(a)) {
             return Err(IdentityError::JwtAudienceMismatch);
         }
-        Ok(VerifiedJwt { id, expires: exp })
+        let issued = match (claims.iat, claims.nbf) {
+            (Some(t), _) | (None, Some(t)) => Some(to_secs(t)?),
+            (None, None) => None,
+        };
+        Ok(VerifiedJwt {
+            id,
+            expires: exp,
+            issued,
+        })
     }
 }
 

@@ -20,6 +20,8 @@ const MAX_CHAIN_LEN: usize = 8;
 pub struct VerifiedSvid {
     /// The SPIFFE ID from the leaf's URI SAN.
     pub id: SpiffeId,
+    /// Unix time from which the leaf is valid.
+    pub not_before: i64,
     /// Unix time at which the leaf expires.
     pub not_after: i64,
     /// The leaf's serial number, big-endian, without leading zero bytes.
@@ -164,6 +166,7 @@ impl X509SvidVerifier {
         let serial = normalize_serial(cert.raw_serial());
         Ok(VerifiedSvid {
             id,
+            not_before,
             not_after,
             serial,
         })

@@ -314,6 +314,7 @@ fn config_schema_keys_follow_the_config_parser() {
         ("Identity", &[&["identity"]]),
         ("Jwt", &[&["identity", "jwt"]]),
         ("Xfcc", &[&["identity", "xfcc"]]),
+        ("MaxLifetime", &[&["identity", "max_lifetime_seconds"]]),
         ("Policy", &[&["policy"]]),
         ("Telemetry", &[&["telemetry"]]),
     ];

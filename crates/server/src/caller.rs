@@ -202,6 +202,12 @@ impl Shared {
                 tracing::debug!(error = %e, "X.509-SVID rejected");
                 identity_reason(&e)
             })?;
+        // Credential posture: counted once per distinct credential (a miss).
+        self.metrics.record_credential_lifetime(
+            "x509",
+            svid.not_after - svid.not_before,
+            self.settings.max_lifetime_x509,
+        );
         let verified = Verified {
             id: svid.id,
             serial: Some(Arc::from(svid.serial)),
@@ -232,6 +238,13 @@ impl Shared {
             tracing::debug!(error = %e, "JWT-SVID rejected");
             identity_reason(&e)
         })?;
+        if let Some(issued) = jwt.issued {
+            self.metrics.record_credential_lifetime(
+                "jwt",
+                jwt.expires - issued,
+                self.settings.max_lifetime_jwt,
+            );
+        }
         let verified = Verified {
             id: jwt.id,
             serial: None,

@@ -116,6 +116,14 @@ struct IdentitySection {
     jwt: Option<JwtSection>,
     xfcc: Option<XfccSection>,
     cache_max_entries: Option<usize>,
+    max_lifetime_seconds: Option<MaxLifetimeSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MaxLifetimeSection {
+    x509: Option<u64>,
+    jwt: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,6 +261,10 @@ pub struct Settings {
     pub jwt: Option<JwtSettings>,
     /// Entries in the verification cache (0 disables it).
     pub cache_max_entries: usize,
+    /// Lifetimes above these (seconds) count as long-lived credentials.
+    pub max_lifetime_x509: i64,
+    /// See `max_lifetime_x509`.
+    pub max_lifetime_jwt: i64,
     /// Tolerated clock skew on credential validity windows.
     pub clock_skew: Duration,
     /// The policy file.
@@ -507,6 +519,9 @@ impl Settings {
                 required: j.required,
             }
         });
+        let max_lifetime = identity.max_lifetime_seconds.as_ref();
+        let lifetime =
+            |v: Option<u64>, d: i64| v.map_or(d, |v| i64::try_from(v).unwrap_or(i64::MAX));
         let cache_max_entries = identity
             .cache_max_entries
             .unwrap_or(hallpass_identity::DEFAULT_CAPACITY);
@@ -615,6 +630,8 @@ impl Settings {
                 xfcc_trusted_proxies,
                 jwt,
                 cache_max_entries,
+                max_lifetime_x509: lifetime(max_lifetime.and_then(|m| m.x509), 86_400),
+                max_lifetime_jwt: lifetime(max_lifetime.and_then(|m| m.jwt), 3_600),
                 clock_skew,
                 policy_file,
                 reload_interval,

@@ -140,6 +140,20 @@ async fn jwt_svids_alone_together_and_mismatched() {
         metrics.contains("hallpass_identity_cache_lookups_total{result=\"hit\"}"),
         "{metrics}"
     );
+    // Credential posture: the testkit's SVIDs live 25 h, over the 24 h default;
+    // its JWTs live 5 min, under the 1 h default.
+    assert!(
+        metrics.contains("hallpass_credential_lifetime_seconds_count{kind=\"x509\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hallpass_long_lived_credentials_total{kind=\"x509\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hallpass_long_lived_credentials_total{kind=\"jwt\"} 0"),
+        "{metrics}"
+    );
     f.running.stop().await;
 }
 

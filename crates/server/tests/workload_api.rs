@@ -155,5 +155,21 @@ async fn bundles_stream_rotate_drop_and_survive_disconnects() {
         (status, source.as_str()),
         (200, "spiffe://imaging-vendor.example/uploader")
     );
+    // The agent comes back (a restart): hallpass reconnects on its own and
+    // takes the new set, hospital.example included again.
+    let socket = dir.path().join("agent.sock");
+    let agent = FakeWorkloadApi::start(&socket).unwrap();
+    agent.set_x509_bundles(vec![
+        (
+            "hospital.example".to_owned(),
+            vec![new_ca.cert_der().to_vec()],
+        ),
+        (
+            "imaging-vendor.example".to_owned(),
+            vec![vendor.cert_der().to_vec()],
+        ),
+    ]);
+    eventually(&mut running, &new_ehr, (200, "")).await;
+    agent.stop();
     running.stop().await;
 }

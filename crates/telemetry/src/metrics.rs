@@ -1,8 +1,8 @@
 //! The Prometheus registry: every metric name, help text and bucket lives here.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::TelemetryError;
@@ -48,6 +48,21 @@ const DURATION_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.1,
 ];
 
+/// Credential lifetime buckets (seconds): 5 min … 1 year. SPIRE's defaults
+/// are 1 h (X.509-SVID) and 5 min (JWT-SVID).
+const LIFETIME_BUCKETS: &[f64] = &[
+    300.0,
+    900.0,
+    3600.0,
+    4.0 * 3600.0,
+    12.0 * 3600.0,
+    86_400.0,
+    7.0 * 86_400.0,
+    30.0 * 86_400.0,
+    90.0 * 86_400.0,
+    365.0 * 86_400.0,
+];
+
 /// Every metric hallpass exports, on one registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -80,6 +95,8 @@ pub struct Metrics {
     pub baseline_edges: IntGauge,
     /// Audit records that could not be written.
     pub audit_write_errors: IntCounter,
+    credential_lifetime: HistogramVec,
+    long_lived_credentials: IntCounterVec,
     /// Unix time the metrics (the sidecar) started: the uptime reference of
     /// the "never used" alert on `hallpass_rule_last_match_timestamp_seconds`.
     pub start_time: IntGauge,
@@ -181,6 +198,23 @@ impl Metrics {
             "Audit records that could not be written.",
         )?;
 
+        let credential_lifetime = HistogramVec::new(
+            HistogramOpts::new(
+                "hallpass_credential_lifetime_seconds",
+                "Total lifetime (not_after - not_before, or exp - iat) of each distinct credential verified, by kind (x509 or jwt).",
+            )
+            .buckets(LIFETIME_BUCKETS.to_vec()),
+            &["kind"],
+        )?;
+        let long_lived_credentials = counter_vec(
+            "hallpass_long_lived_credentials_total",
+            "Distinct credentials verified whose lifetime exceeds identity.max_lifetime (x509 24h, jwt 1h by default), by kind.",
+            &["kind"],
+        )?;
+        for kind in ["x509", "jwt"] {
+            long_lived_credentials.with_label_values(&[kind]);
+        }
+
         let start_time = gauge(
             "hallpass_start_time_seconds",
             "Unix time this hallpass process started.",
@@ -210,6 +244,8 @@ impl Metrics {
             Box::new(baseline_edges.clone()),
             Box::new(audit_write_errors.clone()),
             Box::new(start_time.clone()),
+            Box::new(credential_lifetime.clone()),
+            Box::new(long_lived_credentials.clone()),
         ];
         for c in collectors {
             registry.register(c)?;
@@ -237,7 +273,26 @@ impl Metrics {
             baseline_edges,
             audit_write_errors,
             start_time,
+            credential_lifetime,
+            long_lived_credentials,
         })
+    }
+
+    /// Record the lifetime of a freshly verified credential (`kind` is `x509`
+    /// or `jwt`), and count it as long-lived when it exceeds `max_seconds`.
+    pub fn record_credential_lifetime(
+        &self,
+        kind: &'static str,
+        lifetime_seconds: i64,
+        max_seconds: i64,
+    ) {
+        #[allow(clippy::cast_precision_loss)]
+        self.credential_lifetime
+            .with_label_values(&[kind])
+            .observe(lifetime_seconds.max(0) as f64);
+        if lifetime_seconds > max_seconds {
+            self.long_lived_credentials.with_label_values(&[kind]).inc();
+        }
     }
 
     /// Count one decision by label lookup. The hot path uses
