@@ -29,6 +29,9 @@ for f in examples/policies/*.yaml; do
   if [ -f "$t" ]; then ./target/debug/hallpass policy test "$f" "$t"; fi
 done
 
+step "fuzz smoke (cargo-fuzz, 5 s per target)"
+scripts/fuzz-smoke.sh 5
+
 step "doc tests"
 cargo test --workspace --doc --locked
 
