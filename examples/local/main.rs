@@ -88,6 +88,7 @@ struct Pace {
 
 struct Mesh {
     dir: PathBuf,
+    policy: PathBuf,
     procs: Vec<Proc>,
     _apps: Vec<EchoApp>,
     outbound: BTreeMap<&'static str, u16>,
@@ -279,6 +280,7 @@ impl Mesh {
             .context("Prometheus not ready")?;
         Ok(Mesh {
             dir: dir.to_path_buf(),
+            policy: policy.to_path_buf(),
             procs,
             _apps: apps,
             outbound,
@@ -504,6 +506,25 @@ impl Mesh {
         }
         for f in firing {
             out.push_str(&f);
+            out.push('\n');
+        }
+        out.push_str("\n=== mesh-wide report (hallpass report --prometheus) ===\n");
+        let report = Command::new(hallpass_bin()?)
+            .arg("report")
+            .arg("--prometheus")
+            .arg(format!("http://127.0.0.1:{}", self.prometheus))
+            .arg("--policy")
+            .arg(&self.policy)
+            .output()?;
+        if !report.status.success() {
+            bail!(
+                "hallpass report --prometheus failed: {}",
+                String::from_utf8_lossy(&report.stderr)
+            );
+        }
+        for line in String::from_utf8_lossy(&report.stdout).lines().skip(1) {
+            out.push_str("  ");
+            out.push_str(line);
             out.push('\n');
         }
         out.push_str("\n=== where to look ===\n");

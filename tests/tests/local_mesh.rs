@@ -34,6 +34,26 @@ fn local_mesh_demo_catches_the_incident() {
             "missing `{expected}` in:\n{stdout}"
         );
     }
+    // The mesh-wide report, built from Prometheus: the expired pilot grant
+    // never allowed anything, and the retired fax gateway is named nowhere
+    // as allowed.
+    let report = stdout
+        .split("=== mesh-wide report")
+        .nth(1)
+        .unwrap_or_default();
+    let never_used: String = report
+        .split("Rules never used")
+        .nth(1)
+        .unwrap_or_default()
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(never_used.contains("imaging-vendor-pilot"), "{report}");
+    assert!(
+        !never_used.contains("ehr-reads-results"),
+        "a used rule listed as unused:\n{report}"
+    );
     // Normal call paths are not flagged as new.
     assert!(
         !stdout.contains("HallpassMeshNewCallPath          ehr-api -> lab-results"),

@@ -27,6 +27,9 @@ pub enum Source {
     Admin(String),
     /// A saved `/callgraph` JSON document.
     State(PathBuf),
+    /// A Prometheus base URL that scrapes the sidecars, and optionally the
+    /// policy file (for the declared edges).
+    Prometheus(String, Option<PathBuf>),
 }
 
 impl std::fmt::Display for Source {
@@ -34,6 +37,7 @@ impl std::fmt::Display for Source {
         match self {
             Self::Admin(url) => write!(f, "{url}"),
             Self::State(path) => write!(f, "{}", path.display()),
+            Self::Prometheus(url, _) => write!(f, "{url} (Prometheus)"),
         }
     }
 }
@@ -42,6 +46,9 @@ impl Source {
     /// Read the call graph.
     pub async fn load(&self) -> anyhow::Result<CallGraph> {
         let text = match self {
+            Self::Prometheus(url, policy) => {
+                return super::prometheus::load(url, policy.as_deref()).await;
+            }
             Self::Admin(url) => http_get(url, "/callgraph").await?,
             Self::State(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?,

@@ -5,6 +5,7 @@
 
 pub mod baseline;
 mod fetch;
+mod prometheus;
 pub mod report;
 pub mod suggest;
 mod templates;

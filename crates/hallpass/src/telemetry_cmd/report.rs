@@ -32,7 +32,7 @@ use super::rfc3339;
 
 /// Arguments of `hallpass report`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("from").required(true).multiple(true).args(["admin", "state"])))]
+#[command(group(ArgGroup::new("from").required(true).multiple(true).args(["admin", "state", "prometheus"])))]
 pub struct ReportArgs {
     /// A running sidecar's admin address, e.g. http://127.0.0.1:9902.
     /// Repeat for every sidecar of a destination.
@@ -41,6 +41,13 @@ pub struct ReportArgs {
     /// A saved `/callgraph` JSON document. Repeatable.
     #[arg(long, value_name = "FILE")]
     pub state: Vec<PathBuf>,
+    /// A Prometheus that scrapes the sidecars (the mesh-wide view), e.g.
+    /// http://127.0.0.1:9090. Edges are per (source, destination) there.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Vec<String>,
+    /// The policy file, for the declared edges of a `--prometheus` report.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Report rules whose last match is older than this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub unused_after: u64,
@@ -140,6 +147,11 @@ pub fn run(args: &ReportArgs) -> ExitCode {
         .iter()
         .map(|u| Source::Admin(u.clone()))
         .chain(args.state.iter().map(|p| Source::State(p.clone())))
+        .chain(
+            args.prometheus
+                .iter()
+                .map(|u| Source::Prometheus(u.clone(), args.policy.clone())),
+        )
         .collect();
     let graph = match fetch::load_all(&sources) {
         Ok(g) => g,

@@ -1,0 +1,176 @@
+//! `hallpass report --prometheus URL`: the mesh-wide call graph from the
+//! Prometheus that scrapes every sidecar, instead of one sidecar's memory.
+//!
+//! Prometheus keeps what every sidecar exported, so the graph is built from
+//! instant queries over the metric names hallpass guarantees:
+//!
+//! - observed edges from `hallpass_decisions_total`, per (source, destination)
+//!   (the metric carries no route: routes stay with the sidecars);
+//! - new edges from `hallpass_call_path_anomalies_total{kind="new_edge"}`;
+//! - rule usage from `hallpass_rule_last_match_timestamp_seconds` (the latest
+//!   match across replicas);
+//! - declared edges from the policy file, when `--policy` is given (Prometheus
+//!   has no copy of the policy).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use hallpass_policy::CompiledPolicy;
+use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage};
+use serde_json::Value;
+
+use super::fetch::http_get;
+
+/// Route label of a Prometheus-built edge (the metric has no route).
+pub const ALL_ROUTES: &str = "(all routes)";
+
+/// One instant query; the result vector.
+async fn query(url: &str, promql: &str) -> anyhow::Result<Vec<Value>> {
+    let encoded: String = promql
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let body = http_get(url, &format!("/api/v1/query?query={encoded}")).await?;
+    let answer: Value =
+        serde_json::from_str(&body).with_context(|| format!("{url}: not a Prometheus answer"))?;
+    if answer["status"] != "success" {
+        anyhow::bail!("{url}: query `{promql}` failed: {}", answer["error"]);
+    }
+    Ok(answer["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+fn label(sample: &Value, name: &str) -> String {
+    sample["metric"][name]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn number(sample: &Value) -> f64 {
+    sample["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Build the mesh-wide call graph from Prometheus (and the policy, if given).
+pub async fn load(url: &str, policy: Option<&Path>) -> anyhow::Result<CallGraph> {
+    let mut edges: BTreeMap<(String, String), ObservedEdge> = BTreeMap::new();
+    let decisions = query(
+        url,
+        "sum by (source, destination, decision) (hallpass_decisions_total)",
+    )
+    .await?;
+    for sample in &decisions {
+        let key = (label(sample, "source"), label(sample, "destination"));
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let count = number(sample).round().max(0.0) as u64;
+        let edge = edges.entry(key.clone()).or_insert_with(|| ObservedEdge {
+            source: key.0.clone(),
+            destination: key.1.clone(),
+            route: ALL_ROUTES.to_owned(),
+            method: "*".to_owned(),
+            count: 0,
+            allowed: 0,
+            denied: 0,
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            new: false,
+            spiking: false,
+            in_baseline: false,
+            ewma_rps: 0.0,
+        });
+        edge.count += count;
+        if label(sample, "decision") == "allow" {
+            edge.allowed += count;
+        } else {
+            edge.denied += count;
+        }
+    }
+    let anomalies = query(
+        url,
+        "sum by (source, destination, kind) (hallpass_call_path_anomalies_total{kind=~\"new_edge|rate_spike\"}) > 0",
+    )
+    .await?;
+    for sample in &anomalies {
+        if let Some(edge) = edges.get_mut(&(label(sample, "source"), label(sample, "destination")))
+        {
+            match label(sample, "kind").as_str() {
+                "new_edge" => edge.new = true,
+                _ => edge.spiking = true,
+            }
+        }
+    }
+    for edge in edges.values_mut() {
+        edge.in_baseline = !edge.new;
+    }
+    let rules = query(
+        url,
+        "max by (destination, rule) (hallpass_rule_last_match_timestamp_seconds)",
+    )
+    .await?
+    .iter()
+    .map(|s| RuleUsage {
+        destination: label(s, "destination"),
+        rule: label(s, "rule"),
+        #[allow(clippy::cast_possible_truncation)]
+        last_match_seconds: number(s) as i64,
+    })
+    .collect();
+    let declared = match policy {
+        Some(path) => {
+            declared_edges(&CompiledPolicy::from_file(path).map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+        None => Vec::new(),
+    };
+    Ok(CallGraph {
+        generated_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        learning: false,
+        declared,
+        observed: edges.into_values().collect(),
+        rules,
+    })
+}
+
+/// Every (rule, source pattern) of the policy as a declared edge.
+fn declared_edges(policy: &CompiledPolicy) -> Vec<DeclaredEdge> {
+    let mut out = Vec::new();
+    for destination in policy.destinations() {
+        let Some(workload) = policy.workload(destination) else {
+            continue;
+        };
+        for rule in &workload.rules {
+            let mut routes: Vec<String> = rule
+                .paths
+                .iter()
+                .flatten()
+                .map(|(_, l)| l.to_string())
+                .collect();
+            routes.extend(rule.grpc.iter().flatten().map(|(_, l)| l.to_string()));
+            for source in &rule.from {
+                out.push(DeclaredEdge {
+                    source: source.to_string(),
+                    destination: destination.to_string(),
+                    rule: rule.name.to_string(),
+                    routes: routes.clone(),
+                    methods: rule.methods.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.destination, &a.rule, &a.source).cmp(&(&b.destination, &b.rule, &b.source))
+    });
+    out
+}
