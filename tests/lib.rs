@@ -505,7 +505,8 @@ impl Workdir {
         Proc::spawn(name, cmd, self.path().join(format!("{name}.log")))
     }
 
-    /// Write a hallpass config and start `hallpass serve`.
+    /// Write a hallpass config (trusting the mesh CA in `certs/bundle.pem`)
+    /// and start `hallpass serve`.
     pub fn start_hallpass(
         &self,
         name: &str,
@@ -513,23 +514,11 @@ impl Workdir {
         admin: u16,
         extra_yaml: &str,
     ) -> anyhow::Result<Proc> {
-        let policy = workspace_root().join("examples/policies/clinical-mesh.yaml");
-        let config = format!(
-            "authz:\n  listen: {authz_listen}\nadmin:\n  listen: 127.0.0.1:{admin}\n\
-             workload:\n  id: spiffe://hospital.example/ns/clinical/sa/lab-results\n\
-             trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: {certs}/bundle.pem\n\
-             policy:\n  file: {policy}\n{extra_yaml}",
-            certs = self.path().join("certs").display(),
-            policy = policy.display(),
+        let trust = format!(
+            "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: {}/bundle.pem\n{extra_yaml}",
+            self.path().join("certs").display()
         );
-        let path = self.path().join(format!("{name}.yaml"));
-        std::fs::write(&path, config)?;
-        let mut cmd = Command::new(hallpass_bin()?);
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .env("HALLPASS_LOG", "info");
-        Proc::spawn(name, cmd, self.path().join(format!("{name}.log")))
+        self.start_hallpass_with(name, authz_listen, admin, &trust)
     }
 }
 

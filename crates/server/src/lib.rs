@@ -24,5 +24,6 @@ mod workload_api;
 pub use authz::AuthzService;
 pub use config::{ListenAddr, Settings, X509From};
 pub use error::ServerError;
+pub use reload::declared_graph;
 pub use sidecar::Sidecar;
 pub use state::{LoadedPolicy, Outcome, Shared};

@@ -124,9 +124,9 @@ fn read(path: &Path) -> Seen {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The rules this sidecar enforces, as call-graph edges: those of its own
-/// destination when `workload.id` is set, else every destination's.
-fn declared_graph(policy: &CompiledPolicy, only: Option<&SpiffeId>) -> DeclaredGraph {
+/// The rules of a policy as call-graph edges: those of destination `only`
+/// when given (a sidecar with `workload.id`), else every destination's.
+pub fn declared_graph(policy: &CompiledPolicy, only: Option<&SpiffeId>) -> DeclaredGraph {
     let mut edges = Vec::new();
     for destination in policy.destinations() {
         if only.is_some_and(|id| id != destination) {

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use hallpass_policy::CompiledPolicy;
-use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage};
+use hallpass_telemetry::{CallGraph, ObservedEdge, RuleUsage};
 use serde_json::Value;
 
 use super::fetch::http_get;
@@ -128,7 +128,8 @@ pub async fn load(url: &str, policy: Option<&Path>) -> anyhow::Result<CallGraph>
     .collect();
     let declared = match policy {
         Some(path) => {
-            declared_edges(&CompiledPolicy::from_file(path).map_err(|e| anyhow::anyhow!("{e}"))?)
+            let policy = CompiledPolicy::from_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            hallpass_server::declared_graph(&policy, None).edges
         }
         None => Vec::new(),
     };
@@ -141,36 +142,4 @@ pub async fn load(url: &str, policy: Option<&Path>) -> anyhow::Result<CallGraph>
         observed: edges.into_values().collect(),
         rules,
     })
-}
-
-/// Every (rule, source pattern) of the policy as a declared edge.
-fn declared_edges(policy: &CompiledPolicy) -> Vec<DeclaredEdge> {
-    let mut out = Vec::new();
-    for destination in policy.destinations() {
-        let Some(workload) = policy.workload(destination) else {
-            continue;
-        };
-        for rule in &workload.rules {
-            let mut routes: Vec<String> = rule
-                .paths
-                .iter()
-                .flatten()
-                .map(|(_, l)| l.to_string())
-                .collect();
-            routes.extend(rule.grpc.iter().flatten().map(|(_, l)| l.to_string()));
-            for source in &rule.from {
-                out.push(DeclaredEdge {
-                    source: source.to_string(),
-                    destination: destination.to_string(),
-                    rule: rule.name.to_string(),
-                    routes: routes.clone(),
-                    methods: rule.methods.clone().unwrap_or_default(),
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| {
-        (&a.destination, &a.rule, &a.source).cmp(&(&b.destination, &b.rule, &b.source))
-    });
-    out
 }
