@@ -10,8 +10,8 @@ use hallpass_policy::{
     CompiledPolicy, Decision, DenyReason, FixedLabel, MetricLabel, Mode, Request,
 };
 use hallpass_telemetry::{
-    DecisionCounters, DecisionEvent, DecisionLabel, Metrics, Telemetry, method_label, request_id,
-    trace_id,
+    AuditTarget, DecisionCounters, DecisionEvent, DecisionLabel, Metrics, Telemetry, method_label,
+    request_id, trace_id,
 };
 
 use crate::caller::Verified;
@@ -299,7 +299,12 @@ impl Shared {
                 Mode::Audit => "audit",
             },
             source_label: outcome.source_label.clone(),
-            source_id: outcome.source.as_ref().map(|id| Arc::from(id.to_string())),
+            // Only the audit record uses the full ID: skip the allocation without one.
+            source_id: outcome
+                .source
+                .as_ref()
+                .filter(|_| self.settings.telemetry.audit != AuditTarget::Off)
+                .map(|id| Arc::from(id.to_string())),
             destination: outcome.destination_label.clone(),
             method: method_label(http.map_or("", |h| h.method.as_str())),
             route,
