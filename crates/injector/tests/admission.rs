@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use hallpass_injector::annotations::{INJECTED, ISTIO_EXCLUDE_INBOUND_PORTS, SIDECAR_LABEL};

@@ -3,7 +3,7 @@
 //! trusted proxy, revocation by certificate serial, and the verification cache.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use hallpass_testkit::{Ca, JwtAlg, JwtClaims, JwtIssuer, SvidSpec, bundle_json};

@@ -3,7 +3,7 @@
 //! transport variants without Envoy (the Envoy path is in `tests/`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

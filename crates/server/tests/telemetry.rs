@@ -2,7 +2,7 @@
 //! endpoints, the audit log file, and the baseline persisted at shutdown.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

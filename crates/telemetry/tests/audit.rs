@@ -1,7 +1,7 @@
 //! The audit log: record format, the raw-path opt-in, and size-based rotation.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! page that is self-contained (nothing loaded from anywhere).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage, to_dot, to_html};

@@ -4,7 +4,7 @@
 //! raw path reaches a metric or the call graph.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! out-of-range indices fall back to a label lookup without panicking.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! file (round trip, atomic write, merge).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use hallpass_telemetry::{Baseline, EdgeTable, Observation, RateSpikeSettings};

@@ -2,7 +2,7 @@
 //! and PromQL that only names metrics hallpass really exports.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

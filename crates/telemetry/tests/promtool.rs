@@ -4,7 +4,7 @@
 //! skip, when promtool is missing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

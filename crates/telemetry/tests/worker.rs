@@ -2,7 +2,7 @@
 //! rule usage, the audit file and the persisted baseline out.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,13 @@
+//! Integration tests for `hallpass-policy`, compiled into one test binary: one
+//! link instead of one per file keeps CI's build time and disk use down.
+
+mod evaluate;
+mod explain;
+mod lints;
+mod load;
+mod locations;
+mod matchers;
+mod proptest_matchers;
+mod schema;
+mod suite;
+mod trie;

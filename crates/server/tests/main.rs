@@ -1,0 +1,9 @@
+//! Integration tests for `hallpass-server`, compiled into one test binary: one
+//! link instead of one per file keeps CI's build time and disk use down.
+
+mod common;
+mod config;
+mod identity_paths;
+mod sidecar;
+mod telemetry;
+mod workload_api;
