@@ -69,21 +69,72 @@ pub fn hallpass_bin() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// A free loopback TCP port (bound, then released).
+/// A free loopback TCP port for a process this test starts.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    free_ports(1)?
+        .pop()
+        .context("no port reserved for the process")
 }
 
-/// `n` distinct free loopback ports: all are held open until every one is
-/// chosen, so one run never hands the same port to two processes.
+/// `n` distinct free loopback ports for processes this test starts
+/// (hallpass, Envoy, Prometheus), reserved against every other test process.
+///
+/// A port from `bind(0)` lies in the kernel's ephemeral range: once it is
+/// released, any later `bind(0)` or outgoing connection of another test (an
+/// echo app, an Envoy upstream connection) can take it before our process
+/// binds it, and the test then talks to a stranger. So ports come from below
+/// the ephemeral range, and a lock file per port, held until this process
+/// exits, keeps concurrent test processes from choosing the same one.
 pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    let (lo, hi) = explicit_port_range();
+    let dir = std::env::temp_dir().join("hallpass-e2e-ports");
+    std::fs::create_dir_all(&dir)?;
+    let span = u32::from(hi - lo);
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    let mut held = RESERVED
+        .lock()
+        .map_err(|_| anyhow::anyhow!("port reservations poisoned"))?;
+    let mut ports = Vec::with_capacity(n);
+    // Bounded: each port of the range is tried at most once.
+    for step in 0..span {
+        if ports.len() == n {
+            break;
+        }
+        let port = lo + u16::try_from((seed.wrapping_add(step)) % span).unwrap_or(0);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))?;
+        if lock.try_lock().is_err() || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        held.push(lock);
+        ports.push(port);
+    }
+    if ports.len() < n {
+        bail!(
+            "only {} of {n} free loopback ports in {lo}..{hi}",
+            ports.len()
+        );
+    }
+    Ok(ports)
+}
+
+/// Lock files of the ports this process reserved; the locks end with it.
+static RESERVED: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// Ports below the kernel's ephemeral range (`ip_local_port_range`).
+fn explicit_port_range() -> (u16, u16) {
+    let ephemeral_lo = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let hi = ephemeral_lo.max(12_000);
+    (hi - 10_000, hi)
 }
 
 /// Rewrite `port_value: FROM` to `port_value: TO` for every pair.
@@ -129,6 +180,11 @@ impl Proc {
             child: Some(child),
             log,
         })
+    }
+
+    /// The name it was started under.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Still running (not exited)?

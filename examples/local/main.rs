@@ -278,6 +278,12 @@ impl Mesh {
         }
         wait_for_http_ok(addr(prometheus), "/-/ready", Duration::from_secs(30))
             .context("Prometheus not ready")?;
+        // A port answering is not proof that our process answers on it.
+        for proc in &mut procs {
+            if !proc.is_running() {
+                bail!("{} exited during start:\n{}", proc.name(), proc.output());
+            }
+        }
         Ok(Mesh {
             dir: dir.to_path_buf(),
             policy: policy.to_path_buf(),

@@ -4,4 +4,5 @@
 mod compose_configs;
 mod envoy_mesh;
 mod envoy_rejections;
+mod harness;
 mod local_mesh;
