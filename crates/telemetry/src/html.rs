@@ -204,7 +204,8 @@ fn layout(
     (placed, col, width, height)
 }
 
-fn thousands(n: u64) -> String {
+/// `1234567` as `1,234,567`, for reports people read.
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {

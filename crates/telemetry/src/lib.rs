@@ -23,7 +23,7 @@ pub use callgraph::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage, to_dot};
 pub use counters::DecisionCounters;
 pub use edges::{Baseline, EdgeKey, EdgeStats, EdgeTable, Observation, RateSpikeSettings};
 pub use event::{AnomalyKind, DecisionEvent, UNMATCHED_ROUTE, method_label, request_id, trace_id};
-pub use html::to_html;
+pub use html::{thousands, to_html};
 pub use metrics::{DecisionLabel, Metrics};
 pub use worker::{ControlMsg, DeclaredGraph, Telemetry, TelemetrySettings};
 

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args, ValueEnum};
 use hallpass_policy::{CompiledPolicy, RouteTemplate, SourcePattern, normalize_path};
-use hallpass_telemetry::CallGraph;
+use hallpass_telemetry::{CallGraph, thousands};
 use serde::Deserialize;
 
 use super::templates::{self, grpc_method};
@@ -275,18 +275,6 @@ fn caller_name(source: &str) -> String {
     } else {
         clean
     }
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
