@@ -186,6 +186,7 @@ struct TelemetrySection {
     rate_window_seconds: Option<u64>,
     rate_spike_factor: Option<f64>,
     rate_spike_min_requests: Option<u64>,
+    rate_spike_smoothing: Option<f64>,
     max_edges: Option<usize>,
     queue_capacity: Option<usize>,
 }
@@ -586,6 +587,15 @@ impl Settings {
                 "must be a number above 1".into(),
             );
         }
+        let smoothing = telemetry
+            .rate_spike_smoothing
+            .unwrap_or(defaults.rate_spike.alpha);
+        if !(smoothing.is_finite() && smoothing > 0.0 && smoothing <= 1.0) {
+            problem(
+                "telemetry.rate_spike_smoothing",
+                "must be a number above 0 and at most 1".into(),
+            );
+        }
         let max_edges = telemetry.max_edges.unwrap_or(defaults.max_edges);
         if max_edges == 0 || max_edges > 1_000_000 {
             problem(
@@ -612,7 +622,7 @@ impl Settings {
                 min_requests: telemetry
                     .rate_spike_min_requests
                     .unwrap_or(defaults.rate_spike.min_requests),
-                alpha: defaults.rate_spike.alpha,
+                alpha: smoothing,
             },
         };
 

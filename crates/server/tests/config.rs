@@ -39,6 +39,9 @@ policy:
   reload_interval_seconds: 5
 telemetry:
   audit_log: "off"
+  rate_spike_factor: 4.0
+  rate_spike_min_requests: 20
+  rate_spike_smoothing: 0.5
 "#;
 
 /// The smallest config that runs: a policy and one bundle to verify against.
@@ -122,6 +125,9 @@ fn full_config_is_read_into_settings() {
     assert_eq!(s.policy_file, PathBuf::from("/etc/hallpass/policy.yaml"));
     assert_eq!(s.reload_interval, Duration::from_secs(5));
     assert_eq!(s.telemetry.audit, AuditTarget::Off);
+    assert_eq!(s.telemetry.rate_spike.factor, 4.0);
+    assert_eq!(s.telemetry.rate_spike.min_requests, 20);
+    assert_eq!(s.telemetry.rate_spike.alpha, 0.5);
     let jwt = s.jwt.as_ref().unwrap();
     assert_eq!(jwt.header, "authorization");
     assert_eq!(jwt.audiences, ["lab-results"]);
@@ -139,6 +145,9 @@ fn defaults_fill_everything_optional() {
     assert_eq!(s.clock_skew, Duration::from_secs(30));
     assert_eq!(s.reload_interval, Duration::from_secs(2));
     assert_eq!(s.telemetry.audit, AuditTarget::Stdout);
+    assert_eq!(s.telemetry.rate_spike.factor, 5.0);
+    assert_eq!(s.telemetry.rate_spike.min_requests, 50);
+    assert_eq!(s.telemetry.rate_spike.alpha, 0.3);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
 
@@ -306,6 +315,21 @@ fn each_bad_value_is_reported_at_its_key() {
             "identity:\n  cache_max_entries: 2000000\n",
             "identity.cache_max_entries",
             "cache too large",
+        ),
+        (
+            "telemetry:\n  rate_spike_factor: 1\n",
+            "telemetry.rate_spike_factor",
+            "a spike factor that every window exceeds",
+        ),
+        (
+            "telemetry:\n  rate_spike_smoothing: 0\n",
+            "telemetry.rate_spike_smoothing",
+            "a moving average that never moves",
+        ),
+        (
+            "telemetry:\n  rate_spike_smoothing: 1.5\n",
+            "telemetry.rate_spike_smoothing",
+            "smoothing above 1",
         ),
     ];
     for (extra, path, what) in cases {
