@@ -78,6 +78,19 @@ fn alert_rules_pass_their_promtool_unit_tests() {
 }
 
 #[test]
+fn mesh_rules_pass_promtool_check_and_their_unit_tests() {
+    let out = run(&["check", "rules", "hallpass-mesh-rules.yaml"], None);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("SUCCESS: 3 rules found"), "{said}");
+    // The unit tests include a cold start, where every path looks new.
+    let out = run(&["test", "rules", "hallpass-mesh-rules.test.yaml"], None);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert_eq!(said.matches("SUCCESS").count(), 1, "{said}");
+}
+
+#[test]
 fn every_alert_has_a_unit_test() {
     let rules = std::fs::read_to_string(examples().join("hallpass-alerts.yaml")).unwrap();
     let tests = [
