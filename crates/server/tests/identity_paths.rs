@@ -79,10 +79,7 @@ async fn jwt_svids_alone_together_and_mismatched() {
     );
     assert_eq!(f.running.check(req).await.0, 200);
     // require_jwt: DELETE needs the JWT as well as the certificate.
-    let (status, reason, _) = f
-        .running
-        .check(check_request(Some(&ehr), "", "", "DELETE", path))
-        .await;
+    let (status, reason, _) = f.running.check_svid(&ehr, "DELETE", path).await;
     assert_eq!((status, reason.as_str()), (403, "no_matching_rule"));
     let req = with_header(
         check_request(Some(&ehr), "", "", "DELETE", path),
@@ -163,13 +160,7 @@ async fn required_jwt_denies_a_certificate_alone() {
     let ehr = f.ca.issue(EHR).unwrap();
     let (status, reason, _) = f
         .running
-        .check(check_request(
-            Some(&ehr),
-            "",
-            "",
-            "GET",
-            "/patients/1/results",
-        ))
+        .check_svid(&ehr, "GET", "/patients/1/results")
         .await;
     assert_eq!((status, reason.as_str()), (401, "no_identity"));
     f.running.stop().await;
@@ -184,24 +175,12 @@ async fn a_certificate_revoked_by_serial_is_denied_and_its_sibling_is_not() {
     let fresh = f.ca.issue(EHR).unwrap();
     let (status, reason, _) = f
         .running
-        .check(check_request(
-            Some(&revoked),
-            "",
-            "",
-            "GET",
-            "/patients/1/results",
-        ))
+        .check_svid(&revoked, "GET", "/patients/1/results")
         .await;
     assert_eq!((status, reason.as_str()), (401, "revoked"));
     assert_eq!(
         f.running
-            .check(check_request(
-                Some(&fresh),
-                "",
-                "",
-                "GET",
-                "/patients/1/results"
-            ))
+            .check_svid(&fresh, "GET", "/patients/1/results")
             .await
             .0,
         200
@@ -256,9 +235,7 @@ async fn xfcc_is_believed_only_from_a_trusted_proxy() {
     let (status, reason, _) = running.check(req).await;
     assert_eq!((status, reason.as_str()), (401, "invalid_svid"));
     // The gateway without an XFCC header proves no caller.
-    let (status, reason, _) = running
-        .check(check_request(Some(&gateway), "", "", "GET", path))
-        .await;
+    let (status, reason, _) = running.check_svid(&gateway, "GET", path).await;
     assert_eq!((status, reason.as_str()), (401, "no_identity"));
     // A malformed header is a deny, not a guess.
     let req = with_header(

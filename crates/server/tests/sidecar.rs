@@ -100,25 +100,13 @@ async fn unix_socket_listener_answers_checks() {
     let billing = ca.issue(BILLING).unwrap();
     assert_eq!(
         running
-            .check(check_request(
-                Some(&ehr),
-                "",
-                "",
-                "GET",
-                "/patients/1/results"
-            ))
+            .check_svid(&ehr, "GET", "/patients/1/results")
             .await
             .0,
         200
     );
     let (status, reason, body) = running
-        .check(check_request(
-            Some(&billing),
-            "",
-            "",
-            "GET",
-            "/patients/1/results",
-        ))
+        .check_svid(&billing, "GET", "/patients/1/results")
         .await;
     assert_eq!((status, reason.as_str()), (403, "no_matching_rule"));
     assert_eq!(body, r#"{"error":"forbidden","reason":"no_matching_rule"}"#);
@@ -137,15 +125,7 @@ async fn audit_mode_lets_denied_calls_through_and_counts_audit_deny() {
     .await;
     wait_until_ready(&running, true).await;
     let billing = ca.issue(BILLING).unwrap();
-    let (status, source, _) = running
-        .check(check_request(
-            Some(&billing),
-            "",
-            "",
-            "GET",
-            "/prescriptions",
-        ))
-        .await;
+    let (status, source, _) = running.check_svid(&billing, "GET", "/prescriptions").await;
     assert_eq!(
         (status, source.as_str()),
         (200, BILLING),
@@ -215,15 +195,7 @@ async fn hostile_requests_get_a_deny_never_an_error() {
     let (status, reason, _) = running.check(CheckRequest { attributes: None }).await;
     assert_eq!((status, reason.as_str()), (403, "internal_error"));
     // No destination (no workload.id configured, no principal from Envoy).
-    let (status, reason, _) = running
-        .check(check_request(
-            Some(&ehr),
-            "",
-            "",
-            "GET",
-            "/patients/1/results",
-        ))
-        .await;
+    let (status, reason, _) = running.check_svid(&ehr, "GET", "/patients/1/results").await;
     assert_eq!((status, reason.as_str()), (403, "internal_error"));
     // Garbage certificate field.
     let mut req = check_request(None, "", LAB, "GET", "/patients/1/results");
@@ -287,13 +259,7 @@ async fn policy_mode_override_audits_an_enforced_destination() {
     wait_until_ready(&running, true).await;
     let billing = ca.issue(BILLING).unwrap();
     let (status, source, _) = running
-        .check(check_request(
-            Some(&billing),
-            "",
-            "",
-            "GET",
-            "/patients/1/results",
-        ))
+        .check_svid(&billing, "GET", "/patients/1/results")
         .await;
     assert_eq!(
         (status, source.as_str()),

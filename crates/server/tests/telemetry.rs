@@ -194,26 +194,14 @@ async fn learning_window_writes_a_baseline_at_shutdown() {
     let billing = ca.issue(BILLING).unwrap();
     assert_eq!(
         running
-            .check(check_request(
-                Some(&ehr),
-                "",
-                "",
-                "GET",
-                "/patients/1/results"
-            ))
+            .check_svid(&ehr, "GET", "/patients/1/results")
             .await
             .0,
         200
     );
     assert_eq!(
         running
-            .check(check_request(
-                Some(&billing),
-                "",
-                "",
-                "GET",
-                "/patients/1/results"
-            ))
+            .check_svid(&billing, "GET", "/patients/1/results")
             .await
             .0,
         403

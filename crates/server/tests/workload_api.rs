@@ -58,13 +58,7 @@ async fn bundles_stream_rotate_drop_and_survive_disconnects() {
     let old_ca = Ca::root("hospital.example").unwrap();
     let old_ehr = old_ca.issue(EHR).unwrap();
     let (status, reason, _) = running
-        .check(check_request(
-            Some(&old_ehr),
-            "",
-            "",
-            "GET",
-            "/patients/1/results",
-        ))
+        .check_svid(&old_ehr, "GET", "/patients/1/results")
         .await;
     assert_eq!((status, reason.as_str()), (403, "internal_error"));
 
@@ -143,13 +137,7 @@ async fn bundles_stream_rotate_drop_and_survive_disconnects() {
         .issue("spiffe://imaging-vendor.example/uploader")
         .unwrap();
     let (status, source, _) = running
-        .check(check_request(
-            Some(&vendor_svid),
-            "",
-            "",
-            "POST",
-            "/imaging/uploads",
-        ))
+        .check_svid(&vendor_svid, "POST", "/imaging/uploads")
         .await;
     assert_eq!(
         (status, source.as_str()),

@@ -61,6 +61,18 @@ impl Running {
         }
     }
 
+    /// [`Self::check`] for a caller that presents `svid` through Envoy, to
+    /// the configured workload.
+    pub async fn check_svid(
+        &mut self,
+        svid: &Svid,
+        method: &str,
+        path: &str,
+    ) -> (u16, String, String) {
+        self.check(check_request(Some(svid), "", "", method, path))
+            .await
+    }
+
     pub async fn check(&mut self, req: CheckRequest) -> (u16, String, String) {
         let response = self
             .client
