@@ -12,6 +12,11 @@ export CARGO_INCREMENTAL=0
 
 step "disk space (a full run leaves about 2 GB in target/)"
 df -h . | tail -n 1
+free_kb="$(df -Pk . | awk 'NR == 2 { print $4 }')"
+if [ "${free_kb:-0}" -lt 3000000 ]; then
+  echo "warning: under 3 GB free; the build needs about 2 GB in target/ and the" \
+    "test tools about 0.5 GB more. Link errors or 'No space left on device' below mean the disk." >&2
+fi
 
 step "install test tools (Envoy, h2load, promtool, helm, kubectl, ...)"
 scripts/install-test-deps.sh
