@@ -201,8 +201,7 @@ async fn xfcc_is_believed_only_from_a_trusted_proxy() {
          policy:\n  file: {d}/policy.yaml\ntelemetry:\n  audit_log: \"off\"\n",
         d = dir.path().display()
     );
-    let mut running = Running::start(config).await;
-    wait_until_ready(&running, true).await;
+    let mut running = Running::start_ready(config).await;
     let gateway = ca.issue(GATEWAY).unwrap();
     let intermediate = ca.intermediate().unwrap();
     let ehr = intermediate.issue(EHR).unwrap();

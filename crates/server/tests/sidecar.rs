@@ -81,9 +81,7 @@ async fn missing_policy_fails_closed_until_a_valid_one_appears_then_bad_updates_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unix_socket_listener_answers_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = pki(dir.path());
-    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    let (dir, ca) = clinical_dir();
     // A stale socket file from an earlier run must not stop the bind.
     let sock = dir.path().join("authz.sock");
     std::fs::write(&sock, "stale").unwrap();
@@ -91,8 +89,7 @@ async fn unix_socket_listener_answers_checks() {
         "127.0.0.1:0\nadmin",
         &format!("unix://{}\nadmin", sock.display()),
     );
-    let mut running = Running::start(cfg).await;
-    wait_until_ready(&running, true).await;
+    let mut running = Running::start_ready(cfg).await;
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660, "the authz socket is for owner and group only");
@@ -115,15 +112,12 @@ async fn unix_socket_listener_answers_checks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_mode_lets_denied_calls_through_and_counts_audit_deny() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = pki(dir.path());
-    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
-    let mut running = Running::start(config(
+    let (dir, ca) = clinical_dir();
+    let mut running = Running::start_ready(config(
         dir.path(),
         &format!("workload:\n  id: {PHARMACY_DEST}\n"),
     ))
     .await;
-    wait_until_ready(&running, true).await;
     let billing = ca.issue(BILLING).unwrap();
     let (status, source, _) = running.check_svid(&billing, "GET", "/prescriptions").await;
     assert_eq!(
@@ -151,8 +145,7 @@ async fn envoy_principal_mode_trusts_the_principal_and_denies_without_one() {
          workload:\n  id: {LAB}\npolicy:\n  file: {}/policy.yaml\n",
         dir.path().display()
     );
-    let mut running = Running::start(cfg).await;
-    wait_until_ready(&running, true).await;
+    let mut running = Running::start_ready(cfg).await;
     let (status, source, _) = running
         .check(check_request(None, EHR, "", "GET", "/patients/1/results"))
         .await;
@@ -184,11 +177,8 @@ async fn envoy_principal_mode_trusts_the_principal_and_denies_without_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_get_a_deny_never_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = pki(dir.path());
-    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
-    let mut running = Running::start(config(dir.path(), "")).await;
-    wait_until_ready(&running, true).await;
+    let (dir, ca) = clinical_dir();
+    let mut running = Running::start_ready(config(dir.path(), "")).await;
     let ehr = ca.issue(EHR).unwrap();
 
     // No attributes at all.
@@ -248,15 +238,12 @@ async fn hostile_requests_get_a_deny_never_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_mode_override_audits_an_enforced_destination() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = pki(dir.path());
-    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    let (dir, ca) = clinical_dir();
     let cfg = config(dir.path(), &format!("workload:\n  id: {LAB}\n")).replace(
         "  reload_interval_seconds: 1\n",
         "  reload_interval_seconds: 1\n  mode: audit\n",
     );
-    let mut running = Running::start(cfg).await;
-    wait_until_ready(&running, true).await;
+    let mut running = Running::start_ready(cfg).await;
     let billing = ca.issue(BILLING).unwrap();
     let (status, source, _) = running
         .check_svid(&billing, "GET", "/patients/1/results")

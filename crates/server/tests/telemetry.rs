@@ -13,9 +13,7 @@ const MRN: &str = "MRN-7654321";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anomalies_callgraph_audit_log_and_baseline() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = pki(dir.path());
-    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    let (dir, ca) = clinical_dir();
     let audit = dir.path().join("audit/decisions.jsonl");
     let baseline = dir.path().join("state/baseline.json");
     // A baseline that knows only EHR's reads: everything else is new.
@@ -32,8 +30,7 @@ async fn anomalies_callgraph_audit_log_and_baseline() {
         audit.display(),
         baseline.display()
     );
-    let mut running = Running::start(config(dir.path(), &extra)).await;
-    wait_until_ready(&running, true).await;
+    let mut running = Running::start_ready(config(dir.path(), &extra)).await;
 
     let ehr = ca.issue(EHR).unwrap();
     let billing = ca.issue(BILLING).unwrap();
@@ -180,16 +177,13 @@ async fn anomalies_callgraph_audit_log_and_baseline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learning_window_writes_a_baseline_at_shutdown() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = pki(dir.path());
-    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    let (dir, ca) = clinical_dir();
     let baseline = dir.path().join("baseline.json");
     let extra = format!(
         "workload:\n  id: {LAB}\ntelemetry:\n  audit_log: \"off\"\n  baseline: {}\n  learning_window_seconds: 3600\n",
         baseline.display()
     );
-    let mut running = Running::start(config(dir.path(), &extra)).await;
-    wait_until_ready(&running, true).await;
+    let mut running = Running::start_ready(config(dir.path(), &extra)).await;
     let ehr = ca.issue(EHR).unwrap();
     let billing = ca.issue(BILLING).unwrap();
     assert_eq!(

@@ -30,6 +30,13 @@ pub struct Running {
 }
 
 impl Running {
+    /// [`Self::start`], then wait until `/readyz` says ready.
+    pub async fn start_ready(config: String) -> Running {
+        let running = Self::start(config).await;
+        wait_until_ready(&running, true).await;
+        running
+    }
+
     pub async fn start(config: String) -> Running {
         let settings = Settings::from_yaml(&config, std::iter::empty()).unwrap();
         let sidecar = Sidecar::bind(settings).await.unwrap();
@@ -191,6 +198,15 @@ pub fn pki(dir: &Path) -> Ca {
     let ca = Ca::root("hospital.example").unwrap();
     std::fs::write(dir.join("bundle.pem"), ca.cert_pem()).unwrap();
     ca
+}
+
+/// A fresh directory holding the test CA's bundle and the clinical-mesh
+/// policy, the files [`config`] points at.
+pub fn clinical_dir() -> (tempfile::TempDir, Ca) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki(dir.path());
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    (dir, ca)
 }
 
 pub async fn wait_until_ready(running: &Running, ready: bool) -> String {
