@@ -524,22 +524,8 @@ fn sidecar_config_and_policy_load_in_hallpass() {
             );
         }
     }
-    // Per-pod overrides that hallpass understands today.
-    let answer = admit(
-        &injector,
-        Scope::Pod,
-        &fixture("pod-init-containers-standalone.json"),
-    );
-    let pod = apply(&answer, &fixture_pod("pod-init-containers-standalone.json"));
-    let mut env: Vec<(String, String)> = env_map(init_container(&pod, "hallpass"))
-        .into_iter()
-        .collect();
-    env.retain(|(k, _)| k != hallpass_injector::inject::POLICY_MODE_ENV);
-    let config_text = configmap(&docs, "hallpass-policy", "pharmacy")["data"]["config.yaml"]
-        .as_str()
-        .unwrap();
-    let settings = hallpass_server::Settings::from_yaml(config_text, env).unwrap();
-    assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+    // Per-pod overrides.
+    let settings = injected_settings(&docs, "pod-init-containers-standalone.json", "pharmacy");
     assert_eq!(
         settings.workload_id.unwrap().to_string(),
         "spiffe://hospital.example/ns/pharmacy/sa/pharmacy"
@@ -547,18 +533,7 @@ fn sidecar_config_and_policy_load_in_hallpass() {
 
     // Istio mode: envoy_principal, TCP loopback.
     let (_, args) = value_sets().remove(2);
-    let docs = documents(&args);
-    let injector = injector_config(&docs);
-    let answer = admit(&injector, Scope::Pod, &fixture("pod-annotated.json"));
-    let pod = apply(&answer, &fixture_pod("pod-annotated.json"));
-    let env: Vec<(String, String)> = env_map(init_container(&pod, "hallpass"))
-        .into_iter()
-        .collect();
-    let config_text = configmap(&docs, "hallpass-policy", "clinical")["data"]["config.yaml"]
-        .as_str()
-        .unwrap();
-    let settings = hallpass_server::Settings::from_yaml(config_text, env).unwrap();
-    assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+    let settings = injected_settings(&documents(&args), "pod-annotated.json", "clinical");
     assert_eq!(settings.authz_listen.to_string(), "127.0.0.1:9191");
     assert_eq!(
         settings.x509_from,
@@ -570,21 +545,33 @@ fn sidecar_config_and_policy_load_in_hallpass() {
 fn audit_annotation_reaches_the_sidecar() {
     let (_, args) = value_sets().remove(1);
     let docs = documents(&args);
-    let injector = injector_config(&docs);
-    let answer = admit(
-        &injector,
-        Scope::Pod,
-        &fixture("pod-init-containers-standalone.json"),
-    );
-    let pod = apply(&answer, &fixture_pod("pod-init-containers-standalone.json"));
+    // The fixture pod carries `hallpass.io/audit: "true"`.
+    let settings = injected_settings(&docs, "pod-init-containers-standalone.json", "pharmacy");
+    assert_eq!(settings.mode_override, Some(hallpass_policy::Mode::Audit));
+    // The same chart without the annotation leaves the policy's mode alone.
+    let settings = injected_settings(&docs, "pod-annotated.json", "clinical");
+    assert_eq!(settings.mode_override, None);
+}
+
+/// The settings the injected hallpass container of `pod_fixture` would load:
+/// the chart's sidecar config for `namespace` plus the environment the
+/// webhook injected. Fails on any warning (an override hallpass ignores).
+fn injected_settings(
+    docs: &[Value],
+    pod_fixture: &str,
+    namespace: &str,
+) -> hallpass_server::Settings {
+    let answer = admit(&injector_config(docs), Scope::Pod, &fixture(pod_fixture));
+    let pod = apply(&answer, &fixture_pod(pod_fixture));
     let env: Vec<(String, String)> = env_map(init_container(&pod, "hallpass"))
         .into_iter()
         .collect();
-    let config_text = configmap(&docs, "hallpass-policy", "pharmacy")["data"]["config.yaml"]
+    let config_text = configmap(docs, "hallpass-policy", namespace)["data"]["config.yaml"]
         .as_str()
         .unwrap();
     let settings = hallpass_server::Settings::from_yaml(config_text, env).unwrap();
     assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+    settings
 }
 
 #[test]
