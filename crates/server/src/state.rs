@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -189,22 +190,24 @@ impl Shared {
         let Some(attrs) = check.attributes.as_ref() else {
             return Outcome::denied(DenyReason::InternalError);
         };
+        // Borrowed when configured: no copy of the ID per request.
         let destination = match &self.settings.workload_id {
-            Some(id) => Some(id.clone()),
+            Some(id) => Some(Cow::Borrowed(id)),
             None => attrs
                 .destination
                 .as_ref()
-                .and_then(|d| parse_spiffe_id_strict(&d.principal).ok()),
+                .and_then(|d| parse_spiffe_id_strict(&d.principal).ok())
+                .map(Cow::Owned),
         };
         let Some(destination) = destination else {
             return Outcome::denied(DenyReason::InternalError);
         };
         let destination_label = policy.destination_label(&destination);
-        let mode = self.settings.mode_override.unwrap_or_else(|| {
-            policy
-                .workload(&destination)
-                .map_or(Mode::Enforce, |w| w.mode)
-        });
+        let workload = policy.workload(&destination);
+        let mode = self
+            .settings
+            .mode_override
+            .unwrap_or_else(|| workload.map_or(Mode::Enforce, |w| w.mode));
         let deny = |reason, source: Option<SpiffeId>, source_label: MetricLabel| Outcome {
             decision: Decision::deny(reason),
             mode,
@@ -243,7 +246,7 @@ impl Shared {
         let (decision, _) = policy.evaluate(&destination, &request);
         // A proven, non-revoked caller that no rule of this destination names.
         let unknown_source = decision == Decision::deny(DenyReason::NoMatchingRule)
-            && policy.workload(&destination).is_none_or(|w| {
+            && workload.is_none_or(|w| {
                 !w.rules
                     .iter()
                     .any(|r| r.from.iter().any(|p| p.matches(&caller.id)))
