@@ -21,7 +21,7 @@ fn bundles() -> &'static TrustBundleSet {
 
 fuzz_target!(|data: &[u8]| {
     let verifier = X509SvidVerifier::default();
-    let now = 1_800_000_000;
+    let now = 1_800_000_000_000; // Unix milliseconds
     // As Envoy sends it.
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(certs) = decode_envoy_certificate(text)

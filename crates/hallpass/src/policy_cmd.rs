@@ -16,9 +16,9 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Subcommand, ValueEnum};
 use hallpass_identity::SpiffeId;
-use hallpass_policy::check::{check, unix_now};
+use hallpass_policy::check::{check, unix_now_ms};
 use hallpass_policy::suite::Suite;
-use hallpass_policy::{CompiledPolicy, Request, SourcePattern, parse_rfc3339, parse_serial};
+use hallpass_policy::{CompiledPolicy, Request, SourcePattern, parse_rfc3339_ms, parse_serial};
 
 /// Exit code for usage errors (bad arguments, unreadable files).
 const USAGE: u8 = 2;
@@ -116,9 +116,9 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
     match command {
         PolicyCommand::Suggest(args) => Ok(crate::telemetry_cmd::suggest::run_suggest(&args)),
         PolicyCommand::Check { file, format, now } => {
-            let now = time_or_now(now.as_deref(), "--now")?;
+            let now_ms = time_or_now(now.as_deref(), "--now")?;
             let text = read(&file)?;
-            let report = check(&text, now);
+            let report = check(&text, now_ms.div_euclid(1000));
             let name = file.display().to_string();
             match format {
                 Format::Text => print!("{}", report.to_text(&name)),
@@ -188,7 +188,7 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
                 headers: &header_map,
                 has_jwt: jwt,
                 serial: serial.as_deref(),
-                now,
+                now_ms: now,
             };
             print!("{}", compiled.explain(&destination, &req));
             Ok(0)
@@ -227,9 +227,10 @@ fn exact_id(text: &str, flag: &str) -> Result<SpiffeId, String> {
     }
 }
 
+/// `--now`/`--time` as Unix milliseconds.
 fn time_or_now(text: Option<&str>, flag: &str) -> Result<i64, String> {
     match text {
-        None => Ok(unix_now()),
-        Some(t) => parse_rfc3339(t).map_err(|e| format!("{flag}: {e}")),
+        None => Ok(unix_now_ms()),
+        Some(t) => parse_rfc3339_ms(t).map_err(|e| format!("{flag}: {e}")),
     }
 }

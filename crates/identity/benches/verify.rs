@@ -26,7 +26,7 @@ fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64
+        .as_millis() as i64
 }
 
 fn bench(c: &mut Criterion) {

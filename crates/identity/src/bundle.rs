@@ -82,18 +82,22 @@ impl X509Bundle {
     }
 
     /// True when a CA certificate of this bundle that provides `anchor` (same
-    /// subject and key) is inside its validity window at `now`, give or take
-    /// `skew` seconds. A re-issued CA with the same key keeps working as long
-    /// as one of its certificates is current.
-    pub(crate) fn anchor_valid_at(&self, anchor: &TrustAnchor<'_>, now: i64, skew: i64) -> bool {
+    /// subject and key) is inside its validity window at `now_ms`, give or take
+    /// `skew_ms` (times in Unix milliseconds). A re-issued CA with the same
+    /// key keeps working as long as one of its certificates is current.
+    pub(crate) fn anchor_valid_at(
+        &self,
+        anchor: &TrustAnchor<'_>,
+        now_ms: i64,
+        skew_ms: i64,
+    ) -> bool {
         self.anchors
             .iter()
             .zip(&self.windows)
             .any(|(a, &(not_before, not_after))| {
                 a.subject == anchor.subject
                     && a.subject_public_key_info == anchor.subject_public_key_info
-                    && now.saturating_add(skew) >= not_before
-                    && now.saturating_sub(skew) <= not_after
+                    && crate::x509::window_contains(not_before, not_after, now_ms, skew_ms)
             })
     }
 

@@ -71,7 +71,8 @@ impl<V: Clone> VerificationCache<V> {
             .map(|(v, _)| v.clone())
     }
 
-    /// Remember `value` for `key` until `expires` (Unix seconds). Returns how
+    /// Remember `value` for `key` until `expires` (inclusive; the same unit as
+    /// `now`, Unix milliseconds in hallpass). Returns how
     /// many entries were dropped to stay under the cap.
     pub fn insert(
         &self,

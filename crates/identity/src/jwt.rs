@@ -129,6 +129,7 @@ impl Alg {
 #[derive(Debug, Clone)]
 pub struct JwtSvidVerifier {
     audiences: Vec<String>,
+    /// Milliseconds.
     clock_skew: i64,
 }
 
@@ -155,16 +156,17 @@ impl JwtSvidVerifier {
     pub fn new(audiences: Vec<String>, clock_skew: Duration) -> Self {
         Self {
             audiences,
-            clock_skew: i64::try_from(clock_skew.as_secs()).unwrap_or(i64::MAX),
+            clock_skew: i64::try_from(clock_skew.as_millis()).unwrap_or(i64::MAX),
         }
     }
 
-    /// Verify a compact JWS token (without the `Bearer ` prefix) at `now`.
+    /// Verify a compact JWS token (without the `Bearer ` prefix) at `now_ms`
+    /// (Unix milliseconds; NumericDate claims may carry fractions of a second).
     pub fn verify(
         &self,
         bundles: &TrustBundleSet,
         token: &str,
-        now: i64,
+        now_ms: i64,
     ) -> Result<VerifiedJwt, IdentityError> {
         if token.is_empty() {
             return Err(IdentityError::NoCredential);
@@ -214,26 +216,31 @@ impl JwtSvidVerifier {
         let sig = URL_SAFE_NO_PAD
             .decode(s)
             .map_err(|_| IdentityError::InvalidJwt("malformed signature"))?;
-        let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
+        // The signing input is `header.claims`, the token up to the last dot.
+        let signed = token
+            .rsplit_once('.')
+            .map_or(&[][..], |(input, _)| input.as_bytes());
         verify_signature(alg, key, signed, &sig)?;
 
         // Claims only count once the signature holds.
         let exp = claims.exp.ok_or(IdentityError::InvalidJwt("no exp"))?;
-        let exp = to_secs(exp)?;
+        // Each bound is rounded the strict way: `exp` down, `nbf` and `iat` up.
+        let exp_ms = to_millis(exp, f64::floor)?;
         // RFC 7519 §4.1.4: valid only *before* `exp`.
-        if now.saturating_sub(self.clock_skew) >= exp {
+        if now_ms.saturating_sub(self.clock_skew) >= exp_ms {
             return Err(IdentityError::Expired);
         }
         if let Some(nbf) = claims.nbf
-            && now.saturating_add(self.clock_skew) < to_secs(nbf)?
+            && now_ms.saturating_add(self.clock_skew) < to_millis(nbf, f64::ceil)?
         {
             return Err(IdentityError::Expired);
         }
         if let Some(iat) = claims.iat
-            && to_secs(iat)? > now.saturating_add(self.clock_skew)
+            && to_millis(iat, f64::ceil)? > now_ms.saturating_add(self.clock_skew)
         {
             return Err(IdentityError::InvalidJwt("issued in the future"));
         }
+        let exp = exp_ms.div_euclid(1000);
         let audiences = match claims.aud {
             Some(Audience::One(a)) => vec![a],
             Some(Audience::Many(a)) => a,
@@ -254,12 +261,20 @@ impl JwtSvidVerifier {
     }
 }
 
+/// A NumericDate (seconds, possibly fractional) as whole seconds, rounded down.
 fn to_secs(value: f64) -> Result<i64, IdentityError> {
+    to_millis(value, f64::floor).map(|ms| ms.div_euclid(1000))
+}
+
+/// A NumericDate as Unix milliseconds, rounded by `round`. Bounded to the
+/// years 1970..=33658, so the result and any sum with a skew stay far from
+/// `i64`'s limits.
+fn to_millis(value: f64, round: fn(f64) -> f64) -> Result<i64, IdentityError> {
     if !value.is_finite() || !(0.0..=1e12).contains(&value) {
         return Err(IdentityError::InvalidJwt("bad numeric date"));
     }
     #[allow(clippy::cast_possible_truncation)]
-    Ok(value.floor() as i64)
+    Ok(round(value * 1000.0) as i64)
 }
 
 fn verify_signature(

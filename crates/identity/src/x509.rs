@@ -93,13 +93,15 @@ impl X509SvidVerifier {
     ///
     /// `intermediates` are untrusted helpers for chain building (for example
     /// from XFCC `Chain=`); trust comes only from the bundle of the ID's own
-    /// trust domain. `now` is Unix seconds.
+    /// trust domain. `now_ms` is Unix milliseconds: a certificate's window is
+    /// inclusive of its `notAfter` second and no more, so the time is not
+    /// truncated to whole seconds before it is compared.
     pub fn verify(
         &self,
         bundles: &TrustBundleSet,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        now: i64,
+        now_ms: i64,
     ) -> Result<VerifiedSvid, IdentityError> {
         let (rest, cert) =
             X509Certificate::from_der(leaf).map_err(|_| IdentityError::Malformed("invalid DER"))?;
@@ -114,14 +116,23 @@ impl X509SvidVerifier {
 
         let not_before = cert.validity().not_before.timestamp();
         let not_after = cert.validity().not_after.timestamp();
-        let skew = i64::try_from(self.clock_skew.as_secs()).unwrap_or(i64::MAX);
-        if now.saturating_add(skew) < not_before || now.saturating_sub(skew) > not_after {
+        // An inverted window has no valid instant, whatever the skew.
+        if not_before > not_after {
+            return Err(IdentityError::Malformed(
+                "validity window ends before it starts",
+            ));
+        }
+        let skew_ms = i64::try_from(self.clock_skew.as_millis()).unwrap_or(i64::MAX);
+        if !window_contains(not_before, not_after, now_ms, skew_ms) {
             return Err(IdentityError::Expired);
         }
         // Our own check above applied the skew; webpki has none, so hand it a
-        // time clamped into the leaf's window. Intermediates are still checked
-        // at that time.
-        let check_time = now.clamp(not_before, not_after).max(0);
+        // time (whole seconds) inside the leaf's window. Intermediates are
+        // still checked at that time.
+        let check_time = (now_ms.div_euclid(1000))
+            .max(not_before)
+            .min(not_after)
+            .max(0);
         let check_time = UnixTime::since_unix_epoch(Duration::from_secs(
             u64::try_from(check_time).unwrap_or_default(),
         ));
@@ -130,7 +141,7 @@ impl X509SvidVerifier {
         // path that ends in a CA certificate that has expired (or is not yet
         // valid), so that webpki goes on to try the bundle's other CAs.
         let anchor_current = |path: &webpki::VerifiedPath<'_>| {
-            if bundle.anchor_valid_at(path.anchor(), now, skew) {
+            if bundle.anchor_valid_at(path.anchor(), now_ms, skew_ms) {
                 Ok(())
             } else {
                 Err(webpki::Error::CertExpired {
@@ -171,6 +182,15 @@ impl X509SvidVerifier {
             serial,
         })
     }
+}
+
+/// Is `now_ms` inside `[not_before, not_after]` (Unix seconds, both
+/// inclusive), give or take `skew_ms`? Computed in milliseconds with
+/// saturating arithmetic: no truncation, no overflow.
+pub(crate) fn window_contains(not_before: i64, not_after: i64, now_ms: i64, skew_ms: i64) -> bool {
+    let start = not_before.saturating_mul(1000);
+    let end = not_after.saturating_mul(1000);
+    now_ms.saturating_add(skew_ms) >= start && now_ms.saturating_sub(skew_ms) <= end
 }
 
 /// Apply the X509-SVID leaf rules and extract the SPIFFE ID.

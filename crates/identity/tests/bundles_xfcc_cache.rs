@@ -13,7 +13,7 @@ use hallpass_identity::{
     VerificationCache, X509Bundle, X509SvidVerifier, credential_digest, decode_envoy_certificate,
     parse_jwk, parse_spiffe_bundle, parse_xfcc,
 };
-use hallpass_testkit::{Ca, JwtAlg, JwtClaims, JwtIssuer, bundle_json, unix_now};
+use hallpass_testkit::{Ca, JwtAlg, JwtClaims, JwtIssuer, bundle_json, unix_now_ms};
 use rustls_pki_types::CertificateDer;
 use serde_json::{Value, json};
 
@@ -33,7 +33,12 @@ fn bundle_verifies_svid_of(bundle: X509Bundle, ca: &Ca) -> bool {
     set.insert(td(), bundle);
     let svid = ca.issue(ID).unwrap();
     X509SvidVerifier::default()
-        .verify(&set, &CertificateDer::from(svid.cert_der), &[], unix_now())
+        .verify(
+            &set,
+            &CertificateDer::from(svid.cert_der),
+            &[],
+            unix_now_ms(),
+        )
         .is_ok()
 }
 
@@ -96,7 +101,7 @@ fn workload_api_jwk_verifies_a_token() {
     set.insert_jwt(td(), [("wl-1".to_owned(), key)].into_iter().collect());
     let token = issuer.mint(&JwtClaims::new(ID, AUD)).unwrap();
     let verifier = JwtSvidVerifier::new(vec![AUD.into()], Duration::from_secs(5));
-    assert!(verifier.verify(&set, &token, unix_now()).is_ok());
+    assert!(verifier.verify(&set, &token, unix_now_ms()).is_ok());
 }
 
 #[test]
@@ -398,7 +403,7 @@ fn xfcc_cert_and_chain_carry_a_verifiable_svid() {
         X509Bundle::from_pem(&td(), root.cert_pem().as_bytes()).unwrap(),
     );
     let verified = X509SvidVerifier::default()
-        .verify(&set, &leaf[0], &chain[1..], unix_now())
+        .verify(&set, &leaf[0], &chain[1..], unix_now_ms())
         .unwrap();
     assert_eq!(verified.id.to_string(), ID);
 }

@@ -20,6 +20,7 @@ use hallpass_identity::{
 };
 use hallpass_testkit::{
     Ca, JwtAlg, JwtClaims, JwtIssuer, Kid, SignatureSpec, b64url, bundle_json, unix_now,
+    unix_now_ms,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -34,6 +35,11 @@ const KID: &str = "hospital-jwt-1";
 const SKEW: i64 = 30;
 
 // ---------------------------------------------------------------- helpers
+
+/// Unix seconds (claims) as milliseconds (the verifier's clock).
+fn ms(secs: i64) -> i64 {
+    secs * 1000
+}
 
 fn verifier() -> JwtSvidVerifier {
     JwtSvidVerifier::new(vec![AUD.to_owned()], Duration::from_secs(SKEW as u64))
@@ -61,7 +67,7 @@ fn bundles(issuers: &[&JwtIssuer]) -> TrustBundleSet {
 /// Mint `claims` with `issuer` and verify against a set trusting only `issuer`.
 fn mint_and_verify(issuer: &JwtIssuer, claims: &JwtClaims) -> Result<VerifiedJwt, IdentityError> {
     let token = issuer.mint(claims).unwrap();
-    verifier().verify(&bundles(&[issuer]), &token, unix_now())
+    verifier().verify(&bundles(&[issuer]), &token, unix_now_ms())
 }
 
 /// Shape a valid ES256 token for [`ID`] and [`AUD`], and verify it.
@@ -73,7 +79,7 @@ fn verify_shaped(shape: impl FnOnce(JwtClaims) -> JwtClaims) -> Result<VerifiedJ
 /// Verify a raw token string against a set trusting a fresh ES256 issuer.
 fn verify_raw(token: &str) -> Result<VerifiedJwt, IdentityError> {
     static SET: LazyLock<TrustBundleSet> = LazyLock::new(|| bundles(&[&issuer(JwtAlg::Es256)]));
-    verifier().verify(&SET, token, unix_now())
+    verifier().verify(&SET, token, unix_now_ms())
 }
 
 fn invalid(reason: &'static str) -> Result<VerifiedJwt, IdentityError> {
@@ -108,7 +114,7 @@ fn assert_verifies(alg: JwtAlg) {
     .unwrap();
     assert_eq!(header["alg"], alg.name());
     let verified = verifier()
-        .verify(&bundles(&[&issuer]), &token, unix_now())
+        .verify(&bundles(&[&issuer]), &token, unix_now_ms())
         .unwrap();
     assert_eq!(verified.id, SpiffeId::new(ID).unwrap());
     assert_eq!(verified.expires, claims.exp.unwrap());
@@ -178,7 +184,7 @@ fn exp_passed_but_within_skew_is_accepted() {
         .with_exp(Some(now - SKEW + 1));
     let token = issuer.mint(&claims).unwrap();
     let verified = verifier()
-        .verify(&bundles(&[&issuer]), &token, now)
+        .verify(&bundles(&[&issuer]), &token, ms(now))
         .unwrap();
     assert_eq!(verified.expires, now - SKEW + 1);
 }
@@ -191,7 +197,11 @@ fn nbf_and_iat_in_future_within_skew_are_accepted() {
         .with_nbf(Some(now + SKEW))
         .with_iat(Some(now + SKEW));
     let token = issuer.mint(&claims).unwrap();
-    assert!(verifier().verify(&bundles(&[&issuer]), &token, now).is_ok());
+    assert!(
+        verifier()
+            .verify(&bundles(&[&issuer]), &token, ms(now))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -211,7 +221,7 @@ fn any_of_several_configured_audiences_is_accepted() {
     );
     assert!(
         verifier
-            .verify(&bundles(&[&issuer]), &token, unix_now())
+            .verify(&bundles(&[&issuer]), &token, unix_now_ms())
             .is_ok()
     );
 }
@@ -222,7 +232,7 @@ fn federated_trust_domain_verifies_with_its_own_key() {
     let theirs = JwtIssuer::new(OTHER_TD, JwtAlg::Rs256, "vendor-1").unwrap();
     let token = theirs.mint(&JwtClaims::new(VENDOR_ID, AUD)).unwrap();
     let verified = verifier()
-        .verify(&bundles(&[&ours, &theirs]), &token, unix_now())
+        .verify(&bundles(&[&ours, &theirs]), &token, unix_now_ms())
         .unwrap();
     assert_eq!(verified.id, SpiffeId::new(VENDOR_ID).unwrap());
 }
@@ -234,7 +244,10 @@ fn bundle_with_several_kids_selects_by_kid() {
     let set = bundles(&[&old, &new]);
     for i in [&old, &new] {
         let token = i.mint(&JwtClaims::new(ID, AUD)).unwrap();
-        assert!(verifier().verify(&set, &token, unix_now()).is_ok(), "{i:?}");
+        assert!(
+            verifier().verify(&set, &token, unix_now_ms()).is_ok(),
+            "{i:?}"
+        );
     }
 }
 
@@ -356,7 +369,7 @@ fn claims_not_json_is_rejected() {
     let sig = issuer.sign(input.as_bytes()).unwrap();
     let token = format!("{input}.{}", b64url(&sig));
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &token, unix_now()),
+        verifier().verify(&bundles(&[&issuer]), &token, unix_now_ms()),
         invalid("malformed claims")
     );
 }
@@ -375,7 +388,7 @@ fn claims_json_array_is_rejected() {
     let sig = issuer.sign(input.as_bytes()).unwrap();
     let token = format!("{input}.{}", b64url(&sig));
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &token, now),
+        verifier().verify(&bundles(&[&issuer]), &token, ms(now)),
         invalid("malformed claims")
     );
 }
@@ -389,7 +402,7 @@ fn signature_not_base64url_is_rejected() {
         verifier().verify(
             &bundles(&[&issuer]),
             &format!("{input}.not*base64"),
-            unix_now()
+            unix_now_ms()
         ),
         invalid("malformed signature")
     );
@@ -461,7 +474,7 @@ fn kid_of_another_trust_domain_is_rejected() {
     let vendor = JwtIssuer::new(OTHER_TD, JwtAlg::Es256, "vendor-1").unwrap();
     let token = vendor.mint(&JwtClaims::new(ID, AUD)).unwrap();
     assert_eq!(
-        verifier().verify(&bundles(&[&ours, &vendor]), &token, unix_now()),
+        verifier().verify(&bundles(&[&ours, &vendor]), &token, unix_now_ms()),
         invalid("unknown kid for this trust domain")
     );
 }
@@ -474,7 +487,7 @@ fn same_kid_in_another_trust_domain_does_not_vouch() {
     let vendor = JwtIssuer::new(OTHER_TD, JwtAlg::Es256, KID).unwrap();
     let token = vendor.mint(&JwtClaims::new(ID, AUD)).unwrap();
     assert_eq!(
-        verifier().verify(&bundles(&[&ours, &vendor]), &token, unix_now()),
+        verifier().verify(&bundles(&[&ours, &vendor]), &token, unix_now_ms()),
         invalid("signature does not verify")
     );
 }
@@ -528,7 +541,7 @@ fn trust_domain_without_jwt_bundle_is_untrusted() {
     let token = issuer.mint(&JwtClaims::new(VENDOR_ID, AUD)).unwrap();
     let vendor = TrustDomain::new(OTHER_TD).unwrap();
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &token, unix_now()),
+        verifier().verify(&bundles(&[&issuer]), &token, unix_now_ms()),
         Err(IdentityError::UntrustedTrustDomain(vendor.clone()))
     );
     // An X.509 bundle for the vendor does not make it trusted for JWTs.
@@ -539,7 +552,7 @@ fn trust_domain_without_jwt_bundle_is_untrusted() {
         X509Bundle::from_pem(&vendor, ca.cert_pem().as_bytes()).unwrap(),
     );
     assert_eq!(
-        verifier().verify(&set, &token, unix_now()),
+        verifier().verify(&set, &token, unix_now_ms()),
         Err(IdentityError::UntrustedTrustDomain(vendor))
     );
 }
@@ -550,7 +563,7 @@ fn empty_bundle_set_trusts_nothing() {
         .mint(&JwtClaims::new(ID, AUD))
         .unwrap();
     assert_eq!(
-        verifier().verify(&TrustBundleSet::new(), &token, unix_now()),
+        verifier().verify(&TrustBundleSet::new(), &token, unix_now_ms()),
         Err(IdentityError::UntrustedTrustDomain(
             TrustDomain::new(TD).unwrap()
         ))
@@ -569,7 +582,7 @@ fn tampered_payload_is_rejected() {
         .to_string();
     let tampered = format!("{}.{}.{}", parts[0], b64url(forged.as_bytes()), parts[2]);
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &tampered, unix_now()),
+        verifier().verify(&bundles(&[&issuer]), &tampered, unix_now_ms()),
         invalid("signature does not verify")
     );
 }
@@ -587,7 +600,7 @@ fn tampered_header_is_rejected() {
         .to_string();
     let tampered = format!("{}.{}.{}", b64url(header.as_bytes()), parts[1], parts[2]);
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &tampered, unix_now()),
+        verifier().verify(&bundles(&[&issuer]), &tampered, unix_now_ms()),
         invalid("signature does not verify")
     );
 }
@@ -599,7 +612,7 @@ fn signature_by_another_key_with_same_kid_is_rejected() {
         let rogue = issuer(alg);
         let token = rogue.mint(&JwtClaims::new(ID, AUD)).unwrap();
         assert_eq!(
-            verifier().verify(&bundles(&[&trusted]), &token, unix_now()),
+            verifier().verify(&bundles(&[&trusted]), &token, unix_now_ms()),
             invalid("signature does not verify"),
             "{alg}"
         );
@@ -639,7 +652,7 @@ fn es256_token_against_p384_key_with_same_kid_is_rejected() {
     let p384 = issuer(JwtAlg::Es384);
     let token = signer.mint(&JwtClaims::new(ID, AUD)).unwrap();
     assert_eq!(
-        verifier().verify(&bundles(&[&p384]), &token, unix_now()),
+        verifier().verify(&bundles(&[&p384]), &token, unix_now_ms()),
         invalid("key type does not fit alg")
     );
 }
@@ -652,12 +665,12 @@ fn claims_are_not_read_before_the_signature_holds() {
     let claims = JwtClaims::new(ID, AUD).with_exp(Some(1)).with_aud(None);
     let token = rogue.mint(&claims).unwrap();
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &token, unix_now()),
+        verifier().verify(&bundles(&[&issuer]), &token, unix_now_ms()),
         invalid("signature does not verify")
     );
     let token = rogue.mint(&claims.with_exp(None)).unwrap();
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &token, unix_now()),
+        verifier().verify(&bundles(&[&issuer]), &token, unix_now_ms()),
         invalid("signature does not verify")
     );
 }
@@ -692,7 +705,7 @@ fn exp_passed_is_expired() {
         .with_exp(Some(now - SKEW - 1));
     let token = issuer.mint(&claims).unwrap();
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &token, now),
+        verifier().verify(&bundles(&[&issuer]), &token, ms(now)),
         Err(IdentityError::Expired)
     );
 }
@@ -712,10 +725,10 @@ fn exp_is_exclusive() {
     let strict = JwtSvidVerifier::new(vec![AUD.to_owned()], Duration::ZERO);
     let set = bundles(&[&issuer]);
     assert_eq!(
-        strict.verify(&set, &token, now),
+        strict.verify(&set, &token, ms(now)),
         Err(IdentityError::Expired)
     );
-    assert!(strict.verify(&set, &token, now - 1).is_ok());
+    assert!(strict.verify(&set, &token, ms(now) - 1).is_ok());
 }
 
 #[test]
@@ -725,7 +738,7 @@ fn nbf_in_future_beyond_skew_is_expired() {
     let claims = JwtClaims::new(ID, AUD).with_nbf(Some(now + SKEW + 1));
     let token = issuer.mint(&claims).unwrap();
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &token, now),
+        verifier().verify(&bundles(&[&issuer]), &token, ms(now)),
         Err(IdentityError::Expired)
     );
 }
@@ -737,7 +750,7 @@ fn iat_in_future_beyond_skew_is_rejected() {
     let claims = JwtClaims::new(ID, AUD).with_iat(Some(now + SKEW + 1));
     let token = issuer.mint(&claims).unwrap();
     assert_eq!(
-        verifier().verify(&bundles(&[&issuer]), &token, now),
+        verifier().verify(&bundles(&[&issuer]), &token, ms(now)),
         invalid("issued in the future")
     );
 }
@@ -806,7 +819,7 @@ fn property_fixture_token_verifies() {
     // Guards the properties below: they mutate a token that does verify.
     assert!(
         verifier()
-            .verify(&PROP.bundles, &PROP.token, unix_now())
+            .verify(&PROP.bundles, &PROP.token, unix_now_ms())
             .is_ok()
     );
 }
@@ -814,13 +827,13 @@ fn property_fixture_token_verifies() {
 proptest! {
     #[test]
     fn arbitrary_strings_never_verify(token in ".{0,300}") {
-        prop_assert!(verifier().verify(&PROP.bundles, &token, unix_now()).is_err());
+        prop_assert!(verifier().verify(&PROP.bundles, &token, unix_now_ms()).is_err());
     }
 
     #[test]
     fn arbitrary_three_part_tokens_never_verify(h in B64URL, c in B64URL, s in B64URL) {
         let token = format!("{h}.{c}.{s}");
-        prop_assert!(verifier().verify(&PROP.bundles, &token, unix_now()).is_err());
+        prop_assert!(verifier().verify(&PROP.bundles, &token, unix_now_ms()).is_err());
     }
 
     #[test]
@@ -833,7 +846,7 @@ proptest! {
         let header = json!({ "alg": alg, "kid": kid, "typ": "JWT" }).to_string();
         let claims = JwtClaims::new(&sub, AUD).claims_json().to_string();
         let token = token_from_parts(&header, &claims, &sig);
-        prop_assert!(verifier().verify(&PROP.bundles, &token, unix_now()).is_err());
+        prop_assert!(verifier().verify(&PROP.bundles, &token, unix_now_ms()).is_err());
     }
 
     #[test]
@@ -851,6 +864,6 @@ proptest! {
         prop_assume!(original != replacement);
         let mut mutated = token.clone();
         mutated.replace_range(i..=i, &replacement.to_string());
-        prop_assert!(verifier().verify(&PROP.bundles, &mutated, unix_now()).is_err());
+        prop_assert!(verifier().verify(&PROP.bundles, &mutated, unix_now_ms()).is_err());
     }
 }

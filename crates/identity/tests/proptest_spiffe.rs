@@ -35,8 +35,9 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     Fixture { bundles, svid }
 });
 
+/// Unix milliseconds, the verifier's clock.
 fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap()
 }
 
 /// Decode the field as the server does, then verify the leaf with the rest as

@@ -25,8 +25,19 @@ const VENDOR_ID: &str = "spiffe://imaging-vendor.example/uploader";
 
 // ---------------------------------------------------------------- helpers
 
+/// Unix seconds, for certificate windows.
 fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Unix milliseconds, the verifier's clock.
+fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap()
+}
+
+/// Unix seconds as milliseconds.
+fn ms(secs: i64) -> i64 {
+    secs * 1000
 }
 
 /// A bundle set trusting each of `cas` for its own trust domain.
@@ -46,7 +57,7 @@ fn der(svid: &Svid) -> CertificateDer<'static> {
 
 /// Verify a leaf with no intermediates at the current time, default skew.
 fn verify(set: &TrustBundleSet, svid: &Svid) -> Result<VerifiedSvid, IdentityError> {
-    X509SvidVerifier::default().verify(set, &der(svid), &[], now())
+    X509SvidVerifier::default().verify(set, &der(svid), &[], now_ms())
 }
 
 /// Issue a leaf shaped by `shape` from a fresh root of `TD`, and verify it
@@ -121,7 +132,7 @@ fn envoy_url_encoded_certificate_round_trips_and_verifies() {
     assert_eq!(certs[0].as_ref(), svid.cert_der.as_slice());
 
     let verified = X509SvidVerifier::default()
-        .verify(&bundles(&[&ca]), &certs[0], &certs[1..], now())
+        .verify(&bundles(&[&ca]), &certs[0], &certs[1..], now_ms())
         .unwrap();
     assert_eq!(verified.id.to_string(), ID);
 }
@@ -138,7 +149,7 @@ fn envoy_encoded_chain_is_decoded_leaf_first() {
     assert_eq!(certs[0].as_ref(), svid.cert_der.as_slice());
     assert_eq!(certs[1].as_ref(), intermediate.cert_der());
     let verified = X509SvidVerifier::default()
-        .verify(&bundles(&[&root]), &certs[0], &certs[1..], now())
+        .verify(&bundles(&[&root]), &certs[0], &certs[1..], now_ms())
         .unwrap();
     assert_eq!(verified.id.to_string(), ID);
 }
@@ -200,7 +211,7 @@ fn certificate_pem_with_non_certificate_bytes_is_malformed() {
     let certs = decode_envoy_certificate(&percent_encode(&pem)).unwrap();
     assert_eq!(certs.len(), 1);
     let err = X509SvidVerifier::default()
-        .verify(&TrustBundleSet::new(), &certs[0], &[], now())
+        .verify(&TrustBundleSet::new(), &certs[0], &[], now_ms())
         .unwrap_err();
     assert_eq!(err, IdentityError::Malformed("invalid DER"));
 }
@@ -212,7 +223,12 @@ fn certificate_with_trailing_bytes_is_malformed() {
     let mut bytes = svid.cert_der.clone();
     bytes.extend_from_slice(b"\x00\x00trailing");
     let err = X509SvidVerifier::default()
-        .verify(&bundles(&[&ca]), &CertificateDer::from(bytes), &[], now())
+        .verify(
+            &bundles(&[&ca]),
+            &CertificateDer::from(bytes),
+            &[],
+            now_ms(),
+        )
         .unwrap_err();
     assert_eq!(
         err,
@@ -452,7 +468,7 @@ fn a_domains_ca_never_vouches_for_another_domains_ids() {
             &set,
             &der(&forged),
             &[CertificateDer::from(hospital.cert_der().to_vec())],
-            now(),
+            now_ms(),
         )
         .unwrap_err();
     assert!(matches!(err, IdentityError::ChainInvalid(_)), "{err:?}");
@@ -505,7 +521,7 @@ fn clock_skew_is_tolerated_on_both_edges_and_no_further() {
     // Just before not_before, within the skew: accepted (our clock may be behind).
     assert_eq!(
         skew30
-            .verify(&set, &leaf, &[], t - 29)
+            .verify(&set, &leaf, &[], ms(t - 29))
             .unwrap()
             .id
             .to_string(),
@@ -513,34 +529,63 @@ fn clock_skew_is_tolerated_on_both_edges_and_no_further() {
     );
     assert_eq!(
         skew30
-            .verify(&set, &leaf, &[], t - 30)
+            .verify(&set, &leaf, &[], ms(t - 30))
             .unwrap()
             .id
             .to_string(),
         ID
     );
     assert_eq!(
-        skew30.verify(&set, &leaf, &[], t - 31).unwrap_err(),
+        skew30.verify(&set, &leaf, &[], ms(t - 30) - 1).unwrap_err(),
         IdentityError::Expired
     );
     assert_eq!(
-        strict.verify(&set, &leaf, &[], t - 1).unwrap_err(),
+        strict.verify(&set, &leaf, &[], ms(t) - 1).unwrap_err(),
         IdentityError::Expired
     );
-    assert!(strict.verify(&set, &leaf, &[], t).is_ok());
+    assert!(strict.verify(&set, &leaf, &[], ms(t)).is_ok());
+    assert!(strict.verify(&set, &leaf, &[], ms(t) + 1).is_ok());
 
-    // Just after not_after, within the skew: accepted.
+    // Just after not_after, within the skew: accepted. notAfter is inclusive
+    // to its second and not a millisecond more.
     let end = t + 3600;
-    assert!(skew30.verify(&set, &leaf, &[], end + 30).is_ok());
+    assert!(skew30.verify(&set, &leaf, &[], ms(end + 30)).is_ok());
     assert_eq!(
-        skew30.verify(&set, &leaf, &[], end + 31).unwrap_err(),
+        skew30
+            .verify(&set, &leaf, &[], ms(end + 30) + 1)
+            .unwrap_err(),
         IdentityError::Expired
     );
-    assert!(strict.verify(&set, &leaf, &[], end).is_ok());
+    assert!(strict.verify(&set, &leaf, &[], ms(end) - 1).is_ok());
+    assert!(strict.verify(&set, &leaf, &[], ms(end)).is_ok());
     assert_eq!(
-        strict.verify(&set, &leaf, &[], end + 1).unwrap_err(),
+        strict.verify(&set, &leaf, &[], ms(end) + 1).unwrap_err(),
         IdentityError::Expired
     );
+    assert_eq!(
+        strict.verify(&set, &leaf, &[], ms(end) + 999).unwrap_err(),
+        IdentityError::Expired
+    );
+}
+
+/// A certificate whose `notBefore` is later than its `notAfter`, both within
+/// the skew of now, signed by a trusted CA: once a panic (`i64::clamp` with
+/// min > max); an inverted window has no instant of validity.
+#[test]
+fn inverted_validity_window_within_the_skew_is_rejected_without_panic() {
+    let t = now();
+    for (nb, na) in [(t + 10, t + 5), (t + 1, t), (t - 5, t - 10)] {
+        let err = verify_shaped(|s| {
+            s.not_before = OffsetDateTime::from_unix_timestamp(nb).unwrap();
+            s.not_after = OffsetDateTime::from_unix_timestamp(na).unwrap();
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            IdentityError::Malformed("validity window ends before it starts"),
+            "notBefore {nb}, notAfter {na}"
+        );
+    }
 }
 
 #[test]
@@ -613,7 +658,7 @@ fn intermediate_chain_verifies_when_the_intermediate_is_passed() {
     let svid = intermediate.issue(ID).unwrap();
     let chain = [CertificateDer::from(intermediate.cert_der().to_vec())];
     let verified = X509SvidVerifier::default()
-        .verify(&bundles(&[&root]), &der(&svid), &chain, now())
+        .verify(&bundles(&[&root]), &der(&svid), &chain, now_ms())
         .unwrap();
     assert_eq!(verified.id.to_string(), ID);
 }
@@ -637,7 +682,7 @@ fn intermediate_of_a_rogue_root_does_not_help() {
     let svid = rogue_intermediate.issue(ID).unwrap();
     let chain = [CertificateDer::from(rogue_intermediate.cert_der().to_vec())];
     let err = X509SvidVerifier::default()
-        .verify(&bundles(&[&root]), &der(&svid), &chain, now())
+        .verify(&bundles(&[&root]), &der(&svid), &chain, now_ms())
         .unwrap_err();
     assert!(matches!(err, IdentityError::ChainInvalid(_)), "{err:?}");
 }

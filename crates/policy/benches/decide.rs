@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
                 headers: &headers,
                 has_jwt: false,
                 serial: None,
-                now: 1_780_272_000,
+                now_ms: 1_780_272_000_000,
             };
             let want = format!("rule-{}", n / 2);
             let (decision, _) = policy.evaluate(&dest, &req);

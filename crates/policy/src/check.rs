@@ -137,9 +137,14 @@ impl From<&Problem> for Finding {
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
+    unix_now_ms().div_euclid(1000)
+}
+
+/// Unix milliseconds now.
+pub fn unix_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Load, compile and lint a policy text; time-based lints are relative to
@@ -287,15 +292,18 @@ impl Lints<'_> {
     }
 
     fn grant(&mut self, rule: &CompiledRule, at: &str, now: i64) {
-        let Some(end) = rule.not_after else { return };
+        let Some(end_ms) = rule.not_after_ms else {
+            return;
+        };
+        let end = end_ms.div_euclid(1000);
         let path = child_path(at, "not_after");
-        if end < now {
+        if end_ms < now.saturating_mul(1000) {
             self.warn(
                 "grant_expired",
                 path,
                 format!(
                     "this grant ended at {}; it allows nothing now (calls get grant_expired): remove it or renew it",
-                    format_rfc3339(end)
+                    format_rfc3339(end_ms)
                 ),
             );
         } else if end - now <= EXPIRY_WARNING_SECONDS {
@@ -305,7 +313,7 @@ impl Lints<'_> {
                 path,
                 format!(
                     "this grant ends at {} (in {days} day(s)); renew it or let its callers know",
-                    format_rfc3339(end)
+                    format_rfc3339(end_ms)
                 ),
             );
         }
@@ -361,10 +369,10 @@ pub(crate) fn rule_covers(a: &CompiledRule, b: &CompiledRule) -> bool {
         .iter()
         .all(|(k, v)| b.headers.iter().any(|(k2, v2)| k == k2 && v == v2));
     let window = a
-        .not_before
-        .is_none_or(|x| b.not_before.is_some_and(|y| y >= x))
-        && a.not_after
-            .is_none_or(|x| b.not_after.is_some_and(|y| y <= x));
+        .not_before_ms
+        .is_none_or(|x| b.not_before_ms.is_some_and(|y| y >= x))
+        && a.not_after_ms
+            .is_none_or(|x| b.not_after_ms.is_some_and(|y| y <= x));
     sources && jwt && headers && window && routes_cover(a, b)
 }
 

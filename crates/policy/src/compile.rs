@@ -35,8 +35,9 @@ pub struct Request<'a> {
     /// Serial number of the caller's X.509-SVID (big-endian, no leading
     /// zeros), when the identity came from a certificate.
     pub serial: Option<&'a [u8]>,
-    /// Unix seconds.
-    pub now: i64,
+    /// Unix milliseconds: time-bound grants are compared at this precision,
+    /// never against a time truncated to whole seconds.
+    pub now_ms: i64,
 }
 
 /// One compiled allow rule.
@@ -54,10 +55,12 @@ pub struct CompiledRule {
     pub grpc: Option<Vec<(GrpcPattern, Arc<str>)>>,
     /// Required exact header values (lower-case names).
     pub headers: Vec<(String, String)>,
-    /// Unix seconds before which the rule does not apply.
-    pub not_before: Option<i64>,
-    /// Unix seconds after which the rule does not apply.
-    pub not_after: Option<i64>,
+    /// Unix milliseconds before which the rule does not apply (a finer
+    /// `not_before` is rounded up).
+    pub not_before_ms: Option<i64>,
+    /// Unix milliseconds after which the rule does not apply (inclusive; a
+    /// finer `not_after` is rounded down).
+    pub not_after_ms: Option<i64>,
     /// A JWT-SVID is required as well.
     pub require_jwt: bool,
 }
@@ -133,9 +136,11 @@ impl CompiledRule {
         }
     }
 
-    /// Is `now` inside the rule's `not_before`/`not_after` window?
-    pub(crate) fn in_window(&self, now: i64) -> bool {
-        self.not_before.is_none_or(|t| now >= t) && self.not_after.is_none_or(|t| now <= t)
+    /// Is `now_ms` inside the rule's `not_before`/`not_after` window (both
+    /// inclusive)?
+    pub fn in_window(&self, now_ms: i64) -> bool {
+        self.not_before_ms.is_none_or(|t| now_ms >= t)
+            && self.not_after_ms.is_none_or(|t| now_ms <= t)
     }
 }
 
@@ -169,7 +174,7 @@ impl CompiledWorkload {
             }) else {
                 continue;
             };
-            if rule.in_window(req.now) {
+            if rule.in_window(req.now_ms) {
                 return Decision::Allow {
                     rule: rule.name.clone(),
                     route: hit.label.clone(),
@@ -193,7 +198,7 @@ impl CompiledWorkload {
                 continue;
             }
             if let Some(route) = rule.route_for(req, segments) {
-                if rule.in_window(req.now) {
+                if rule.in_window(req.now_ms) {
                     return Decision::Allow {
                         rule: rule.name.clone(),
                         route,
@@ -626,8 +631,9 @@ fn compile_rule(
         .flatten()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
-    let mut time = |field: &str, value: &Option<String>| {
-        value.as_ref().and_then(|v| match parse_rfc3339(v) {
+    // Rounded the strict way: a window never opens early or closes late.
+    let mut time = |field: &str, value: &Option<String>, round: Rounding| {
+        value.as_ref().and_then(|v| match rfc3339_ms(v, round) {
             Ok(t) => Some(t),
             Err(e) => {
                 bad(format!("{path}.{field}"), e);
@@ -635,8 +641,8 @@ fn compile_rule(
             }
         })
     };
-    let not_before = time("not_before", &doc.not_before);
-    let not_after = time("not_after", &doc.not_after);
+    let not_before_ms = time("not_before", &doc.not_before, Rounding::Up);
+    let not_after_ms = time("not_after", &doc.not_after, Rounding::Down);
     ok.then(|| CompiledRule {
         name: Arc::from(doc.name.as_str()),
         from,
@@ -644,25 +650,44 @@ fn compile_rule(
         paths,
         grpc,
         headers,
-        not_before,
-        not_after,
+        not_before_ms,
+        not_after_ms,
         require_jwt: doc.require_jwt,
     })
 }
 
-/// Parse an RFC 3339 time (`2026-12-01T00:00:00Z`) into Unix seconds.
-pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .map(OffsetDateTime::unix_timestamp)
-        .map_err(|e| format!("not an RFC 3339 time: {e}"))
+/// Which way a time finer than a millisecond is rounded.
+#[derive(Debug, Clone, Copy)]
+enum Rounding {
+    Down,
+    Up,
 }
 
-/// Format Unix seconds as RFC 3339 in UTC.
-pub(crate) fn format_rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
+/// Parse an RFC 3339 time (`2026-12-01T00:00:00Z`, fractions of a second
+/// allowed) into Unix milliseconds, rounding anything finer down.
+pub fn parse_rfc3339_ms(text: &str) -> Result<i64, String> {
+    rfc3339_ms(text, Rounding::Down)
+}
+
+fn rfc3339_ms(text: &str, round: Rounding) -> Result<i64, String> {
+    let t =
+        OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("not an RFC 3339 time: {e}"))?;
+    let nanos = t.unix_timestamp_nanos();
+    let ms = match round {
+        Rounding::Down => nanos.div_euclid(1_000_000),
+        Rounding::Up => (nanos + 999_999).div_euclid(1_000_000),
+    };
+    // RFC 3339 years are 0000..=9999: always inside i64 milliseconds.
+    i64::try_from(ms).map_err(|_| "time out of range".to_owned())
+}
+
+/// Format Unix milliseconds as RFC 3339 in UTC; the fraction is shown only
+/// when there is one.
+pub(crate) fn format_rfc3339(unix_ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("@{unix}"))
+        .unwrap_or_else(|| format!("@{unix_ms}ms"))
 }
 
 /// Parse a hex certificate serial (`0a:1b:…` or `0a1b…`) into big-endian

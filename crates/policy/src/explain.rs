@@ -72,7 +72,7 @@ impl CompiledPolicy {
             req.path,
             req.source,
             destination,
-            format_rfc3339(req.now),
+            format_rfc3339(req.now_ms),
             if req.has_jwt { "x509, jwt" } else { "x509" },
         );
         let mut out = Explanation {
@@ -305,8 +305,8 @@ fn trace_rule<S: AsRef<str>>(
             (true, false) => "required, not presented".into(),
         },
     });
-    let in_window = rule.in_window(req.now);
-    let window = match (rule.not_before, rule.not_after) {
+    let in_window = rule.in_window(req.now_ms);
+    let window = match (rule.not_before_ms, rule.not_after_ms) {
         (None, None) => "no time window".to_owned(),
         (nb, na) => format!(
             "{} .. {}",
@@ -317,7 +317,10 @@ fn trace_rule<S: AsRef<str>>(
     checks.push(Step {
         what: "time",
         ok: in_window,
-        detail: match (in_window, rule.not_before.is_some_and(|t| req.now < t)) {
+        detail: match (
+            in_window,
+            rule.not_before_ms.is_some_and(|t| req.now_ms < t),
+        ) {
             (true, _) => window,
             (false, true) => format!("not yet valid: {window}"),
             (false, false) => format!("expired: {window}"),

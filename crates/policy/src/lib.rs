@@ -31,7 +31,7 @@ mod trie;
 
 pub use compile::{
     CompiledPolicy, CompiledRule, CompiledWorkload, FixedLabel, MetricLabel, Request,
-    parse_rfc3339, parse_serial,
+    parse_rfc3339_ms, parse_serial,
 };
 pub use decision::{Decision, DenyReason, Mode};
 pub use document::{

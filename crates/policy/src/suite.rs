@@ -30,7 +30,7 @@ use spiffe::SpiffeId;
 use crate::compile::{format_rfc3339, parse_serial};
 use crate::locate::{self, Location, LocationIndex, child_path, item_path};
 use crate::{
-    CompiledPolicy, Decision, DenyReason, Mode, Problem, Request, SourcePattern, parse_rfc3339,
+    CompiledPolicy, Decision, DenyReason, Mode, Problem, Request, SourcePattern, parse_rfc3339_ms,
 };
 
 /// The test file as written.
@@ -125,7 +125,8 @@ pub struct Case {
     method: String,
     path: String,
     headers: HashMap<String, String>,
-    now: i64,
+    /// Unix milliseconds.
+    now_ms: i64,
     x509: bool,
     jwt: bool,
     serial: Option<Vec<u8>>,
@@ -172,8 +173,9 @@ pub struct SuiteReport {
 
 impl Suite {
     /// Parse a test file. Cases without a `time` (and no default) run at
-    /// `now`. Every problem is reported with its key path and line:column.
-    pub fn from_yaml(text: &str, now: i64) -> Result<Self, Vec<Problem>> {
+    /// `now_ms` (Unix milliseconds). Every problem is reported with its key
+    /// path and line:column.
+    pub fn from_yaml(text: &str, now_ms: i64) -> Result<Self, Vec<Problem>> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let doc: SuiteDocument = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().iter().fold(String::new(), |out, s| {
@@ -254,12 +256,12 @@ impl Suite {
                 }
             };
             let time = c.time.as_ref().or(doc.defaults.time.as_ref());
-            let now = match time.map(|t| parse_rfc3339(t)) {
-                None => now,
+            let now = match time.map(|t| parse_rfc3339_ms(t)) {
+                None => now_ms,
                 Some(Ok(t)) => t,
                 Some(Err(e)) => {
                     bad("time", e);
-                    now
+                    now_ms
                 }
             };
             let credentials = c
@@ -319,7 +321,7 @@ impl Suite {
                         .iter()
                         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
                         .collect(),
-                    now,
+                    now_ms: now,
                     x509: credentials.contains(&Credential::X509),
                     jwt: credentials.contains(&Credential::Jwt),
                     serial,
@@ -377,7 +379,7 @@ impl Case {
                 headers: &self.headers,
                 has_jwt: self.jwt,
                 serial: self.serial.as_deref().filter(|_| self.x509),
-                now: self.now,
+                now_ms: self.now_ms,
             };
             policy.evaluate(&self.destination, &req)
         };
@@ -421,7 +423,7 @@ impl Case {
             self.path,
             self.source,
             self.destination,
-            format_rfc3339(self.now),
+            format_rfc3339(self.now_ms),
             creds.join(", "),
             if headers.is_empty() {
                 String::new()
@@ -439,7 +441,7 @@ impl Case {
             self.destination,
             self.method,
             self.path,
-            format_rfc3339(self.now)
+            format_rfc3339(self.now_ms)
         );
         let mut headers: Vec<_> = self.headers.iter().collect();
         headers.sort();

@@ -21,12 +21,13 @@ const STUDY: &str = "spiffe://hospital.example/ns/research/sa/study";
 const FAX: &str = "spiffe://hospital.example/ns/legacy/sa/fax-gateway";
 const PARTNER: &str = "spiffe://partner.example/app";
 
+// Times are Unix milliseconds, the precision grants are compared at.
 /// 2026-06-01T00:00:00Z: inside every time-bound grant's window except `future-grant`.
-const JUNE_2026: i64 = 1_780_272_000;
+const JUNE_2026: i64 = 1_780_272_000_000;
 /// 2026-12-01T00:00:00Z: the vendor grant's `not_after`.
-const VENDOR_END: i64 = 1_796_083_200;
+const VENDOR_END: i64 = 1_796_083_200_000;
 /// 2030-01-01T00:00:00Z: the research grant's `not_before`.
-const STUDY_START: i64 = 1_893_456_000;
+const STUDY_START: i64 = 1_893_456_000_000;
 
 const POLICY: &str = r#"
 version: 1
@@ -99,7 +100,7 @@ struct Call {
     path: &'static str,
     headers: &'static [(&'static str, &'static str)],
     jwt: bool,
-    now: i64,
+    now_ms: i64,
 }
 
 fn call(source: &'static str, method: &'static str, path: &'static str) -> Call {
@@ -110,7 +111,7 @@ fn call(source: &'static str, method: &'static str, path: &'static str) -> Call 
         path,
         headers: &[],
         jwt: false,
-        now: JUNE_2026,
+        now_ms: JUNE_2026,
     }
 }
 
@@ -127,8 +128,8 @@ impl Call {
         self.jwt = true;
         self
     }
-    fn at(mut self, now: i64) -> Self {
-        self.now = now;
+    fn at(mut self, now_ms: i64) -> Self {
+        self.now_ms = now_ms;
         self
     }
 
@@ -146,7 +147,7 @@ impl Call {
             headers: &headers,
             has_jwt: self.jwt,
             serial: None,
-            now: self.now,
+            now_ms: self.now_ms,
         };
         policy.evaluate(&id(self.dest), &req)
     }
@@ -485,11 +486,25 @@ fn time_windows_and_jwt() {
             allow("imaging-vendor-upload", "/imaging/uploads"),
         ),
         (
-            "one second after not_after: grant_expired",
+            "the last millisecond of not_after's second is past it: grant_expired",
+            call(VENDOR, "POST", "/imaging/uploads")
+                .jwt()
+                .at(VENDOR_END + 999),
+            deny(GrantExpired),
+        ),
+        (
+            "one millisecond after not_after: grant_expired",
             call(VENDOR, "POST", "/imaging/uploads")
                 .jwt()
                 .at(VENDOR_END + 1),
             deny(GrantExpired),
+        ),
+        (
+            "one millisecond before not_after: allowed",
+            call(VENDOR, "POST", "/imaging/uploads")
+                .jwt()
+                .at(VENDOR_END - 1),
+            allow("imaging-vendor-upload", "/imaging/uploads"),
         ),
         (
             "require_jwt never matches without a JWT",
@@ -514,9 +529,14 @@ fn time_windows_and_jwt() {
             deny(GrantExpired),
         ),
         (
-            "one second before not_before",
+            "one millisecond before not_before",
             call(STUDY, "GET", "/studies/s1").at(STUDY_START - 1),
             deny(GrantExpired),
+        ),
+        (
+            "one millisecond after not_before",
+            call(STUDY, "GET", "/studies/s1").at(STUDY_START + 1),
+            allow("future-grant", "/studies/**"),
         ),
         (
             "not_before is inclusive",
@@ -529,6 +549,29 @@ fn time_windows_and_jwt() {
             deny(NoMatchingRule),
         ),
     ]);
+}
+
+/// Bounds finer than a millisecond are rounded the strict way: `not_before`
+/// up, `not_after` down, so a window never opens early or closes late.
+#[test]
+fn sub_millisecond_bounds_round_towards_a_narrower_window() {
+    let policy = CompiledPolicy::from_yaml(&format!(
+        "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  {LAB}:\n    allow:\n\
+         \x20     - name: fine\n        from: [{EHR}]\n\
+         \x20       not_before: 2030-01-01T00:00:00.0005Z\n\
+         \x20       not_after: 2030-01-01T00:00:01.9999Z\n"
+    ))
+    .unwrap();
+    let at = |ms: i64| {
+        call(EHR, "GET", "/x")
+            .at(STUDY_START + ms)
+            .decide(&policy)
+            .0
+    };
+    assert_eq!(at(0), deny(DenyReason::GrantExpired), "0.0005 s rounds up");
+    assert_eq!(at(1), allow("fine", "*"));
+    assert_eq!(at(1999), allow("fine", "*"), "1.9999 s rounds down");
+    assert_eq!(at(2000), deny(DenyReason::GrantExpired));
 }
 
 #[test]

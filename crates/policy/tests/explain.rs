@@ -62,7 +62,7 @@ fn explain(
         headers: &headers,
         has_jwt: false,
         serial: None,
-        now: SEPT,
+        now_ms: SEPT * 1000,
     };
     let dest = SpiffeId::new(dest).unwrap();
     let e = policy.explain(&dest, &req);

@@ -176,7 +176,8 @@ struct GenRequest {
     path: usize,
     header: Option<bool>,
     jwt: bool,
-    now: i64,
+    /// Unix milliseconds.
+    now_ms: i64,
 }
 
 fn gen_request() -> impl Strategy<Value = GenRequest> {
@@ -186,15 +187,27 @@ fn gen_request() -> impl Strategy<Value = GenRequest> {
         0..PATHS.len(),
         prop::option::of(any::<bool>()),
         any::<bool>(),
-        prop_oneof![Just(500i64), Just(1000), Just(1500), Just(2500), Just(3500)],
+        // Milliseconds, on and next to the window edges (TIMES are seconds).
+        prop_oneof![
+            Just(500_000i64),
+            Just(999_999),
+            Just(1_000_000),
+            Just(1_000_001),
+            Just(1_500_000),
+            Just(2_500_000),
+            Just(2_999_999),
+            Just(3_000_000),
+            Just(3_000_001),
+            Just(3_500_000)
+        ],
     )
-        .prop_map(|(source, method, path, header, jwt, now)| GenRequest {
+        .prop_map(|(source, method, path, header, jwt, now_ms)| GenRequest {
             source,
             method,
             path,
             header,
             jwt,
-            now,
+            now_ms,
         })
 }
 
@@ -211,7 +224,7 @@ fn decide(policy: &CompiledPolicy, req: &GenRequest, path: &str) -> Decision {
         headers: &headers,
         has_jwt: req.jwt,
         serial: None,
-        now: req.now,
+        now_ms: req.now_ms,
     };
     let dest = SpiffeId::new(format!("spiffe://{TD}/dest")).unwrap();
     policy.evaluate(&dest, &request).0
@@ -423,7 +436,7 @@ proptest! {
                 headers: &headers,
                 has_jwt: req.jwt,
                 serial: None,
-                now: req.now,
+                now_ms: req.now_ms,
             };
             let indexed = policy.evaluate(&dest, &request);
             let linear = policy.evaluate_linear(&dest, &request);

@@ -6,7 +6,8 @@
 use hallpass_policy::CompiledPolicy;
 use hallpass_policy::suite::Suite;
 
-const NOW: i64 = 1_780_272_000;
+/// Unix milliseconds.
+const NOW: i64 = 1_780_272_000_000;
 
 const POLICY: &str = r#"
 version: 1

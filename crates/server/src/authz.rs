@@ -37,7 +37,7 @@ impl Authorization for AuthzService {
         // Always an answer, never an Err: Err would hand the decision to
         // Envoy's failure mode instead of ours.
         let now_ms = unix_now_ms();
-        let outcome = self.shared.decide(&check, now_ms / 1000);
+        let outcome = self.shared.decide(&check, now_ms);
         let response = answer::check_response(&outcome);
         self.shared
             .metrics

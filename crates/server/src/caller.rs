@@ -54,17 +54,21 @@ pub(crate) fn identity_reason(e: &IdentityError) -> DenyReason {
 
 impl Shared {
     /// Prove the caller from the request's credentials, or say why not.
-    pub(crate) fn caller(&self, attrs: &AttributeContext, now: i64) -> Result<Caller, DenyReason> {
+    pub(crate) fn caller(
+        &self,
+        attrs: &AttributeContext,
+        now_ms: i64,
+    ) -> Result<Caller, DenyReason> {
         let empty = HashMap::new();
         let headers = attrs
             .request
             .as_ref()
             .and_then(|r| r.http.as_ref())
             .map_or(&empty, |h| &h.headers);
-        let x509 = self.x509_caller(attrs, headers, now)?;
+        let x509 = self.x509_caller(attrs, headers, now_ms)?;
         let jwt = match &self.jwt {
             Some((settings, _)) => match bearer_token(headers, &settings.header) {
-                Some(token) => Some(self.jwt_caller(token, now)?),
+                Some(token) => Some(self.jwt_caller(token, now_ms)?),
                 None if settings.required => return Err(DenyReason::NoIdentity),
                 None => None,
             },
@@ -114,7 +118,7 @@ impl Shared {
         &self,
         attrs: &AttributeContext,
         headers: &HashMap<String, String>,
-        now: i64,
+        now_ms: i64,
     ) -> Result<Option<Verified>, DenyReason> {
         let peer = attrs.source.as_ref();
         match self.settings.x509_from {
@@ -141,7 +145,7 @@ impl Shared {
                         .unwrap_or_default(),
                     None => String::new(),
                 };
-                self.verify_x509(leaf, &chain, now).map(Some)
+                self.verify_x509(leaf, &chain, now_ms).map(Some)
             }
             X509From::Xfcc => {
                 // The direct peer must itself prove to be a trusted proxy.
@@ -149,7 +153,7 @@ impl Shared {
                 if proxy_cert.is_empty() {
                     return Err(DenyReason::NoIdentity);
                 }
-                let proxy = self.verify_x509(proxy_cert, "", now)?;
+                let proxy = self.verify_x509(proxy_cert, "", now_ms)?;
                 if !self.settings.xfcc_trusted_proxies.contains(&proxy.id) {
                     tracing::debug!(proxy = %proxy.id, "XFCC from a peer that is not a trusted proxy");
                     return Err(DenyReason::InvalidSvid);
@@ -161,7 +165,7 @@ impl Shared {
                     .map_err(|_| DenyReason::InvalidSvid)?
                     .pop();
                 match nearest.and_then(|e| e.cert.map(|c| (c, e.chain.unwrap_or_default()))) {
-                    Some((cert, chain)) => self.verify_x509(&cert, &chain, now).map(Some),
+                    Some((cert, chain)) => self.verify_x509(&cert, &chain, now_ms).map(Some),
                     None => Ok(None),
                 }
             }
@@ -170,10 +174,10 @@ impl Shared {
 
     /// Verify a URL-encoded PEM leaf (plus optional URL-encoded PEM chain),
     /// through the cache.
-    fn verify_x509(&self, leaf: &str, chain: &str, now: i64) -> Result<Verified, DenyReason> {
+    fn verify_x509(&self, leaf: &str, chain: &str, now_ms: i64) -> Result<Verified, DenyReason> {
         let bundles = self.bundles(false)?;
         let key = credential_digest(&[b"x509", leaf.as_bytes(), chain.as_bytes()]);
-        if let Some(hit) = self.cache.get(&key, bundles.generation(), now) {
+        if let Some(hit) = self.cache.get(&key, bundles.generation(), now_ms) {
             self.metrics.cache_hits.inc();
             return Ok(hit);
         }
@@ -197,7 +201,7 @@ impl Shared {
         }
         let svid = self
             .x509
-            .verify(&bundles, leaf_der, &intermediates, now)
+            .verify(&bundles, leaf_der, &intermediates, now_ms)
             .map_err(|e| {
                 tracing::debug!(error = %e, "X.509-SVID rejected");
                 identity_reason(&e)
@@ -205,43 +209,44 @@ impl Shared {
         // Credential posture: counted once per distinct credential (a miss).
         self.metrics.record_credential_lifetime(
             "x509",
-            svid.not_after - svid.not_before,
+            svid.not_after.saturating_sub(svid.not_before),
             self.settings.max_lifetime_x509,
         );
         let verified = Verified {
             id: svid.id,
             serial: Some(Arc::from(svid.serial)),
         };
+        // `notAfter` is inclusive to the millisecond, as the verifier reads it.
         let evicted = self.cache.insert(
             key,
             bundles.generation(),
             verified.clone(),
-            svid.not_after,
-            now,
+            svid.not_after.saturating_mul(1000),
+            now_ms,
         );
         self.metrics.cache_evictions.inc_by(evicted);
         Ok(verified)
     }
 
-    fn jwt_caller(&self, token: &str, now: i64) -> Result<Verified, DenyReason> {
+    fn jwt_caller(&self, token: &str, now_ms: i64) -> Result<Verified, DenyReason> {
         let Some((_, verifier)) = &self.jwt else {
             return Err(DenyReason::InternalError);
         };
         let bundles = self.bundles(true)?;
         let key = credential_digest(&[b"jwt", token.as_bytes()]);
-        if let Some(hit) = self.cache.get(&key, bundles.generation(), now) {
+        if let Some(hit) = self.cache.get(&key, bundles.generation(), now_ms) {
             self.metrics.cache_hits.inc();
             return Ok(hit);
         }
         self.metrics.cache_misses.inc();
-        let jwt = verifier.verify(&bundles, token, now).map_err(|e| {
+        let jwt = verifier.verify(&bundles, token, now_ms).map_err(|e| {
             tracing::debug!(error = %e, "JWT-SVID rejected");
             identity_reason(&e)
         })?;
         if let Some(issued) = jwt.issued {
             self.metrics.record_credential_lifetime(
                 "jwt",
-                jwt.expires - issued,
+                jwt.expires.saturating_sub(issued),
                 self.settings.max_lifetime_jwt,
             );
         }
@@ -254,8 +259,8 @@ impl Shared {
             bundles.generation(),
             verified.clone(),
             // `exp` is exclusive (RFC 7519); the cache expiry is inclusive.
-            jwt.expires - 1,
-            now,
+            jwt.expires.saturating_mul(1000).saturating_sub(1),
+            now_ms,
         );
         self.metrics.cache_evictions.inc_by(evicted);
         Ok(verified)

@@ -181,8 +181,9 @@ impl Shared {
         out
     }
 
-    /// Decide one Check call. `now` is Unix seconds.
-    pub fn decide(&self, check: &CheckRequest, now: i64) -> Outcome {
+    /// Decide one Check call. `now_ms` is Unix milliseconds: credential
+    /// windows and time-bound grants are compared at that precision.
+    pub fn decide(&self, check: &CheckRequest, now_ms: i64) -> Outcome {
         let Some(loaded) = self.policy.load_full() else {
             return Outcome::denied(DenyReason::InternalError);
         };
@@ -219,7 +220,7 @@ impl Shared {
             unknown_source: false,
         };
 
-        let caller = match self.caller(attrs, now) {
+        let caller = match self.caller(attrs, now_ms) {
             Ok(caller) => caller,
             Err(reason) => {
                 return deny(
@@ -241,7 +242,7 @@ impl Shared {
             headers: &http.headers,
             has_jwt: caller.has_jwt,
             serial: caller.serial.as_deref(),
-            now,
+            now_ms,
         };
         let (decision, _) = policy.evaluate(&destination, &request);
         // A proven, non-revoked caller that no rule of this destination names.

@@ -6,4 +6,5 @@ mod config;
 mod identity_paths;
 mod sidecar;
 mod telemetry;
+mod time_bounds;
 mod workload_api;

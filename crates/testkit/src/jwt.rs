@@ -210,6 +210,13 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Unix milliseconds now: the clock the verifiers and the decision take.
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 impl JwtClaims {
     /// A valid JWT-SVID for `sub` and one audience: `iat` now, `exp` in five minutes.
     pub fn new(sub: &str, aud: &str) -> Self {

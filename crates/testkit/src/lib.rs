@@ -24,6 +24,7 @@ pub mod jwt;
 
 pub use jwt::{
     JwtAlg, JwtClaims, JwtError, JwtIssuer, Kid, SignatureSpec, b64url, bundle_json, unix_now,
+    unix_now_ms,
 };
 
 /// Errors from fixture generation; they only happen on a broken rcgen setup.

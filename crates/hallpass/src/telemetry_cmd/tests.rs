@@ -214,7 +214,7 @@ fn decide(policy: &CompiledPolicy, source: &str, method: &str, path: &str) -> De
         headers: &headers,
         has_jwt: false,
         serial: None,
-        now: NOW_S,
+        now_ms: NOW_S * 1000,
     };
     policy.evaluate(&dest, &req).0
 }
