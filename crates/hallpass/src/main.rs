@@ -76,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config } => {
             init_json_logs();
+            hallpass_server::log_panics();
             let settings = Settings::load(&config)?;
             runtime()?.block_on(serve(settings))?;
             Ok(ExitCode::SUCCESS)

@@ -9,7 +9,7 @@
 //! after the cache, on every request, by the policy.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use aws_lc_rs::digest;
 
@@ -58,9 +58,16 @@ impl<V: Clone> VerificationCache<V> {
         }
     }
 
+    /// The map. A panic elsewhere while the lock was held (a check that
+    /// panicked) leaves the map itself consistent, so a poisoned lock is
+    /// taken over rather than turning the cache off for good.
+    fn lock(&self) -> MutexGuard<'_, Inner<V>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The cached value for `key`, if present, of `generation`, and not expired at `now`.
     pub fn get(&self, key: &CredentialDigest, generation: u64, now: i64) -> Option<V> {
-        let inner = self.inner.lock().ok()?;
+        let inner = self.lock();
         if inner.generation != generation {
             return None;
         }
@@ -85,9 +92,7 @@ impl<V: Clone> VerificationCache<V> {
         if self.capacity == 0 {
             return 0;
         }
-        let Ok(mut inner) = self.inner.lock() else {
-            return 0;
-        };
+        let mut inner = self.lock();
         if inner.generation != generation {
             inner.generation = generation;
             inner.map.clear();
@@ -110,7 +115,7 @@ impl<V: Clone> VerificationCache<V> {
 
     /// Current number of entries.
     pub fn len(&self) -> usize {
-        self.inner.lock().map_or(0, |i| i.map.len())
+        self.lock().map.len()
     }
 
     /// True when empty.

@@ -645,3 +645,34 @@ fn trust_bundle_set_generation_changes_on_every_insert() {
     }
     assert_eq!(set.clone().generation(), set.generation());
 }
+
+/// A cached value whose `clone` panics once armed: what a panic while the
+/// cache's lock is held looks like to the cache.
+#[derive(Debug)]
+struct PanicsOnClone(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Clone for PanicsOnClone {
+    fn clone(&self) -> Self {
+        if self.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("clone of a cached value");
+        }
+        Self(self.0.clone())
+    }
+}
+
+#[test]
+fn a_panic_while_the_lock_is_held_does_not_turn_the_cache_off() {
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cache = VerificationCache::new(8);
+    cache.insert(digest(1), 1, PanicsOnClone(armed.clone()), 9_000, 1_000);
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.get(&digest(1), 1, 1_000)
+    }));
+    assert!(panicked.is_err(), "the armed clone panics inside get");
+    // The lock is poisoned now; the cache goes on working regardless.
+    assert!(cache.get(&digest(1), 1, 1_000).is_some());
+    cache.insert(digest(2), 1, PanicsOnClone(armed.clone()), 9_000, 1_000);
+    assert!(cache.get(&digest(2), 1, 1_000).is_some());
+    assert_eq!(cache.len(), 2);
+}

@@ -1,10 +1,15 @@
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
+use hallpass_policy::DenyReason;
 use tonic::{Request, Response, Status};
 
-use crate::{Shared, answer};
+use crate::{Outcome, Shared, answer};
+
+#[cfg(test)]
+mod tests;
 
 /// The ext_authz v3 `Authorization` gRPC service.
 #[derive(Debug, Clone)]
@@ -16,6 +21,24 @@ impl AuthzService {
     /// A service deciding with `shared`.
     pub fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
+    }
+
+    /// Decide and answer one check. A panic anywhere in the decision is
+    /// caught here and becomes an `internal_error` deny that is counted and
+    /// audited like any other, instead of a cancelled stream (which Envoy
+    /// would turn into its failure mode, with nothing recorded).
+    pub(crate) fn answer(&self, check: &CheckRequest, now_ms: i64) -> (Outcome, CheckResponse) {
+        let decided = catch_unwind(AssertUnwindSafe(|| {
+            let outcome = self.shared.decide(check, now_ms);
+            let response = answer::check_response(&outcome);
+            (outcome, response)
+        }));
+        decided.unwrap_or_else(|_| {
+            self.shared.metrics.record_panic("decide");
+            let outcome = Outcome::denied(DenyReason::InternalError);
+            let response = answer::check_response(&outcome);
+            (outcome, response)
+        })
     }
 }
 
@@ -37,13 +60,19 @@ impl Authorization for AuthzService {
         // Always an answer, never an Err: Err would hand the decision to
         // Envoy's failure mode instead of ours.
         let now_ms = unix_now_ms();
-        let outcome = self.shared.decide(&check, now_ms);
-        let response = answer::check_response(&outcome);
+        let (outcome, response) = self.answer(&check, now_ms);
         self.shared
             .metrics
             .check_duration
             .observe(started.elapsed().as_secs_f64());
-        self.shared.record(&outcome, &check, now_ms);
+        // Recording never costs the caller its answer.
+        if catch_unwind(AssertUnwindSafe(|| {
+            self.shared.record(&outcome, &check, now_ms);
+        }))
+        .is_err()
+        {
+            self.shared.metrics.record_panic("record");
+        }
         Ok(Response::new(response))
     }
 }

@@ -39,6 +39,12 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The telemetry worker (call graph, anomalies, audit log).
     pub telemetry: Telemetry,
+    /// A request path whose decision panics: the unit tests' way to prove
+    /// that a panic still ends in a counted, audited deny. Compiled into the
+    /// crate's own test build only, never into a library or binary that
+    /// ships (nor into the integration tests' build of the crate).
+    #[cfg(test)]
+    pub(crate) fault_path: std::sync::OnceLock<String>,
 }
 
 /// A compiled policy with the decision-counter handles of its label space.
@@ -89,7 +95,9 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn denied(reason: DenyReason) -> Self {
+    /// A deny before anything about the request is known: no caller, and the
+    /// `unknown` destination label.
+    pub(crate) fn denied(reason: DenyReason) -> Self {
         Self {
             decision: Decision::deny(reason),
             mode: Mode::Enforce,
@@ -146,6 +154,8 @@ impl Shared {
             cache,
             metrics,
             telemetry,
+            #[cfg(test)]
+            fault_path: std::sync::OnceLock::new(),
         }
     }
 
@@ -235,6 +245,10 @@ impl Shared {
         let Some(http) = attrs.request.as_ref().and_then(|r| r.http.as_ref()) else {
             return deny(DenyReason::InternalError, Some(caller.id), source_label);
         };
+        #[cfg(test)]
+        if self.fault_path.get() == Some(&http.path) {
+            panic!("a fault injected by a test");
+        }
         let request = Request {
             source: &caller.id,
             method: &http.method,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwapOption;
 use hallpass_identity::{JwtAuthorities, TrustBundleSet, TrustDomain, X509Bundle};
@@ -63,16 +63,17 @@ impl TrustStore {
 
     /// What the files provided last, to keep a good bundle when a re-read fails.
     pub(crate) fn file_bundles(&self) -> SourceBundles {
-        self.sources
-            .lock()
-            .map(|s| s.files.clone())
-            .unwrap_or_default()
+        self.sources().files.clone()
+    }
+
+    /// The sources. A poisoned lock is taken over: refusing it would freeze
+    /// the trust bundles at their last version for the life of the process.
+    fn sources(&self) -> MutexGuard<'_, Sources> {
+        self.sources.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn update(&self, metrics: &Metrics, change: impl FnOnce(&mut Sources)) {
-        let Ok(mut sources) = self.sources.lock() else {
-            return;
-        };
+        let mut sources = self.sources();
         change(&mut sources);
         let mut set = TrustBundleSet::new();
         for layer in [&sources.api, &sources.files] {

@@ -95,3 +95,39 @@ async fn grants_and_certificates_end_at_their_millisecond() {
     assert_eq!(running.check_svid(&billing, "GET", "/x").await.0, 200);
     running.stop().await;
 }
+
+/// A certificate whose notBefore is later than its notAfter, both within the
+/// clock skew of now, signed by the trusted CA. It once made `Check` panic
+/// (a cancelled stream, nothing counted or audited); now it is a 401 with
+/// its reason, counted like every deny.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inverted_certificate_window_is_invalid_svid_not_a_panic() {
+    let (dir, ca) = clinical_dir();
+    let mut running =
+        Running::start_ready(config(dir.path(), &format!("workload:\n  id: {LAB}\n"))).await;
+    let now = unix_now_ms() / 1000;
+    let mut spec = SvidSpec::new(EHR);
+    spec.not_before = OffsetDateTime::from_unix_timestamp(now + 10).unwrap();
+    spec.not_after = OffsetDateTime::from_unix_timestamp(now + 5).unwrap();
+    let inverted = ca.issue_with(&spec).unwrap();
+    for _ in 0..2 {
+        let (status, reason, _) = running
+            .check_svid(&inverted, "GET", "/patients/1/results")
+            .await;
+        assert_eq!((status, reason.as_str()), (401, "invalid_svid"));
+    }
+    let (_, metrics) = running.get("/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("hallpass_decisions_total")
+                && l.contains("reason=\"invalid_svid\"")
+                && l.ends_with(" 2")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hallpass_panics_total{stage=\"decide\"} 0"),
+        "{metrics}"
+    );
+    running.stop().await;
+}

@@ -63,16 +63,20 @@ impl DecisionCounters {
                 .collect()
         });
         let index = (source * DecisionLabel::ALL.len() + decision.index()) * nr + reason;
-        slots[index]
-            .get_or_init(|| {
-                self.vec.with_label_values(&[
-                    self.labels[source].as_ref(),
-                    self.labels[destination].as_ref(),
-                    decision.as_str(),
-                    self.reasons[reason],
-                ])
-            })
-            .inc();
+        // In range by the checks above; `get` keeps a slip from being a panic.
+        let label = |i: usize| self.labels.get(i).map_or("unknown", |s| s.as_ref());
+        let counter = || {
+            self.vec.with_label_values(&[
+                label(source),
+                label(destination),
+                decision.as_str(),
+                self.reasons.get(reason).copied().unwrap_or("unknown"),
+            ])
+        };
+        match slots.get(index) {
+            Some(slot) => slot.get_or_init(counter).inc(),
+            None => counter().inc(),
+        }
     }
 
     /// Slots of one destination group (the memory bound per destination served).

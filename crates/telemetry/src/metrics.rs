@@ -95,6 +95,9 @@ pub struct Metrics {
     pub baseline_edges: IntGauge,
     /// Audit records that could not be written.
     pub audit_write_errors: IntCounter,
+    /// Checks whose decision panicked (each answered as an `internal_error`
+    /// deny), and decision events whose telemetry panicked.
+    pub panics: IntCounterVec,
     credential_lifetime: HistogramVec,
     long_lived_credentials: IntCounterVec,
     /// Unix time the metrics (the sidecar) started: the uptime reference of
@@ -198,6 +201,15 @@ impl Metrics {
             "Audit records that could not be written.",
         )?;
 
+        let panics = counter_vec(
+            "hallpass_panics_total",
+            "Panics caught on the decision path, by stage: decide (the check was answered as an internal_error deny, counted and audited), record (the decision's metrics or event), telemetry (the worker's handling of one event). Any non-zero value is a bug to report.",
+            &["stage"],
+        )?;
+        for stage in ["decide", "record", "telemetry"] {
+            panics.with_label_values(&[stage]);
+        }
+
         let credential_lifetime = HistogramVec::new(
             HistogramOpts::new(
                 "hallpass_credential_lifetime_seconds",
@@ -243,6 +255,7 @@ impl Metrics {
             Box::new(edges.clone()),
             Box::new(baseline_edges.clone()),
             Box::new(audit_write_errors.clone()),
+            Box::new(panics.clone()),
             Box::new(start_time.clone()),
             Box::new(credential_lifetime.clone()),
             Box::new(long_lived_credentials.clone()),
@@ -272,6 +285,7 @@ impl Metrics {
             edges,
             baseline_edges,
             audit_write_errors,
+            panics,
             start_time,
             credential_lifetime,
             long_lived_credentials,
@@ -307,6 +321,11 @@ impl Metrics {
         self.decisions
             .with_label_values(&[source, destination, decision.as_str(), reason])
             .inc();
+    }
+
+    /// Count one panic caught at `stage` (`decide`, `record`, `telemetry`).
+    pub fn record_panic(&self, stage: &'static str) {
+        self.panics.with_label_values(&[stage]).inc();
     }
 
     /// Count one anomaly.

@@ -252,7 +252,7 @@ impl Worker {
                 Some(ControlMsg(msg)) = control.recv() => {
                     // Everything queued before the request counts.
                     while let Ok(event) = events.try_recv() {
-                        self.handle(&event);
+                        self.handle_guarded(&event);
                     }
                     match msg {
                         Control::Snapshot(reply) => { let _ = reply.send(self.snapshot()); }
@@ -265,7 +265,7 @@ impl Worker {
                         }
                     }
                 }
-                Some(event) = events.recv() => self.handle(&event),
+                Some(event) = events.recv() => self.handle_guarded(&event),
                 _ = tick.tick() => {
                     let elapsed = last_tick.elapsed().as_secs_f64();
                     last_tick = tokio::time::Instant::now();
@@ -280,6 +280,15 @@ impl Worker {
                 }
                 else => return,
             }
+        }
+    }
+
+    /// [`Self::handle`], with a panic counted instead of ending the worker
+    /// (and with it every later audit record and anomaly).
+    fn handle_guarded(&mut self, event: &DecisionEvent) {
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(event)));
+        if handled.is_err() {
+            self.metrics.record_panic("telemetry");
         }
     }
 

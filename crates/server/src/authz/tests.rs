@@ -1,0 +1,138 @@
+//! A panic inside one check, injected through the crate's test-only fault
+//! path, and answered through the real gRPC service.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use hallpass_testkit::{Ca, Svid};
+
+use crate::{Settings, Sidecar};
+
+const LAB: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
+const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
+const POLICY: &str = include_str!("../../../../examples/policies/clinical-mesh.yaml");
+
+fn request(svid: &Svid, path: &str) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(Peer {
+                certificate: svid.envoy_encoded(),
+                ..Default::default()
+            }),
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    method: "GET".into(),
+                    path: path.into(),
+                    headers: HashMap::new(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Status and `x-hallpass-reason` (deny) or `x-hallpass-source` (allow).
+fn status(response: envoy_types::ext_authz::v3::pb::CheckResponse) -> (u16, String) {
+    let header = |hs: &[envoy_types::ext_authz::v3::pb::HeaderValueOption], name: &str| {
+        hs.iter()
+            .filter_map(|h| h.header.as_ref())
+            .find(|h| h.key == name)
+            .map(|h| h.value.clone())
+            .unwrap_or_default()
+    };
+    match response.http_response.unwrap() {
+        HttpResponse::OkResponse(ok) => (200, header(&ok.headers, "x-hallpass-source")),
+        HttpResponse::DeniedResponse(d) => (
+            u16::try_from(d.status.unwrap().code).unwrap(),
+            header(&d.headers, "x-hallpass-reason"),
+        ),
+        other => panic!("unexpected response {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_check_is_a_counted_audited_internal_error_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::root("hospital.example").unwrap();
+    std::fs::write(dir.path().join("bundle.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let config = format!(
+        "authz:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nworkload:\n  id: {LAB}\n\
+         trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: {d}/bundle.pem\n\
+         policy:\n  file: {d}/policy.yaml\ntelemetry:\n  audit_log: {a}\n",
+        d = dir.path().display(),
+        a = audit.display()
+    );
+    let sidecar = Sidecar::bind(Settings::from_yaml(&config, std::iter::empty()).unwrap())
+        .await
+        .unwrap();
+    let shared = sidecar.shared();
+    shared.fault_path.set("/boom".to_owned()).unwrap();
+    let authz = sidecar.authz_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sidecar.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut client = AuthorizationClient::connect(format!("http://{authz}"))
+        .await
+        .unwrap();
+    let ehr = ca.issue(EHR).unwrap();
+
+    // Verified (and cached) first, then the decision panics: still an answer.
+    let answer = client
+        .check(request(&ehr, "/boom"))
+        .await
+        .expect("a panic is answered, not a cancelled stream")
+        .into_inner();
+    assert_eq!(status(answer), (403, "internal_error".to_owned()));
+
+    // The same caller, the same connection: decisions go on.
+    for _ in 0..2 {
+        let answer = client
+            .check(request(&ehr, "/patients/1/results"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(status(answer), (200, EHR.to_owned()));
+    }
+
+    // Counted and audited like any other deny.
+    shared.telemetry.flush().await;
+    let metrics = shared.metrics.encode().unwrap();
+    assert!(
+        metrics.contains("hallpass_panics_total{stage=\"decide\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("hallpass_decisions_total")
+                && l.contains("reason=\"internal_error\"")
+                && l.contains("decision=\"deny\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(
+        lines[0].contains(r#""decision":"deny","reason":"internal_error""#),
+        "{log}"
+    );
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
