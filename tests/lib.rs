@@ -545,6 +545,18 @@ impl Workdir {
         extra_yaml: &str,
     ) -> anyhow::Result<Proc> {
         let policy = workspace_root().join("examples/policies/clinical-mesh.yaml");
+        self.start_hallpass_with_policy(name, authz_listen, admin, &policy, extra_yaml)
+    }
+
+    /// [`Self::start_hallpass_with`], deciding with the policy file `policy`.
+    pub fn start_hallpass_with_policy(
+        &self,
+        name: &str,
+        authz_listen: &str,
+        admin: u16,
+        policy: &Path,
+        extra_yaml: &str,
+    ) -> anyhow::Result<Proc> {
         let config = format!(
             "authz:\n  listen: {authz_listen}\nadmin:\n  listen: 127.0.0.1:{admin}\n\
              workload:\n  id: spiffe://hospital.example/ns/clinical/sa/lab-results\n\

@@ -27,6 +27,12 @@ struct Mesh {
 impl Mesh {
     /// Start the app, hallpass, the callee Envoy (`callee_config`) and the caller Envoy.
     fn start(uds: bool) -> Mesh {
+        Self::start_with(uds, None)
+    }
+
+    /// [`Self::start`], with hallpass deciding by `policy` (YAML text) instead
+    /// of the shipped clinical mesh.
+    fn start_with(uds: bool, policy: Option<&str>) -> Mesh {
         let work = Workdir::new().unwrap();
         let app = EchoApp::start().unwrap();
         let ports = Ports::fresh(app.addr().port()).unwrap();
@@ -43,9 +49,27 @@ impl Mesh {
         } else {
             (format!("127.0.0.1:{}", ports.authz), "callee.yaml", vec![])
         };
-        let hallpass = work
-            .start_hallpass("hallpass", &authz_listen, ports.admin, "")
-            .unwrap();
+        let hallpass = match policy {
+            None => work
+                .start_hallpass("hallpass", &authz_listen, ports.admin, "")
+                .unwrap(),
+            Some(text) => {
+                let file = work.path().join("policy.yaml");
+                std::fs::write(&file, text).unwrap();
+                let trust = format!(
+                    "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: {}/bundle.pem\n",
+                    work.path().join("certs").display()
+                );
+                work.start_hallpass_with_policy(
+                    "hallpass",
+                    &authz_listen,
+                    ports.admin,
+                    &file,
+                    &trust,
+                )
+                .unwrap()
+            }
+        };
         let admin = addr(ports.admin);
         if let Err(e) = wait_for_http_ok(admin, "/readyz", Duration::from_secs(20)) {
             panic!("hallpass not ready: {e}\n{}", hallpass.output());
@@ -233,6 +257,50 @@ fn unix_socket_mesh_allows_and_denies() {
         &mesh.call("billing", "GET", "/patients/7/results/3", &[]),
         403,
         "no_matching_rule",
+    );
+}
+
+/// Audit mode lets a revoked caller through, and real Envoy must then hand
+/// the app no `x-hallpass-source` at all: not hallpass's, and not the one
+/// the caller forged.
+#[test]
+fn audit_mode_lets_a_revoked_caller_through_without_naming_it() {
+    let policy = format!(
+        "version: 1\ntrust_domains: [hospital.example]\nrevoked:\n  ids: [{BILLING}]\nworkloads:\n\
+         \x20 spiffe://hospital.example/ns/clinical/sa/lab-results:\n    mode: audit\n    allow:\n\
+         \x20     - name: ehr-reads\n        from: [{EHR}]\n"
+    );
+    let mesh = Mesh::start_with(false, Some(&policy));
+    let path = format!("/patients/{MRN}/results");
+    for forged in [None, Some(EHR)] {
+        let extra: Vec<(&str, &str)> = forged
+            .map(|f| ("x-hallpass-source", f))
+            .into_iter()
+            .collect();
+        let revoked = mesh.call("billing", "GET", &path, &extra);
+        assert_eq!(
+            revoked.status, 200,
+            "audit mode lets it through: {revoked:?}"
+        );
+        assert_eq!(
+            seen_source(&revoked),
+            "",
+            "the app must not be told a revoked caller's identity (forged: {forged:?})"
+        );
+    }
+    // A proven, trusted, unrevoked caller the rules do not name: named.
+    let unnamed = mesh.call("pharmacy", "GET", &path, &[("x-hallpass-source", EHR)]);
+    assert_eq!(unnamed.status, 200, "{unnamed:?}");
+    assert_eq!(
+        seen_source(&unnamed),
+        "spiffe://hospital.example/ns/pharmacy/sa/pharmacy"
+    );
+    let ok = mesh.call("ehr-api", "GET", &path, &[]);
+    assert_eq!(seen_source(&ok), EHR);
+    let metrics = mesh.metrics();
+    assert!(
+        metrics.contains(&format!("decision=\"audit_deny\",destination=\"spiffe://hospital.example/ns/clinical/sa/lab-results\",reason=\"revoked\",source=\"{BILLING}\"}} 2")),
+        "{metrics}"
     );
 }
 

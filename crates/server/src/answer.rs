@@ -39,7 +39,7 @@ pub fn check_response(outcome: &Outcome) -> CheckResponse {
     let mut response = CheckResponse::default();
     if outcome.lets_through() {
         let mut ok = OkHttpResponseBuilder::new();
-        match &outcome.source {
+        match outcome.vouched_source() {
             // Overwrite: whatever the caller sent under this name is replaced.
             Some(id) => {
                 ok.add_header(

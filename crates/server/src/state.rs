@@ -79,8 +79,13 @@ pub struct Outcome {
     pub decision: Decision,
     /// The destination's mode.
     pub mode: Mode,
-    /// The proven caller, if any.
+    /// The proven caller, if any (also when it is revoked or its trust
+    /// domain is not listed: the audit record names who tried).
     pub source: Option<SpiffeId>,
+    /// The proven caller's trust domain is listed in the policy and neither
+    /// its ID nor its certificate is revoked: the only case in which the
+    /// answer names it to the application (see [`Outcome::vouched_source`]).
+    pub vouched: bool,
     /// Bounded `source` label.
     pub source_label: Arc<str>,
     /// Bounded `destination` label.
@@ -102,12 +107,20 @@ impl Outcome {
             decision: Decision::deny(reason),
             mode: Mode::Enforce,
             source: None,
+            vouched: false,
             source_label: Arc::from(UNAUTHENTICATED),
             destination_label: Arc::from(UNKNOWN),
             credentials: &[],
             unknown_source: false,
             labelled_by: None,
         }
+    }
+
+    /// The identity `x-hallpass-source` may carry: a caller that is proven,
+    /// trusted and not revoked, in every mode. An audit-mode deny lets a
+    /// revoked or untrusted caller through, but never vouches for it.
+    pub fn vouched_source(&self) -> Option<&SpiffeId> {
+        self.source.as_ref().filter(|_| self.vouched)
     }
 
     /// Does the call go through (allowed, or denied in audit mode)?
@@ -223,6 +236,7 @@ impl Shared {
             decision: Decision::deny(reason),
             mode,
             source,
+            vouched: false,
             labelled_by: Some((loaded.clone(), source_label.index, destination_label.index)),
             source_label: source_label.text,
             destination_label: destination_label.text.clone(),
@@ -259,6 +273,11 @@ impl Shared {
             now_ms,
         };
         let (decision, _) = policy.evaluate(&destination, &request);
+        // Checked on its own, not read off the decision: a destination the
+        // policy has no entry for is decided before these checks run.
+        let vouched = policy.trusts(caller.id.trust_domain())
+            && !policy.is_revoked_id(&caller.id)
+            && !policy.is_revoked_serial(&request);
         // A proven, non-revoked caller that no rule of this destination names.
         let unknown_source = decision == Decision::deny(DenyReason::NoMatchingRule)
             && workload.is_none_or(|w| {
@@ -270,6 +289,7 @@ impl Shared {
             decision,
             mode,
             source: Some(caller.id),
+            vouched,
             labelled_by: Some((loaded.clone(), source_label.index, destination_label.index)),
             source_label: source_label.text,
             destination_label: destination_label.text,

@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod identity_paths;
 mod sidecar;
+mod source_header;
 mod telemetry;
 mod time_bounds;
 mod workload_api;
