@@ -8,4 +8,5 @@ mod sidecar;
 mod source_header;
 mod telemetry;
 mod time_bounds;
+mod transport;
 mod workload_api;
