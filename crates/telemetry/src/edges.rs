@@ -46,8 +46,11 @@ pub struct EdgeStats {
     pub ewma_rps: f64,
     #[serde(skip)]
     window: u64,
+    /// Rate windows closed since the edge appeared. The first one is
+    /// partial (the edge appeared somewhere inside it) and is discarded; the
+    /// second, the first full one, primes the moving average.
     #[serde(skip)]
-    primed: bool,
+    windows_closed: u32,
 }
 
 /// Rate-spike detector settings.
@@ -220,7 +223,7 @@ impl EdgeTable {
                     spiking: false,
                     ewma_rps: 0.0,
                     window: 0,
-                    primed: false,
+                    windows_closed: 0,
                 })
             }
         };
@@ -240,7 +243,9 @@ impl EdgeTable {
     }
 
     /// Close a rate window of `seconds`: update every edge's moving average and
-    /// return the edges whose window rate was a spike.
+    /// return the edges whose window rate was a spike. An edge's first window
+    /// is partial and only discarded; its first full window primes the
+    /// average; only windows after that can be spikes.
     pub fn close_window(&mut self, seconds: f64, settings: &RateSpikeSettings) -> Vec<EdgeKey> {
         let mut spikes = Vec::new();
         if seconds <= 0.0 {
@@ -249,18 +254,20 @@ impl EdgeTable {
         for (key, stats) in &mut self.edges {
             #[allow(clippy::cast_precision_loss)]
             let rate = stats.window as f64 / seconds;
-            stats.spiking = stats.primed
+            let full = stats.windows_closed >= 1;
+            let primed = stats.windows_closed >= 2;
+            stats.spiking = primed
                 && stats.window >= settings.min_requests
                 && rate > settings.factor * stats.ewma_rps.max(f64::MIN_POSITIVE);
             if stats.spiking {
                 spikes.push(key.clone());
             }
-            stats.ewma_rps = if stats.primed {
-                settings.alpha * rate + (1.0 - settings.alpha) * stats.ewma_rps
-            } else {
-                rate
-            };
-            stats.primed = true;
+            if primed {
+                stats.ewma_rps = settings.alpha * rate + (1.0 - settings.alpha) * stats.ewma_rps;
+            } else if full {
+                stats.ewma_rps = rate;
+            }
+            stats.windows_closed = stats.windows_closed.saturating_add(1);
             stats.window = 0;
         }
         spikes

@@ -160,15 +160,54 @@ fn quiet_edges_below_min_requests_never_spike() {
     assert!(table.close_window(10.0, &s).is_empty());
 }
 
+/// An edge that first appears 90 % of the way into a rate window has a tenth
+/// of a window's traffic in it. Priming the moving average from that window
+/// once made the edge's first full window look like a tenfold spike.
+#[test]
+fn an_edge_that_starts_at_90_percent_of_a_window_does_not_spike_at_its_usual_rate() {
+    let mut table = EdgeTable::new(10, Baseline::new(), None);
+    let s = spike_settings();
+    // Another edge keeps the windows ticking (10 s each, 10 rps).
+    let steady = key(BILLING, "/x", "GET");
+    burst(&mut table, &steady, 100);
+    assert!(table.close_window(10.0, &s).is_empty());
+    // The new edge, also 10 rps, from 9 s into the window: 10 requests.
+    let edge = key(EHR, RESULTS, "GET");
+    burst(&mut table, &steady, 100);
+    burst(&mut table, &edge, 10);
+    assert!(table.close_window(10.0, &s).is_empty());
+    // Its usual rate in full windows is no spike, now or later.
+    for window in 0..4 {
+        burst(&mut table, &steady, 100);
+        burst(&mut table, &edge, 100);
+        assert!(
+            table.close_window(10.0, &s).is_empty(),
+            "full window {window} at the usual rate counted as a spike"
+        );
+    }
+    let ewma = table.iter().find(|(k, _)| **k == edge).unwrap().1.ewma_rps;
+    assert!(
+        (ewma - 10.0).abs() < 1e-9,
+        "primed from full windows: {ewma}"
+    );
+    // A real burst still spikes.
+    burst(&mut table, &edge, 1000);
+    assert_eq!(table.close_window(10.0, &s), vec![edge]);
+}
+
 #[test]
 fn a_ten_fold_burst_spikes_and_the_ewma_follows() {
     let mut table = EdgeTable::new(10, Baseline::new(), None);
     let edge = key(EHR, RESULTS, "GET");
     let s = spike_settings();
-    // The first window only primes the average: never a spike, however busy.
-    burst(&mut table, &edge, 1000);
+    // The edge's first window is partial and discarded; the first full one
+    // only primes the average: never a spike, however busy.
+    burst(&mut table, &edge, 5);
     assert!(table.close_window(10.0, &s).is_empty());
     let ewma = |t: &EdgeTable| t.iter().next().unwrap().1.ewma_rps;
+    assert!(ewma(&table).abs() < 1e-9, "a partial window primes nothing");
+    burst(&mut table, &edge, 1000);
+    assert!(table.close_window(10.0, &s).is_empty());
     assert!((ewma(&table) - 100.0).abs() < 1e-9);
     // Steady 100 per window = 10 rps.
     for _ in 0..6 {
