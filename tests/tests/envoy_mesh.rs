@@ -164,6 +164,27 @@ fn tcp_mesh_allows_denies_and_fails_closed() {
     assert_eq!(forged.status, 200);
     assert_eq!(seen_source(&forged), EHR);
 
+    // A patient identifier in every header hallpass could record: it must
+    // reach neither the audit log, nor a log line, nor a metric (checked
+    // below, after shutdown).
+    let traceparent = format!("00-{MRN}-00f067aa0ba902b7-01");
+    let cookie = format!("patient={MRN}");
+    let canary = mesh.call(
+        "ehr-api",
+        "GET",
+        &results,
+        &[
+            ("x-request-id", MRN),
+            ("traceparent", &traceparent),
+            ("x-b3-traceid", MRN),
+            ("user-agent", MRN),
+            ("referer", MRN),
+            ("cookie", &cookie),
+            ("x-patient", MRN),
+        ],
+    );
+    assert_eq!(canary.status, 200, "{canary:?}");
+
     // A caller the policy does not name for this destination.
     assert_denied(
         &mesh.call("billing", "GET", &results, &[]),
@@ -191,7 +212,7 @@ fn tcp_mesh_allows_denies_and_fails_closed() {
     // Metrics: bounded labels, and never the raw path.
     let metrics = mesh.metrics();
     let allow = format!(
-        "hallpass_decisions_total{{decision=\"allow\",destination=\"spiffe://hospital.example/ns/clinical/sa/lab-results\",reason=\"ok\",source=\"{EHR}\"}} 2"
+        "hallpass_decisions_total{{decision=\"allow\",destination=\"spiffe://hospital.example/ns/clinical/sa/lab-results\",reason=\"ok\",source=\"{EHR}\"}} 3"
     );
     assert!(metrics.contains(&allow), "{metrics}");
     assert!(
@@ -201,7 +222,7 @@ fn tcp_mesh_allows_denies_and_fails_closed() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("hallpass_check_duration_seconds_count 6"),
+        metrics.contains("hallpass_check_duration_seconds_count 7"),
         "{metrics}"
     );
     assert!(!metrics.contains(MRN));

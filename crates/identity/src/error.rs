@@ -3,8 +3,10 @@ use spiffe::TrustDomain;
 /// Why a credential did not prove an identity.
 ///
 /// Each variant maps to exactly one stable reason code in the server's answer
-/// (see `hallpass_server::answer`); the `Display` text is for logs and never
-/// contains certificate bytes.
+/// (see `hallpass_server::answer`). The `Display` text can name what the
+/// credential claimed (an untrusted trust domain, a parser's detail); a log
+/// line on the request path uses [`IdentityError::log_text`], which carries
+/// nothing a caller chose.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
@@ -41,4 +43,21 @@ pub enum IdentityError {
         /// What went wrong.
         reason: String,
     },
+}
+
+impl IdentityError {
+    /// A fixed description for request-path logs: nothing from the
+    /// credential itself (a trust domain name or a parser's detail is chosen
+    /// by whoever made the certificate or token, and could be patient data).
+    pub fn log_text(&self) -> &'static str {
+        match self {
+            Self::NoCredential => "no credential",
+            Self::Malformed(why) | Self::NotAnSvid(why) | Self::InvalidJwt(why) => why,
+            Self::UntrustedTrustDomain(_) => "trust domain is not trusted",
+            Self::Expired => "expired or not yet valid",
+            Self::ChainInvalid(_) => "chain does not verify against the trust bundle",
+            Self::JwtAudienceMismatch => "audience does not include this workload",
+            Self::Bundle { .. } => "trust bundle unusable",
+        }
+    }
 }

@@ -203,7 +203,11 @@ impl Shared {
             .x509
             .verify(&bundles, leaf_der, &intermediates, now_ms)
             .map_err(|e| {
-                tracing::debug!(error = %e, "X.509-SVID rejected");
+                tracing::debug!(
+                    reason = identity_reason(&e).code(),
+                    detail = e.log_text(),
+                    "X.509-SVID rejected"
+                );
                 identity_reason(&e)
             })?;
         // Credential posture: counted once per distinct credential (a miss).
@@ -240,7 +244,11 @@ impl Shared {
         }
         self.metrics.cache_misses.inc();
         let jwt = verifier.verify(&bundles, token, now_ms).map_err(|e| {
-            tracing::debug!(error = %e, "JWT-SVID rejected");
+            tracing::debug!(
+                reason = identity_reason(&e).code(),
+                detail = e.log_text(),
+                "JWT-SVID rejected"
+            );
             identity_reason(&e)
         })?;
         if let Some(issued) = jwt.issued {

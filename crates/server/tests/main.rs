@@ -4,6 +4,7 @@
 mod common;
 mod config;
 mod identity_paths;
+mod phi_canary;
 mod sidecar;
 mod source_header;
 mod telemetry;

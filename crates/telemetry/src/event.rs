@@ -95,7 +95,8 @@ pub struct DecisionEvent {
     pub credentials: &'static [&'static str],
     /// A proven caller that no rule of this destination names.
     pub unknown_source: bool,
-    /// Envoy's `x-request-id`, when it looks like an ID.
+    /// Envoy's `x-request-id`, only in the UUID form Envoy generates (see
+    /// [`request_id`]).
     pub request_id: Option<String>,
     /// W3C trace id from `traceparent`, when present and valid.
     pub trace_id: Option<String>,
@@ -115,12 +116,17 @@ pub fn trace_id(traceparent: &str) -> Option<String> {
     ok.then(|| trace.to_owned())
 }
 
-/// `x-request-id` if it looks like an ID (bounded, no free text).
+/// `x-request-id` for the audit record: only in the form Envoy generates, a
+/// UUID (`8-4-4-4-12` hex digits), recorded in lower case; anything else is
+/// left out. The audit log holds nothing a caller can write freely: a
+/// looser rule (letters, digits and `-`) once let `MRN-12345` through.
 pub fn request_id(value: &str) -> Option<String> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    ok.then(|| value.to_owned())
+    const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    let mut parts = value.split('-');
+    let ok = GROUPS.iter().all(|&len| {
+        parts
+            .next()
+            .is_some_and(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    }) && parts.next().is_none();
+    ok.then(|| value.to_ascii_lowercase())
 }

@@ -6,7 +6,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use hallpass_telemetry::{AuditTarget, AuditWriter, audit_line};
+use hallpass_telemetry::{AuditTarget, AuditWriter, audit_line, request_id, trace_id};
 
 #[test]
 fn a_record_has_every_documented_field() {
@@ -27,7 +27,7 @@ fn a_record_has_every_documented_field() {
     assert_eq!(v["route"], RESULTS);
     assert_eq!(v["rule"], "ehr-reads-results");
     assert_eq!(v["credentials"], serde_json::json!(["x509", "jwt"]));
-    assert_eq!(v["request_id"], "req-1");
+    assert_eq!(v["request_id"], "5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e00");
     assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert!(v.get("path").is_none());
     // A deny has empty route and rule, and no optional ids when absent.
@@ -59,6 +59,39 @@ fn a_raw_path_is_written_only_when_opted_in() {
     opted_in.raw_path = Some(raw.clone());
     let v: serde_json::Value = serde_json::from_str(&audit_line(&opted_in, "id")).unwrap();
     assert_eq!(v["path"], raw.as_str());
+}
+
+/// Only Envoy's own request-ID form (a UUID) reaches the audit record: the
+/// looser rule of letters, digits and `-` once recorded `MRN-12345` verbatim.
+#[test]
+fn request_ids_are_kept_only_in_envoys_uuid_form() {
+    assert_eq!(
+        request_id("5F0C2A7E-1b7d-4c1e-9d3a-8f2b6c4d1e00").as_deref(),
+        Some("5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e00")
+    );
+    for caller_chosen in [
+        "MRN-12345",
+        "mrn-5551234",
+        "req-1",
+        "5f0c2a7e1b7d4c1e9d3a8f2b6c4d1e00",
+        "5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e00-MRN",
+        "5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e0g",
+        "{5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e00}",
+        " 5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e00",
+        "",
+    ] {
+        assert_eq!(request_id(caller_chosen), None, "{caller_chosen:?}");
+    }
+    assert_eq!(
+        trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    for caller_chosen in [
+        "00-MRN-5551234-01",
+        "00-mrn5551234mrn5551234mrn5551234-x-01",
+    ] {
+        assert_eq!(trace_id(caller_chosen), None, "{caller_chosen:?}");
+    }
 }
 
 fn numbered(path: &Path, n: u32) -> PathBuf {

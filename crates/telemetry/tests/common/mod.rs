@@ -31,7 +31,7 @@ pub fn allow(time_ms: i64) -> DecisionEvent {
         rule: Some(Arc::from("ehr-reads-results")),
         credentials: &["x509"],
         unknown_source: false,
-        request_id: Some("req-1".into()),
+        request_id: Some("5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e00".into()),
         trace_id: None,
         raw_path: None,
     }
