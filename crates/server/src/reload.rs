@@ -4,8 +4,18 @@
 //! content (rather than inotify) sees every kind of change the same way: an
 //! in-place edit, an atomic rename, and a Kubernetes ConfigMap's `..data`
 //! symlink swap. A file that fails to parse keeps the last good version.
+//!
+//! Only settled content is acted on. A file written in more than one step
+//! (an editor, `cp`, a shell redirect) can be read half-way, and half a
+//! policy can still parse: cut after a rule's `from:`, it loses that rule's
+//! `paths`, `require_jwt` and `not_after`. So a change is loaded only once
+//! two consecutive reads, one interval apart, give the same bytes. The one
+//! exception is a change of the file the path resolves to through symlinks:
+//! a ConfigMap update (and any symlink flip) writes the new version
+//! completely before it swaps the link, so it is loaded at the first read
+//! that sees it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hallpass_identity::SpiffeId;
@@ -16,30 +26,76 @@ use hallpass_telemetry::{DeclaredEdge, DeclaredGraph};
 use crate::trust::SourceBundles;
 use crate::{LoadedPolicy, Shared};
 
-/// What was last seen of one file: its bytes, or the read error text.
+/// What was read of one file: its bytes, or the read error text.
 type Seen = Result<Vec<u8>, String>;
+
+/// One watched file: what is in force, and a change waiting to settle.
+#[derive(Debug, Default)]
+struct Watched {
+    /// The content last acted on (loaded, or reported as unusable).
+    current: Option<Seen>,
+    /// Where the path resolved to (through symlinks) when last read.
+    target: Option<PathBuf>,
+    /// New content read once, waiting for a second, identical read.
+    pending: Option<Seen>,
+}
+
+impl Watched {
+    /// Read `path`. Returns the content to act on when it has changed and
+    /// settled (or arrived by a symlink swap); `None` when there is nothing
+    /// new to act on yet.
+    fn poll(&mut self, path: &Path) -> Option<&Seen> {
+        let target = std::fs::canonicalize(path).ok();
+        let now = read(path);
+        let swapped = self.target.is_some() && target.is_some() && target != self.target;
+        self.target = target;
+        if self.current.as_ref() == Some(&now) {
+            self.pending = None;
+            return None;
+        }
+        if swapped || self.pending.as_ref() == Some(&now) {
+            self.pending = None;
+            self.current = Some(now);
+            return self.current.as_ref();
+        }
+        self.pending = Some(now);
+        None
+    }
+
+    /// A change seen once and not acted on yet.
+    fn settling(&self) -> bool {
+        self.pending.is_some()
+    }
+}
 
 /// Reload state across ticks.
 #[derive(Debug, Default)]
 pub(crate) struct Reloader {
-    policy_seen: Option<Seen>,
-    bundles_seen: Option<Vec<Option<Seen>>>,
+    policy: Watched,
+    /// Per configured trust domain: its X.509 file, its JWT file.
+    bundles: Vec<[Watched; 2]>,
+    bundles_built: bool,
 }
 
 impl Reloader {
-    /// Check every file once; reload what changed.
+    /// Check every file once; reload what changed and settled.
     pub(crate) fn tick(&mut self, shared: &Shared) {
         self.tick_policy(shared);
         self.tick_bundles(shared);
     }
 
+    /// Is a change waiting for a second read? (At start-up, the sidecar
+    /// reads once more after a short pause instead of a whole interval.)
+    pub(crate) fn settling(&self) -> bool {
+        self.policy.settling() || self.bundles.iter().flatten().any(Watched::settling)
+    }
+
     fn tick_policy(&mut self, shared: &Shared) {
         let path = &shared.settings.policy_file;
-        let now = read(path);
-        if self.policy_seen.as_ref() == Some(&now) {
+        let Some(now) = self.policy.poll(path) else {
             return;
-        }
-        match &now {
+        };
+        match now {
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "cannot read policy file; keeping the last good policy");
                 shared.metrics.record_reload(false);
@@ -62,27 +118,39 @@ impl Reloader {
                 }
             },
         }
-        self.policy_seen = Some(now);
     }
 
     fn tick_bundles(&mut self, shared: &Shared) {
         let files = &shared.settings.bundles;
-        let now: Vec<Option<Seen>> = files
-            .iter()
-            .flat_map(|f| [f.x509.as_deref().map(read), f.jwt.as_deref().map(read)])
-            .collect();
-        if self.bundles_seen.as_ref() == Some(&now) {
+        self.bundles.resize_with(files.len(), Default::default);
+        let mut changed = false;
+        for (file, watched) in files.iter().zip(&mut self.bundles) {
+            for (path, w) in [&file.x509, &file.jwt].into_iter().zip(watched.iter_mut()) {
+                if let Some(path) = path {
+                    changed |= w.poll(path).is_some();
+                }
+            }
+        }
+        if !changed && self.bundles_built {
             return;
         }
+        if !changed && self.settling() {
+            // Nothing settled yet (start-up): build once there is.
+            return;
+        }
+        self.bundles_built = true;
         let previous = shared.trust.file_bundles();
         let mut next = SourceBundles::default();
         let mut complete = true;
-        for (file, seen) in files.iter().zip(now.chunks(2)) {
+        for (file, [x509, jwt]) in files.iter().zip(&self.bundles) {
             let td = &file.trust_domain;
-            if let (Some(path), Some(seen)) = (&file.x509, &seen[0]) {
-                let loaded = seen
-                    .clone()
-                    .and_then(|b| X509Bundle::from_file_bytes(td, &b).map_err(|e| e.to_string()));
+            if let Some(path) = &file.x509 {
+                let loaded = match &x509.current {
+                    Some(seen) => seen.clone().and_then(|b| {
+                        X509Bundle::from_file_bytes(td, &b).map_err(|e| e.to_string())
+                    }),
+                    None => Err("not settled yet".to_owned()),
+                };
                 match loaded {
                     Ok(bundle) => {
                         next.x509.insert(td.clone(), bundle);
@@ -97,8 +165,11 @@ impl Reloader {
                     }
                 }
             }
-            if let (Some(path), Some(seen)) = (&file.jwt, &seen[1]) {
-                let loaded = seen.clone().and_then(|b| parse_spiffe_bundle(&b, true));
+            if let Some(path) = &file.jwt {
+                let loaded = match &jwt.current {
+                    Some(seen) => seen.clone().and_then(|b| parse_spiffe_bundle(&b, true)),
+                    None => Err("not settled yet".to_owned()),
+                };
                 match loaded {
                     Ok(parsed) if !parsed.jwt_authorities.is_empty() => {
                         next.jwt.insert(td.clone(), parsed.jwt_authorities);
@@ -116,7 +187,6 @@ impl Reloader {
             }
         }
         shared.trust.set_files(next, complete, &shared.metrics);
-        self.bundles_seen = Some(now);
     }
 }
 

@@ -20,6 +20,8 @@ use crate::{AuthzService, ListenAddr, ServerError, Settings, Shared, admin};
 
 /// How long in-flight checks may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between the two start-up reads of the policy and bundle files.
+const STARTUP_SETTLE: Duration = Duration::from_millis(200);
 /// The gRPC health service name Envoy or kubelet can probe.
 const AUTHZ_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 
@@ -58,6 +60,12 @@ impl Sidecar {
         let shared = Arc::new(Shared::new(settings, metrics, telemetry));
         let mut reloader = Reloader::default();
         reloader.tick(&shared);
+        // Every file is new at start-up: confirm with a second read after a
+        // short pause rather than a whole reload interval.
+        if reloader.settling() {
+            tokio::time::sleep(STARTUP_SETTLE).await;
+            reloader.tick(&shared);
+        }
 
         let authz = match &shared.settings.authz_listen {
             ListenAddr::Tcp(addr) => AuthzListener::Tcp(bind_tcp(*addr).await?),

@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod identity_paths;
 mod phi_canary;
+mod reload;
 mod sidecar;
 mod source_header;
 mod telemetry;

@@ -45,15 +45,16 @@ async fn missing_policy_fails_closed_until_a_valid_one_appears_then_bad_updates_
         .await;
     assert_eq!((status, source.as_str()), (200, EHR));
 
-    // An editor truncates the file, then writes garbage: the last good policy stays.
+    // An editor truncates the file, then writes garbage: the last good policy
+    // stays. Each is left long enough to settle (two reads a tick apart).
     std::fs::write(dir.path().join("policy.yaml"), "").unwrap();
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     std::fs::write(
         dir.path().join("policy.yaml"),
         "version: 1\nworkloads: [oops\n",
     )
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     let (status, _, _) = running
         .check(check_request(
             Some(&ehr),
