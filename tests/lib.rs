@@ -511,6 +511,7 @@ impl Workdir {
     }
 
     /// Start an Envoy from a shipped config (ports rewritten), cwd = this dir.
+    /// The config must pass [`check_envoy_hardening`].
     pub fn start_envoy(
         &self,
         name: &str,
@@ -522,6 +523,8 @@ impl Workdir {
         for (from, to) in extra {
             text = text.replace(from, to);
         }
+        let tree: serde_json::Value = serde_yaml_ng::from_str(&text)?;
+        check_envoy_hardening(&tree).with_context(|| format!("{shipped} is not hardened"))?;
         let config = self.path().join(format!("{name}.yaml"));
         std::fs::write(&config, text)?;
         let mut cmd = Command::new(envoy_bin()?);
@@ -612,5 +615,103 @@ pub fn validate_envoy_config(config: &Path, cwd: &Path) -> anyhow::Result<()> {
 pub fn write_private_file(path: &Path, pem: &str) {
     if let Err(e) = hallpass_testkit::write_private(path, pem) {
         panic!("cannot write {}: {e}", path.display());
+    }
+}
+
+/// Settings every HTTP connection manager in an Envoy config that hallpass
+/// ships (or that its tests and demos generate) must have: those of the
+/// sidecar the injector adds (docs/envoy.md, "Hardening").
+/// `(path inside the HCM's typed_config, required value)`.
+pub const HCM_HARDENING: &[(&[&str], &str)] = &[
+    (&["normalize_path"], "true"),
+    (&["merge_slashes"], "true"),
+    (&["path_with_escaped_slashes_action"], "\"REJECT_REQUEST\""),
+    (
+        &[
+            "common_http_protocol_options",
+            "headers_with_underscores_action",
+        ],
+        "\"REJECT_REQUEST\"",
+    ),
+];
+
+/// Settings every ext_authz filter must have (fail closed, hallpass's API).
+pub const EXT_AUTHZ_HARDENING: &[(&[&str], &str)] = &[
+    (&["transport_api_version"], "\"V3\""),
+    (&["failure_mode_allow"], "false"),
+    (&["include_peer_certificate"], "true"),
+];
+
+/// `forward_client_cert_details` values that never pass a caller's own
+/// `x-forwarded-client-cert` on (unset means `SANITIZE`).
+const XFCC_SAFE: &[&str] = &["SANITIZE", "SANITIZE_SET"];
+
+/// Check an Envoy config (as JSON; YAML parses into the same tree) against
+/// [`HCM_HARDENING`] and [`EXT_AUTHZ_HARDENING`]. Returns the number of HTTP
+/// connection managers checked, or every problem found.
+pub fn check_envoy_hardening(config: &serde_json::Value) -> anyhow::Result<usize> {
+    let mut problems = Vec::new();
+    let mut managers = 0;
+    visit_typed_configs(config, "", &mut |at, typed| {
+        let kind = typed.get("@type").and_then(|t| t.as_str()).unwrap_or("");
+        let required = if kind.ends_with(".HttpConnectionManager") {
+            managers += 1;
+            let xfcc = typed
+                .get("forward_client_cert_details")
+                .and_then(|v| v.as_str())
+                .unwrap_or("SANITIZE");
+            if !XFCC_SAFE.contains(&xfcc) {
+                problems.push(format!(
+                    "{at}: forward_client_cert_details is {xfcc}; use SANITIZE or SANITIZE_SET"
+                ));
+            }
+            HCM_HARDENING
+        } else if kind.ends_with(".ext_authz.v3.ExtAuthz") {
+            EXT_AUTHZ_HARDENING
+        } else {
+            return;
+        };
+        for (path, want) in required {
+            let got = path
+                .iter()
+                .try_fold(typed, |v, key| v.get(key))
+                .map(|v| v.to_string());
+            if got.as_deref() != Some(want) {
+                problems.push(format!(
+                    "{at}: {} must be {want}, is {}",
+                    path.join("."),
+                    got.as_deref().unwrap_or("unset")
+                ));
+            }
+        }
+    });
+    if problems.is_empty() {
+        Ok(managers)
+    } else {
+        bail!("{}", problems.join("\n"))
+    }
+}
+
+/// Call `f` on every object that has an `@type` key, with its JSON path.
+fn visit_typed_configs(
+    value: &serde_json::Value,
+    at: &str,
+    f: &mut dyn FnMut(&str, &serde_json::Value),
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.contains_key("@type") {
+                f(at, value);
+            }
+            for (k, v) in map {
+                visit_typed_configs(v, &format!("{at}.{k}"), f);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                visit_typed_configs(v, &format!("{at}[{i}]"), f);
+            }
+        }
+        _ => {}
     }
 }

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hallpass_e2e::{
-    EchoApp, Proc, envoy_bin, free_ports, hallpass_bin, http, wait_for_http_ok, wait_for_port,
-    workspace_root,
+    EchoApp, Proc, check_envoy_hardening, envoy_bin, free_ports, hallpass_bin, http,
+    wait_for_http_ok, wait_for_port, workspace_root,
 };
 use hallpass_testkit::{Ca, write_private};
 use serde_json::{Value, json};
@@ -230,15 +230,9 @@ impl Mesh {
                 dir.join(format!("hallpass-{dest}.log")),
             )?);
             let envoy_config = dir.join(format!("envoy-inbound-{dest}.json"));
-            std::fs::write(
+            write_envoy_config(
                 &envoy_config,
-                serde_json::to_string_pretty(&inbound_envoy(
-                    &certs,
-                    dest,
-                    in_port,
-                    authz,
-                    app.addr().port(),
-                ))?,
+                &inbound_envoy(&certs, dest, in_port, authz, app.addr().port()),
             )?;
             procs.push(spawn_envoy(
                 &envoy,
@@ -254,10 +248,7 @@ impl Mesh {
         for caller in CALLERS {
             let port = ports.next_port()?;
             let config = dir.join(format!("envoy-outbound-{caller}.json"));
-            std::fs::write(
-                &config,
-                serde_json::to_string_pretty(&outbound_envoy(&certs, caller, port, &inbound))?,
-            )?;
+            write_envoy_config(&config, &outbound_envoy(&certs, caller, port, &inbound))?;
             procs.push(spawn_envoy(
                 &envoy,
                 &config,
@@ -608,6 +599,14 @@ fn http_with_host(
         .context("bad HTTP response")
 }
 
+/// Write an Envoy config, once it is as strict as the shipped ones
+/// (`hallpass_e2e::check_envoy_hardening`, docs/envoy.md).
+fn write_envoy_config(path: &Path, config: &Value) -> anyhow::Result<()> {
+    check_envoy_hardening(config).with_context(|| format!("{} is not hardened", path.display()))?;
+    std::fs::write(path, serde_json::to_string_pretty(config)?)?;
+    Ok(())
+}
+
 fn spawn_envoy(envoy: &Path, config: &Path, dir: &Path, name: &str) -> anyhow::Result<Proc> {
     let mut cmd = Command::new(envoy);
     cmd.arg("-c")
@@ -700,6 +699,7 @@ fn inbound_envoy(certs: &Path, dest: &str, port: u16, authz: u16, app: u16) -> V
                         "normalize_path": true,
                         "merge_slashes": true,
                         "path_with_escaped_slashes_action": "REJECT_REQUEST",
+                        "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
                         "route_config": {"name": "inbound", "virtual_hosts": [{"name": "app", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]},
                         "http_filters": [
                             {"name": "envoy.filters.http.ext_authz", "typed_config": {
@@ -751,6 +751,10 @@ fn outbound_envoy(certs: &Path, caller: &str, port: u16, inbound: &BTreeMap<&str
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "outbound",
                     "codec_type": "AUTO",
+                    "normalize_path": true,
+                    "merge_slashes": true,
+                    "path_with_escaped_slashes_action": "REJECT_REQUEST",
+                    "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
                     "route_config": {"name": "outbound", "virtual_hosts": hosts},
                     "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]
                 }}]}]

@@ -164,6 +164,17 @@ fn tcp_mesh_allows_denies_and_fails_closed() {
     assert_eq!(forged.status, 200);
     assert_eq!(seen_source(&forged), EHR);
 
+    // The same header spelt with underscores, which CGI/WSGI-style apps read
+    // as x-hallpass-source: refused before it gets anywhere.
+    let underscored = mesh.call(
+        "ehr-api",
+        "GET",
+        &results,
+        &[("x_hallpass_source", BILLING)],
+    );
+    assert_eq!(underscored.status, 400, "{underscored:?}");
+    assert!(!underscored.body.contains(BILLING), "{underscored:?}");
+
     // A patient identifier in every header hallpass could record: it must
     // reach neither the audit log, nor a log line, nor a metric (checked
     // below, after shutdown).

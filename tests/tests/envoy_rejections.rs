@@ -59,6 +59,9 @@ fn caller_config(certs: &Path, names: &[&str], listen: u16, callee: u16) -> serd
                 "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "out", "codec_type": "AUTO",
+                    "normalize_path": true, "merge_slashes": true,
+                    "path_with_escaped_slashes_action": "REJECT_REQUEST",
+                    "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
                     "route_config": {"name": "out", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
                     "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]
                 }}]}]}],
@@ -134,11 +137,9 @@ fn bad_credentials_are_refused_with_hallpass_reasons_through_envoy() {
     let names: Vec<&str> = credentials.iter().map(|(n, _)| *n).collect();
     let caller_port = free_ports(1).unwrap()[0];
     let caller_path = work.path().join("caller.json");
-    std::fs::write(
-        &caller_path,
-        caller_config(&certs, &names, caller_port, ports.callee).to_string(),
-    )
-    .unwrap();
+    let caller_config = caller_config(&certs, &names, caller_port, ports.callee);
+    hallpass_e2e::check_envoy_hardening(&caller_config).unwrap();
+    std::fs::write(&caller_path, caller_config.to_string()).unwrap();
     let mut cmd = std::process::Command::new(envoy_bin().unwrap());
     cmd.arg("-c").arg(&caller_path).args([
         "--use-dynamic-base-id",

@@ -2,6 +2,7 @@
 //! link instead of one per file keeps CI's build time and disk use down.
 
 mod compose_configs;
+mod envoy_hardening;
 mod envoy_mesh;
 mod envoy_rejections;
 mod harness;
