@@ -9,7 +9,7 @@ seconds="${1:-10}"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
-for target in spiffe_id xfcc jwt_svid x509_svid; do
+for target in spiffe_id xfcc jwt_svid x509_svid decide; do
   echo "fuzz: $target for ${seconds}s"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 \
     | grep -E "^(#[0-9]+\s+DONE|Done|==|SUMMARY|thread|panicked|ERROR)" || true

@@ -27,7 +27,9 @@ impl AuthzService {
     /// caught here and becomes an `internal_error` deny that is counted and
     /// audited like any other, instead of a cancelled stream (which Envoy
     /// would turn into its failure mode, with nothing recorded).
-    pub(crate) fn answer(&self, check: &CheckRequest, now_ms: i64) -> (Outcome, CheckResponse) {
+    /// `now_ms` is Unix milliseconds. The gRPC `Check` is this, timed and
+    /// recorded ([`Shared::record`]).
+    pub fn answer(&self, check: &CheckRequest, now_ms: i64) -> (Outcome, CheckResponse) {
         let decided = catch_unwind(AssertUnwindSafe(|| {
             let outcome = self.shared.decide(check, now_ms);
             let response = answer::check_response(&outcome);

@@ -298,8 +298,7 @@ impl Shared {
         }
     }
 
-    /// Count one outcome and hand it to telemetry (never the raw path,
-    /// unless `telemetry.log_raw_paths` is set).
+    /// Count one outcome and hand its [`event`](Self::event) to telemetry.
     pub fn record(&self, outcome: &Outcome, check: &CheckRequest, time_ms: i64) {
         match &outcome.labelled_by {
             Some((loaded, source, destination)) => {
@@ -318,6 +317,13 @@ impl Shared {
                 outcome.reason_label(),
             ),
         }
+        self.telemetry.record(self.event(outcome, check, time_ms));
+    }
+
+    /// The telemetry event of one decision: bounded labels, the proven ID
+    /// (for the audit record only), correlation IDs in their fixed formats,
+    /// and never the raw path unless `telemetry.log_raw_paths` is set.
+    pub fn event(&self, outcome: &Outcome, check: &CheckRequest, time_ms: i64) -> DecisionEvent {
         let http = check
             .attributes
             .as_ref()
@@ -328,7 +334,7 @@ impl Shared {
             Decision::Allow { rule, route } => (Some(rule.clone()), Some(route.clone())),
             Decision::Deny { .. } => (None, None),
         };
-        self.telemetry.record(DecisionEvent {
+        DecisionEvent {
             time_ms,
             decision: outcome.decision_label(),
             reason: outcome.reason_label(),
@@ -355,6 +361,6 @@ impl Shared {
                 .settings
                 .log_raw_paths
                 .then(|| http.map(|h| h.path.clone()).unwrap_or_default()),
-        });
+        }
     }
 }
