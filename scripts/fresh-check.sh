@@ -24,8 +24,12 @@
 # Left out: /usr/local/bin, where earlier versions of the scripts linked
 # envoy, helm, kubectl, kubernetes-validate and dclint; ~/.cargo/bin; the
 # pyenv shims; the user's pip, npm and cargo caches and configuration
-# (HOME, CARGO_HOME, XDG_CACHE_HOME, PIP_*, npm_config_* point into the
-# temporary folder).
+# (HOME, CARGO_HOME, XDG_CACHE_HOME, PIP_CACHE_DIR and npm_config_* point
+# into the temporary folder); every other variable of this shell.
+#
+# Kept: the machine's network settings, which a fresh machine of this kind
+# has too and CI runs with: the CA-bundle and proxy variables listed below
+# (when set) and the system-wide /etc/pip.conf and npm global config.
 #
 # What cannot be hidden: Debian packages already installed into /usr/bin
 # (h2load, promtool and prometheus, which scripts/install-test-deps.sh
@@ -104,13 +108,25 @@ git -C "$tmp/hallpass" checkout --quiet --detach "$commit"
 
 # ------------------------------------------------------------- the run
 cat >"$tmp/npmrc" </dev/null
+# The machine's network settings (see the top of this file).
+keep_env=()
+for var in SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE \
+  NODE_EXTRA_CA_CERTS GIT_SSL_CAINFO PIP_CERT PIP_DEFAULT_TIMEOUT PIP_INDEX_URL \
+  PIP_EXTRA_INDEX_URL PIP_FIND_LINKS http_proxy https_proxy no_proxy \
+  HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+  if [ -n "${!var:-}" ]; then
+    keep_env+=("$var=${!var}")
+  fi
+done
 log "PATH=$bin:/usr/sbin:/usr/bin:/sbin:/bin"
+log "kept from this shell: ${keep_env[*]%%=*}"
 log "running the test command (bash .ci/run, CI=true) from $tmp/hallpass"
 start=$SECONDS
 status=0
 (
   cd "$tmp/hallpass"
   exec env -i \
+    "${keep_env[@]}" \
     HOME="$tmp/home" \
     USER="${USER:-root}" \
     LANG=C.UTF-8 \
@@ -120,12 +136,10 @@ status=0
     CARGO_HOME="$tmp/cargo" \
     XDG_CACHE_HOME="$tmp/cache" \
     PIP_CACHE_DIR="$tmp/cache/pip" \
-    PIP_CONFIG_FILE=/dev/null \
     PIP_NO_INPUT=1 \
     PYTHONNOUSERSITE=1 \
     npm_config_cache="$tmp/cache/npm" \
     npm_config_userconfig="$tmp/npmrc" \
-    npm_config_globalconfig="$tmp/npmrc" \
     npm_config_update_notifier=false \
     bash .ci/run
 ) || status=$?
