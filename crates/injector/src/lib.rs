@@ -28,12 +28,16 @@ pub mod annotations;
 pub mod config;
 pub mod envoy;
 mod error;
+pub mod guard;
 pub mod inject;
+pub mod owned;
+pub mod posture;
 pub mod review;
 mod server;
 pub mod tls;
 
-pub use config::{AppProtocol, InjectorConfig, Mode};
+pub use config::{AppProtocol, InjectorConfig, Limits, Mode, Overrides};
 pub use error::{InjectorError, Problem};
 pub use inject::{Decision, Injection, Scope, Skip};
+pub use posture::Override;
 pub use server::{Injector, Metrics};

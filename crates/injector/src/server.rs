@@ -25,7 +25,8 @@ use tokio_rustls::server::TlsStream;
 use crate::config::InjectorConfig;
 use crate::error::InjectorError;
 use crate::inject::Scope;
-use crate::review::{self, ReviewOutcome};
+use crate::posture::Override;
+use crate::review::{self, ReviewOutcome, Reviewed, Webhook};
 use crate::tls::{Reload, ReloadingCert};
 
 /// Largest AdmissionReview accepted (the API server's own request limit is 3 MiB).
@@ -43,6 +44,7 @@ pub struct Metrics {
     review_seconds: HistogramVec,
     cert_reloads: IntCounterVec,
     cert_not_after: IntGauge,
+    overrides: IntCounterVec,
 }
 
 impl Metrics {
@@ -72,6 +74,13 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let overrides = IntCounterVec::new(
+            Opts::new(
+                "hallpass_injector_overrides_total",
+                "Overrides of a protected pod's posture that the chart allowed and the injector applied, by override (overrides.<name>).",
+            ),
+            &["override"],
+        )?;
         let cert_not_after = IntGauge::new(
             "hallpass_injector_certificate_expiry_timestamp_seconds",
             "notAfter of the serving certificate, Unix seconds.",
@@ -80,8 +89,12 @@ impl Metrics {
         registry.register(Box::new(review_seconds.clone()))?;
         registry.register(Box::new(cert_reloads.clone()))?;
         registry.register(Box::new(cert_not_after.clone()))?;
-        for outcome in ["injected", "skipped", "rejected", "invalid"] {
+        registry.register(Box::new(overrides.clone()))?;
+        for outcome in ["injected", "skipped", "allowed", "rejected", "invalid"] {
             review_seconds.with_label_values(&[outcome]);
+        }
+        for o in Override::ALL {
+            overrides.with_label_values(&[o.as_str()]);
         }
         for result in ["success", "failure"] {
             cert_reloads.with_label_values(&[result]);
@@ -92,10 +105,15 @@ impl Metrics {
             review_seconds,
             cert_reloads,
             cert_not_after,
+            overrides,
         })
     }
 
-    fn record(&self, outcome: ReviewOutcome, elapsed: Duration) {
+    fn record(&self, reviewed: &Reviewed, elapsed: Duration) {
+        let outcome = reviewed.outcome;
+        for o in &reviewed.overrides {
+            self.overrides.with_label_values(&[o.as_str()]).inc();
+        }
         let reason = match outcome {
             ReviewOutcome::Skipped(why) => why,
             _ => "",
@@ -200,6 +218,7 @@ fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/mutate", post(mutate_pod))
         .route("/mutate/namespace", post(mutate_namespace))
+        .route("/validate", post(validate))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics))
@@ -208,17 +227,21 @@ fn router(app: Arc<App>) -> Router {
 }
 
 async fn mutate_pod(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    mutate(&app, Scope::Pod, &body)
+    handle(&app, Webhook::Mutate(Scope::Pod), &body)
 }
 
 async fn mutate_namespace(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    mutate(&app, Scope::Namespace, &body)
+    handle(&app, Webhook::Mutate(Scope::Namespace), &body)
 }
 
-fn mutate(app: &App, scope: Scope, body: &[u8]) -> Response {
+async fn validate(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    handle(&app, Webhook::Validate, &body)
+}
+
+fn handle(app: &App, webhook: Webhook, body: &[u8]) -> Response {
     let started = Instant::now();
-    let (review, outcome) = review::review(&app.config, scope, body);
-    let response = match review::to_wire(&review).and_then(|v| serde_json::to_vec(&v)) {
+    let reviewed = review::answer_review(&app.config, webhook, body);
+    let response = match review::to_wire(&reviewed.review).and_then(|v| serde_json::to_vec(&v)) {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -226,7 +249,7 @@ fn mutate(app: &App, scope: Scope, body: &[u8]) -> Response {
         )
             .into_response(),
     };
-    app.metrics.record(outcome, started.elapsed());
+    app.metrics.record(&reviewed, started.elapsed());
     response
 }
 

@@ -89,7 +89,7 @@ fn dangling_clusters(bootstrap: &Value) -> Vec<String> {
 
 #[test]
 fn injected_envoy_bootstrap_validates() {
-    let config = default_config();
+    let config = pharmacy_overrides_config();
     let pod = injected_standalone(&config, "pod-init-containers-standalone.json");
     let args = envoy_args(&pod);
     let out =
@@ -150,7 +150,7 @@ spiffe:
 fn envoy_validate_catches_a_broken_bootstrap() {
     // Negative control: the same command refuses a bootstrap with a
     // misspelt field and one whose ext_authz filter points at no cluster.
-    let config = default_config();
+    let config = pharmacy_overrides_config();
     let pod = injected_standalone(&config, "pod-init-containers-standalone.json");
     let args = envoy_args(&pod);
     let bootstrap: Value = serde_json::from_str(&args[1]).unwrap();

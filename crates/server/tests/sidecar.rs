@@ -276,6 +276,9 @@ async fn policy_mode_override_only_makes_a_sidecar_stricter() {
         metrics.contains(&format!("decision=\"deny\",destination=\"{PHARMACY_DEST}\",reason=\"no_matching_rule\",source=\"{BILLING}\"}} 1")),
         "{metrics}"
     );
-    assert!(!metrics.contains("decision=\"audit_deny\",destination"), "{metrics}");
+    assert!(
+        !metrics.contains("decision=\"audit_deny\",destination"),
+        "{metrics}"
+    );
     running.stop().await;
 }
