@@ -5,4 +5,5 @@ mod compose_configs;
 mod envoy_mesh;
 mod envoy_rejections;
 mod harness;
+mod injector_limits;
 mod local_mesh;

@@ -131,13 +131,13 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// A TLS handshake must finish within this.
     pub handshake_timeout_seconds: u64,
-    /// A request's headers must arrive within this.
+    /// A request's headers must arrive within this; it also bounds how long
+    /// a connection may sit idle between requests (the wait for the next
+    /// request's first byte counts).
     pub header_timeout_seconds: u64,
     /// A request's body must arrive within this (including the wait for a
     /// request slot).
     pub body_timeout_seconds: u64,
-    /// A connection with no request in progress is closed after this.
-    pub idle_timeout_seconds: u64,
 }
 
 impl Default for Limits {
@@ -149,7 +149,6 @@ impl Default for Limits {
             handshake_timeout_seconds: 5,
             header_timeout_seconds: 5,
             body_timeout_seconds: 5,
-            idle_timeout_seconds: 30,
         }
     }
 }
@@ -585,7 +584,6 @@ impl InjectorConfig {
             ),
             ("limits.headerTimeoutSeconds", l.header_timeout_seconds),
             ("limits.bodyTimeoutSeconds", l.body_timeout_seconds),
-            ("limits.idleTimeoutSeconds", l.idle_timeout_seconds),
         ] {
             if value == 0 || value > 300 {
                 problem(key, "between 1 and 300 seconds".into());
