@@ -218,8 +218,6 @@ pub struct EnvoyConfig {
     pub inbound_port: u16,
     /// Plain-HTTP port that serves only `/ready` (kubelet probes).
     pub health_port: u16,
-    /// Envoy's admin interface, on 127.0.0.1 only.
-    pub admin_port: u16,
     /// Worker threads (Envoy otherwise starts one per node CPU, whatever the limit).
     pub concurrency: u32,
     /// SDS name of the pod's X.509-SVID at the SPIRE agent (`default`: its first SVID).
@@ -337,7 +335,6 @@ impl Default for EnvoyConfig {
             ),
             inbound_port: 15443,
             health_port: 15021,
-            admin_port: 15000,
             concurrency: 2,
             svid_name: "default".into(),
             bundle_name: "ALL".into(),
@@ -429,7 +426,6 @@ impl InjectorConfig {
             ("sidecar.adminPort", self.sidecar.admin_port),
             ("envoy.inboundPort", self.envoy.inbound_port),
             ("envoy.healthPort", self.envoy.health_port),
-            ("envoy.adminPort", self.envoy.admin_port),
         ];
         for (i, (key, port)) in ports.iter().enumerate() {
             if *port == 0 {

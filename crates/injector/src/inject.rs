@@ -44,6 +44,8 @@ pub const CONFIG_DIR: &str = "/etc/hallpass";
 pub const RUN_DIR: &str = "/run/hallpass";
 /// The ext_authz socket (standalone).
 pub const AUTHZ_SOCKET: &str = "/run/hallpass/authz.sock";
+/// The standalone Envoy's admin socket, beside the ext_authz socket.
+pub const ENVOY_ADMIN_SOCKET: &str = "/run/hallpass/envoy-admin.sock";
 /// Environment variable of the per-pod enforce override.
 pub const POLICY_MODE_ENV: &str = "HALLPASS_POLICY_MODE";
 /// Environment variable of the destination's SPIFFE ID.
@@ -373,7 +375,6 @@ fn resolve(
             ours.extend([
                 (inbound_port, "Envoy inbound (mTLS)"),
                 (config.envoy.health_port, "Envoy health"),
-                (config.envoy.admin_port, "Envoy admin"),
             ]);
             app_port = requested.app_port.or_else(|| {
                 spec.containers
@@ -745,7 +746,7 @@ pub fn envoy_bootstrap(
         app_port,
         app_protocol,
         health_port: e.health_port,
-        admin_port: e.admin_port,
+        admin_socket: ENVOY_ADMIN_SOCKET.into(),
         authz_socket: AUTHZ_SOCKET.into(),
         spire_agent_socket: config.spire_agent_socket(),
         svid_name: e.svid_name.clone(),

@@ -492,11 +492,11 @@ spiffe:
 #[test]
 fn invalid_injector_config_lists_every_problem() {
     let err = InjectorConfig::from_yaml(
-        "defaultMode: standalone\nspiffe: {enabled: false}\nsidecar: {adminPort: 15000, x509From: {istio: trust_me}}\n",
+        "defaultMode: standalone\nspiffe: {enabled: false}\nsidecar: {adminPort: 15021, x509From: {istio: trust_me}}\n",
     )
     .unwrap_err()
     .to_string();
-    for expected in ["defaultMode", "sidecar.x509From.istio", "envoy.adminPort"] {
+    for expected in ["defaultMode", "sidecar.x509From.istio", "envoy.healthPort"] {
         assert!(err.contains(expected), "missing {expected} in {err}");
     }
     let err = InjectorConfig::from_yaml("sidecar: {imagee: x}\n")
