@@ -74,7 +74,7 @@ async fn start_with(pki: &Pki, extra: &str) -> Running {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_admission_reviews_over_tls() {
     let pki = pki("webhook CA one");
-    let mut server = start(&pki).await;
+    let server = start(&pki).await;
 
     let (status, body) = https(server.addr, &pki.ca_pem, "GET", "/healthz", b"")
         .await
@@ -133,10 +133,7 @@ async fn serves_admission_reviews_over_tls() {
     let review: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(review["response"]["allowed"], false);
 
-    let (_, body) = https(server.addr, &pki.ca_pem, "GET", "/metrics", b"")
-        .await
-        .unwrap();
-    let metrics = String::from_utf8(body).unwrap();
+    let metrics = metrics_of(server.addr, &pki.ca_pem).await;
     for line in [
         "hallpass_injector_reviews_total{outcome=\"injected\",reason=\"\"} 2",
         "hallpass_injector_reviews_total{outcome=\"skipped\",reason=\"not_opted_in\"} 1",
@@ -146,18 +143,14 @@ async fn serves_admission_reviews_over_tls() {
     }
     assert!(metrics.contains("hallpass_injector_certificate_expiry_timestamp_seconds "));
 
-    server.stop.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server.done)
-        .await
-        .unwrap()
-        .unwrap();
+    stop(server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_certificate_is_served_without_a_restart() {
     let one = pki("webhook CA one");
     let two = pki("webhook CA two");
-    let mut server = start(&one).await;
+    let server = start(&one).await;
     https(server.addr, &one.ca_pem, "GET", "/healthz", b"")
         .await
         .unwrap();
@@ -195,10 +188,7 @@ async fn rotated_certificate_is_served_without_a_restart() {
         .unwrap_err();
     assert!(err.contains("TLS"), "{err}");
 
-    let (_, body) = https(server.addr, &two.ca_pem, "GET", "/metrics", b"")
-        .await
-        .unwrap();
-    let metrics = String::from_utf8(body).unwrap();
+    let metrics = metrics_of(server.addr, &two.ca_pem).await;
     assert!(
         metrics.contains("hallpass_injector_certificate_reloads_total{result=\"success\"} 1"),
         "{metrics}"
@@ -208,11 +198,7 @@ async fn rotated_certificate_is_served_without_a_restart() {
         "{metrics}"
     );
 
-    server.stop.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server.done)
-        .await
-        .unwrap()
-        .unwrap();
+    stop(server).await;
 }
 
 #[test]
@@ -257,6 +243,13 @@ async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> V
     .await;
     assert!(read.is_ok(), "the server never closed the connection");
     out
+}
+
+/// The injector's `/metrics` text.
+async fn metrics_of(addr: SocketAddr, ca_pem: &str) -> String {
+    let (status, body) = https(addr, ca_pem, "GET", "/metrics", b"").await.unwrap();
+    assert_eq!(status, 200);
+    String::from_utf8(body).unwrap()
 }
 
 fn metric(metrics: &str, series: &str) -> f64 {
@@ -308,11 +301,7 @@ async fn slow_and_idle_clients_are_cut_off() {
     );
 
     // The webhook still answers, and counted every cut-off.
-    let (status, body) = https(server.addr, &pki.ca_pem, "GET", "/metrics", b"")
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
-    let metrics = String::from_utf8(body).unwrap();
+    let metrics = metrics_of(server.addr, &pki.ca_pem).await;
     assert!(
         metric(
             &metrics,
@@ -401,10 +390,7 @@ async fn bodies_above_the_api_servers_limit_are_refused() {
     let review: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(review["response"]["allowed"], false);
 
-    let (_, body) = https(server.addr, &pki.ca_pem, "GET", "/metrics", b"")
-        .await
-        .unwrap();
-    let metrics = String::from_utf8(body).unwrap();
+    let metrics = metrics_of(server.addr, &pki.ca_pem).await;
     assert_eq!(
         metric(
             &metrics,
