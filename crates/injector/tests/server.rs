@@ -224,7 +224,7 @@ fn a_certificate_that_cannot_be_served_stops_the_start() {
 // ------------------------------------------------------------ limits
 
 /// Short limits, so hostile clients are cut off quickly.
-const TIGHT: &str = "limits: {maxConnections: 4, maxRequestsInFlight: 2, handshakeTimeoutSeconds: 1, headerTimeoutSeconds: 1, bodyTimeoutSeconds: 1}\n";
+const TIGHT: &str = "limits: {maxConnections: 8, maxRequestsInFlight: 2, handshakeTimeoutSeconds: 3, headerTimeoutSeconds: 2, bodyTimeoutSeconds: 2}\n";
 
 /// Read until the server closes the connection (bounded: the test fails if
 /// it never does). Returns what was received.
