@@ -726,6 +726,7 @@ fn no_string_value_can_inject_yaml() {
         ];
         let checked = helm(&base);
         if !checked.status.success() {
+            assert_not_broken_yaml(&checked, path);
             refused_by_schema += 1;
         } else {
             // Values whose content is free text (the policy, the log filter…)
@@ -737,11 +738,24 @@ fn no_string_value_can_inject_yaml() {
         let out = helm(&skipped);
         if out.status.success() {
             assert_no_injection(&String::from_utf8(out.stdout).unwrap(), baseline, path);
+        } else {
+            // A chart check (`fail`) may refuse the value; a template must
+            // never emit YAML the value broke (an attacker would pick the
+            // indentation that parses).
+            assert_not_broken_yaml(&out, path);
         }
     }
     assert!(
         refused_by_schema > 30,
         "the schema refuses most: {refused_by_schema}"
+    );
+}
+
+fn assert_not_broken_yaml(out: &std::process::Output, path: &[String]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("YAML parse error") && !stderr.contains("converting YAML"),
+        "{path:?}: the value broke a template's YAML (it is written unquoted):\n{stderr}"
     );
 }
 

@@ -434,3 +434,78 @@ async fn connections_beyond_the_cap_wait_until_one_ends() {
     drop(held);
     stop(server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_overrides_and_refusals_are_counted() {
+    let pki = pki("webhook CA");
+    let server = start_with(&pki, "overrides: {mode: [clinical]}\n").await;
+    let mut review: Value = serde_json::from_slice(&fixture("pod-annotated.json")).unwrap();
+    review["request"]["object"]["metadata"]["annotations"]["hallpass.io/mode"] =
+        serde_json::json!("standalone");
+    let (_, body) = https(
+        server.addr,
+        &pki.ca_pem,
+        "POST",
+        "/mutate",
+        &serde_json::to_vec(&review).unwrap(),
+    )
+    .await
+    .unwrap();
+    let answer = parse_answer(serde_json::from_slice(&body).unwrap());
+    let patched = apply(&answer, &fixture_pod("pod-annotated.json"));
+    assert_eq!(
+        patched["metadata"]["annotations"]["hallpass.io/overrides"],
+        "mode"
+    );
+    // The same pod in a namespace the chart does not list: refused.
+    review["request"]["namespace"] = serde_json::json!("billing");
+    let (_, body) = https(
+        server.addr,
+        &pki.ca_pem,
+        "POST",
+        "/mutate",
+        &serde_json::to_vec(&review).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(!parse_answer(serde_json::from_slice(&body).unwrap()).allowed);
+    // A forged label through the guard: refused.
+    let mut forged: Value = serde_json::from_slice(&fixture("pod-plain.json")).unwrap();
+    forged["request"]["object"]["metadata"]["labels"]["hallpass.io/sidecar"] =
+        serde_json::json!("istio");
+    let (_, body) = https(
+        server.addr,
+        &pki.ca_pem,
+        "POST",
+        "/validate",
+        &serde_json::to_vec(&forged).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(!parse_answer(serde_json::from_slice(&body).unwrap()).allowed);
+
+    let metrics = metrics_of(server.addr, &pki.ca_pem).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "hallpass_injector_overrides_total{override=\"mode\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "hallpass_injector_overrides_total{override=\"hostPID\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "hallpass_injector_reviews_total{outcome=\"rejected\",reason=\"\"}"
+        ),
+        2.0
+    );
+    stop(server).await;
+}
