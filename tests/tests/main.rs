@@ -6,4 +6,5 @@ mod envoy_hardening;
 mod envoy_mesh;
 mod envoy_rejections;
 mod harness;
+mod injector_limits;
 mod local_mesh;

@@ -28,16 +28,16 @@ name would put HALLPASS_* variables into every pod of its namespace. */}}
 {{- end }}
 
 {{- define "hallpass.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
 {{ include "hallpass.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 app.kubernetes.io/part-of: hallpass
 {{- end }}
 
 {{- define "hallpass.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "hallpass.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "hallpass.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 app.kubernetes.io/component: injector
 {{- end }}
 
@@ -84,4 +84,19 @@ app.kubernetes.io/component: injector
 {{/* Namespaces the webhooks never see. */}}
 {{- define "hallpass.excludedNamespaces" -}}
 {{- append .Values.webhook.excludedNamespaces .Release.Namespace | uniq | toJson }}
+{{- end }}
+
+{{/* CEL, on one line: the pod in the variable named by the argument
+carries a name the injector owns (crates/injector/src/owned.rs). */}}
+{{- define "hallpass.ownedCEL" -}}
+{{- $o := . -}}
+{{- $named := "c.name == 'hallpass' || c.name.startsWith('hallpass-')" -}}
+{{- list
+    (printf "(has(%s.metadata.labels) && 'hallpass.io/sidecar' in %s.metadata.labels)" $o $o)
+    (printf "(has(%s.metadata.annotations) && ('hallpass.io/injected' in %s.metadata.annotations || 'hallpass.io/overrides' in %s.metadata.annotations))" $o $o $o)
+    (printf "%s.spec.containers.exists(c, %s)" $o $named)
+    (printf "(has(%s.spec.initContainers) && %s.spec.initContainers.exists(c, %s))" $o $o $named)
+    (printf "(has(%s.spec.ephemeralContainers) && %s.spec.ephemeralContainers.exists(c, %s))" $o $o $named)
+    (printf "(has(%s.spec.volumes) && %s.spec.volumes.exists(v, v.name.startsWith('hallpass-')))" $o $o)
+  | join " || " | printf "(%s)" -}}
 {{- end }}

@@ -24,6 +24,11 @@ pub struct InjectArgs {
     /// hallpass.io/inject=true.
     #[arg(long, requires = "render")]
     namespace_opted_in: bool,
+    /// With --render: the pod's namespace (which overrides the chart allows
+    /// there, the derived workload ID). Default: the pod's
+    /// `metadata.namespace`, else `default`.
+    #[arg(long, requires = "render", value_name = "NAMESPACE")]
+    namespace: Option<String>,
 }
 
 pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
@@ -37,7 +42,7 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         } else {
             Scope::Pod
         };
-        return render(&config, scope, pod_file);
+        return render(&config, scope, args.namespace.as_deref(), pod_file);
     }
     super::init_json_logs();
     let delay = Duration::from_secs(config.shutdown_delay_seconds);
@@ -56,10 +61,15 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn render(config: &InjectorConfig, scope: Scope, pod_file: &Path) -> anyhow::Result<ExitCode> {
+fn render(
+    config: &InjectorConfig,
+    scope: Scope,
+    namespace: Option<&str>,
+    pod_file: &Path,
+) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(pod_file)
         .with_context(|| format!("cannot read {}", pod_file.display()))?;
-    let rendered = inject::render(config, scope, &text)
+    let rendered = inject::render(config, scope, namespace, &text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", pod_file.display()))?;
     match rendered {
         Rendered::Skipped(why, pod) => {

@@ -1,20 +1,20 @@
-//! The `hallpass.io/*` annotations and labels, and the per-pod overrides they
-//! carry.
+//! The `hallpass.io/*` annotations and labels, parsed.
 //!
-//! | annotation | values | effect |
+//! | annotation | values | who may set it (see [`crate::posture`]) |
 //! |---|---|---|
-//! | `hallpass.io/inject` | `"true"`, `"false"` | opt a pod in (any namespace) or out (an opted-in namespace) |
-//! | `hallpass.io/mode` | `istio`, `standalone` | override the chart's default mode |
-//! | `hallpass.io/workload-id` | a SPIFFE ID | the destination whose policy entry applies (`workload.id`) |
-//! | `hallpass.io/audit` | `"true"`, `"false"` | audit (decide, record, let through) or enforce, whatever the policy says |
-//! | `hallpass.io/audit-log` | `stdout`, `off`, `/var/lib/hallpass/…` | where audit records go (`telemetry.audit_log`) |
-//! | `hallpass.io/app-port` | a port | standalone: the app's port Envoy forwards to (default: the first container's first port) |
-//! | `hallpass.io/inbound-port` | a port | standalone: Envoy's mTLS port (default from the chart) |
-//! | `hallpass.io/app-protocol` | `http1`, `h2c` | standalone: how Envoy talks to the app (`h2c` for gRPC apps) |
+//! | `hallpass.io/inject` | `"true"`, `"false"` | the pod opts in anywhere; opting out of a labelled namespace needs `overrides.optOut` |
+//! | `hallpass.io/mode` | `istio`, `standalone` | the install's mode; another needs `overrides.mode` |
+//! | `hallpass.io/workload-id` | a SPIFFE ID | derived from namespace and service account (or the SVID); another needs `overrides.workloadId` |
+//! | `hallpass.io/audit` | `"false"` | the pod may only make itself stricter: `"false"` enforces a destination the policy audits; `"true"` is refused |
+//! | `hallpass.io/audit-log` | `stdout`, `/var/lib/hallpass/…` | the install's; another needs `overrides.auditLog`; `off` is refused |
+//! | `hallpass.io/app-port` | a port | the pod (standalone: the app's port Envoy forwards to) |
+//! | `hallpass.io/inbound-port` | a port | the install's; another needs `overrides.inboundPort` |
+//! | `hallpass.io/app-protocol` | `http1`, `h2c` | the pod (standalone: `h2c` for gRPC apps) |
 //!
-//! Written by the injector: the annotation [`INJECTED`] (what was added, as
-//! JSON: the idempotency marker) and the label [`SIDECAR_LABEL`] (the mode;
-//! for PodMonitors, NetworkPolicies and ClusterSPIFFEIDs to select on).
+//! Written by the injector, refused on incoming pods: the annotations
+//! [`INJECTED`] (what was added, as JSON) and [`OVERRIDES`] (the overrides
+//! applied) and the label [`SIDECAR_LABEL`] (the mode). A pod that carries
+//! them is checked against what the injector would add (`crate::owned`).
 
 use std::collections::BTreeMap;
 
@@ -39,6 +39,9 @@ pub const INBOUND_PORT: &str = "hallpass.io/inbound-port";
 pub const APP_PROTOCOL: &str = "hallpass.io/app-protocol";
 /// Written by the injector: what it added (JSON). Its presence means "never again".
 pub const INJECTED: &str = "hallpass.io/injected";
+/// Written by the injector: the overrides applied to the pod
+/// (`crate::posture::Override` names, comma-separated).
+pub const OVERRIDES: &str = "hallpass.io/overrides";
 /// Label written by the injector; the value is the mode.
 pub const SIDECAR_LABEL: &str = "hallpass.io/sidecar";
 /// Istio: inbound ports its iptables rules leave alone (kubelet probes and
@@ -56,6 +59,7 @@ pub const KNOWN: &[&str] = &[
     INBOUND_PORT,
     APP_PROTOCOL,
     INJECTED,
+    OVERRIDES,
 ];
 
 /// Writable directory in the sidecar (an `emptyDir`): the call-path baseline
@@ -87,9 +91,10 @@ pub fn opt_in(annotations: &BTreeMap<String, String>) -> Result<OptIn, Problem> 
     }
 }
 
-/// The per-pod overrides, parsed and checked.
+/// What the pod's annotations ask for, parsed and checked for syntax.
+/// Whether the pod may have it is decided in [`crate::posture`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Overrides {
+pub struct Requested {
     /// `hallpass.io/mode`.
     pub mode: Option<Mode>,
     /// `hallpass.io/workload-id`, a canonical SPIFFE ID with a path.
@@ -106,7 +111,7 @@ pub struct Overrides {
     pub app_protocol: Option<AppProtocol>,
 }
 
-impl Overrides {
+impl Requested {
     /// Parse every `hallpass.io/` annotation; report all problems at once.
     /// Unknown `hallpass.io/` keys are problems too (a misspelt override must
     /// not be ignored).
@@ -119,7 +124,7 @@ impl Overrides {
             }
             let value = value.as_str();
             match key.as_str() {
-                INJECT | INJECTED => {}
+                INJECT | INJECTED | OVERRIDES => {}
                 MODE => match value {
                     "istio" => out.mode = Some(Mode::Istio),
                     "standalone" => out.mode = Some(Mode::Standalone),

@@ -67,6 +67,90 @@ pub struct InjectorConfig {
     /// After SIGTERM, keep answering this long before draining, so the API
     /// server stops picking this replica first (endpoint removal is not instant).
     pub shutdown_delay_seconds: u64,
+    /// The trust domain of the workloads' SPIFFE IDs. When set, every
+    /// injected sidecar is told its destination ID,
+    /// `spiffe://<trustDomain>/ns/<namespace>/sa/<service account>`, derived
+    /// from what the API server admitted; when unset, the sidecar uses its
+    /// SVID (then Envoy's `destination.principal`). Either way the pod does
+    /// not choose.
+    pub trust_domain: Option<String>,
+    /// Where pods may change their own posture (see [`Overrides`]).
+    pub overrides: Overrides,
+    /// Bounds of the webhook server (see [`Limits`]).
+    pub limits: Limits,
+}
+
+/// Namespaces whose pods may use each override. A list holds namespace
+/// names, or `"*"` for every namespace; empty (the default) means no pod
+/// may. Everything not listed here is decided by the install (the chart)
+/// and the policy, never by the pod.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Overrides {
+    /// `hallpass.io/inject: "false"` in a namespace labelled for injection.
+    pub opt_out: Vec<String>,
+    /// `hallpass.io/mode` other than `defaultMode`.
+    pub mode: Vec<String>,
+    /// `hallpass.io/workload-id` other than the derived ID.
+    pub workload_id: Vec<String>,
+    /// `hallpass.io/audit-log` (`stdout` or a file; never `off`).
+    pub audit_log: Vec<String>,
+    /// `hallpass.io/inbound-port` other than `envoy.inboundPort`.
+    pub inbound_port: Vec<String>,
+    /// Istio mode: Istio annotations that take inbound traffic away from the
+    /// Istio proxy (and so from hallpass).
+    pub istio_capture: Vec<String>,
+    /// `spec.shareProcessNamespace: true`.
+    pub share_process_namespace: Vec<String>,
+    /// `spec.hostPID: true`.
+    #[serde(rename = "hostPID")]
+    pub host_pid: Vec<String>,
+    /// `spec.hostIPC: true`.
+    #[serde(rename = "hostIPC")]
+    pub host_ipc: Vec<String>,
+    /// A privileged container.
+    pub privileged: Vec<String>,
+    /// Capabilities beyond the baseline Pod Security Standard's.
+    pub capabilities: Vec<String>,
+    /// `hostPath` volumes.
+    pub host_path: Vec<String>,
+}
+
+/// Bounds of the webhook server. The defaults keep the injector's memory
+/// well under the chart's 128 MiB limit with every slot held by a hostile
+/// client (docs/kubernetes.md, "Webhook limits").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Limits {
+    /// Connections open at once (TLS handshakes included); more wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
+    /// Request bodies being read or handled at once.
+    pub max_requests_in_flight: usize,
+    /// Largest request body, bytes (the API server's own limit is 3 MiB).
+    pub max_body_bytes: usize,
+    /// A TLS handshake must finish within this.
+    pub handshake_timeout_seconds: u64,
+    /// A request's headers must arrive within this; it also bounds how long
+    /// a connection may sit idle between requests (the wait for the next
+    /// request's first byte counts).
+    pub header_timeout_seconds: u64,
+    /// A request's body must arrive within this (including the wait for a
+    /// request slot).
+    pub body_timeout_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 64,
+            max_requests_in_flight: 8,
+            max_body_bytes: 3 * 1024 * 1024,
+            handshake_timeout_seconds: 5,
+            header_timeout_seconds: 5,
+            body_timeout_seconds: 5,
+        }
+    }
 }
 
 /// Certificate and key files; re-read when they change.
@@ -134,8 +218,6 @@ pub struct EnvoyConfig {
     pub inbound_port: u16,
     /// Plain-HTTP port that serves only `/ready` (kubelet probes).
     pub health_port: u16,
-    /// Envoy's admin interface, on 127.0.0.1 only.
-    pub admin_port: u16,
     /// Worker threads (Envoy otherwise starts one per node CPU, whatever the limit).
     pub concurrency: u32,
     /// SDS name of the pod's X.509-SVID at the SPIRE agent (`default`: its first SVID).
@@ -178,6 +260,9 @@ impl Default for InjectorConfig {
             envoy: EnvoyConfig::default(),
             spiffe: SpiffeConfig::default(),
             shutdown_delay_seconds: 5,
+            trust_domain: None,
+            overrides: Overrides::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -250,7 +335,6 @@ impl Default for EnvoyConfig {
             ),
             inbound_port: 15443,
             health_port: 15021,
-            admin_port: 15000,
             concurrency: 2,
             svid_name: "default".into(),
             bundle_name: "ALL".into(),
@@ -342,7 +426,6 @@ impl InjectorConfig {
             ("sidecar.adminPort", self.sidecar.admin_port),
             ("envoy.inboundPort", self.envoy.inbound_port),
             ("envoy.healthPort", self.envoy.health_port),
-            ("envoy.adminPort", self.envoy.admin_port),
         ];
         for (i, (key, port)) in ports.iter().enumerate() {
             if *port == 0 {
@@ -452,6 +535,56 @@ impl InjectorConfig {
         if self.tls.reload_interval_seconds == 0 || self.tls.reload_interval_seconds > 3600 {
             problem("tls.reloadIntervalSeconds", "between 1 and 3600".into());
         }
+        if let Some(td) = &self.trust_domain
+            && !hallpass_identity::TrustDomain::new(td).is_ok_and(|t| t.to_string() == *td)
+        {
+            problem(
+                "trustDomain",
+                format!("`{td}` is not a trust domain (lower-case, e.g. hospital.example)"),
+            );
+        }
+        for (key, namespaces) in self.overrides.lists() {
+            for (i, ns) in namespaces.iter().enumerate() {
+                if ns != "*" && !is_dns_label(ns) {
+                    problem(
+                        &format!("overrides.{key}[{i}]"),
+                        format!("`{ns}` is not a namespace name (or \"*\" for all)"),
+                    );
+                }
+            }
+        }
+        let l = &self.limits;
+        for (key, value, min, max) in [
+            ("limits.maxConnections", l.max_connections, 1, 10_000),
+            (
+                "limits.maxRequestsInFlight",
+                l.max_requests_in_flight,
+                1,
+                1_000,
+            ),
+            (
+                "limits.maxBodyBytes",
+                l.max_body_bytes,
+                64 * 1024,
+                3 * 1024 * 1024,
+            ),
+        ] {
+            if value < min || value > max {
+                problem(key, format!("between {min} and {max}"));
+            }
+        }
+        for (key, value) in [
+            (
+                "limits.handshakeTimeoutSeconds",
+                l.handshake_timeout_seconds,
+            ),
+            ("limits.headerTimeoutSeconds", l.header_timeout_seconds),
+            ("limits.bodyTimeoutSeconds", l.body_timeout_seconds),
+        ] {
+            if value == 0 || value > 300 {
+                problem(key, "between 1 and 300 seconds".into());
+            }
+        }
         out
     }
 
@@ -472,6 +605,26 @@ impl InjectorConfig {
             self.spiffe.mount_path.trim_end_matches('/'),
             self.spiffe.socket_name
         )
+    }
+}
+
+impl Overrides {
+    /// Every list with its key under `overrides`.
+    pub fn lists(&self) -> [(&'static str, &[String]); 12] {
+        [
+            ("optOut", &self.opt_out),
+            ("mode", &self.mode),
+            ("workloadId", &self.workload_id),
+            ("auditLog", &self.audit_log),
+            ("inboundPort", &self.inbound_port),
+            ("istioCapture", &self.istio_capture),
+            ("shareProcessNamespace", &self.share_process_namespace),
+            ("hostPID", &self.host_pid),
+            ("hostIPC", &self.host_ipc),
+            ("privileged", &self.privileged),
+            ("capabilities", &self.capabilities),
+            ("hostPath", &self.host_path),
+        ]
     }
 }
 

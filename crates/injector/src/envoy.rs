@@ -4,7 +4,8 @@
 //! caller's Envoy ──mTLS──▶ :inbound (this Envoy; SVID and bundles over SDS from the SPIRE agent)
 //!                            ext_authz ──gRPC, Unix socket──▶ hallpass
 //!                            router    ──HTTP/1.1 or h2c────▶ 127.0.0.1:<app port>
-//! kubelet ──HTTP──▶ :health /ready ──▶ Envoy admin (127.0.0.1 only)
+//! kubelet ──HTTP──▶ :health /ready ──▶ Envoy admin (a Unix socket, mode 0600,
+//!                                      in the volume only hallpass and Envoy mount)
 //! ```
 //!
 //! The ext_authz and HTTP connection manager settings are those of
@@ -26,8 +27,10 @@ pub struct BootstrapParams {
     pub app_protocol: AppProtocol,
     /// Plain-HTTP `/ready` port for probes.
     pub health_port: u16,
-    /// Envoy admin port on 127.0.0.1.
-    pub admin_port: u16,
+    /// Envoy's admin Unix socket. Not a loopback port: any container of the
+    /// pod could reach that, and the admin API can stop Envoy, drain its
+    /// listeners or change runtime flags.
+    pub admin_socket: String,
     /// hallpass's ext_authz Unix socket.
     pub authz_socket: String,
     /// The SPIRE agent's Workload API socket (SDS is served on it).
@@ -162,7 +165,7 @@ pub fn bootstrap(p: &BootstrapParams) -> Value {
         }]
     });
     json!({
-        "admin": { "address": loopback(p.admin_port) },
+        "admin": { "address": { "pipe": { "path": p.admin_socket, "mode": 0o600 } } },
         "static_resources": {
             "listeners": [
                 {
@@ -203,7 +206,7 @@ pub fn bootstrap(p: &BootstrapParams) -> Value {
                 static_cluster("app", loopback(p.app_port), p.app_protocol == AppProtocol::H2c, "1s"),
                 static_cluster("hallpass", pipe(&p.authz_socket), true, "0.25s"),
                 static_cluster("spire_agent", pipe(&p.spire_agent_socket), true, "1s"),
-                static_cluster("envoy_admin", loopback(p.admin_port), false, "0.25s")
+                static_cluster("envoy_admin", pipe(&p.admin_socket), false, "0.25s")
             ]
         }
     })

@@ -19,10 +19,12 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
-use crate::annotations::{self, OptIn, Overrides, STATE_DIR};
+use crate::annotations::{self, OptIn, Requested, STATE_DIR};
 use crate::config::{AppProtocol, InjectorConfig, Mode};
 use crate::envoy::{self, BootstrapParams};
 use crate::error::Problem;
+use crate::owned;
+use crate::posture::{self, Override, Verdict};
 
 /// Name of the injected hallpass container.
 pub const HALLPASS_CONTAINER: &str = "hallpass";
@@ -42,8 +44,12 @@ pub const CONFIG_DIR: &str = "/etc/hallpass";
 pub const RUN_DIR: &str = "/run/hallpass";
 /// The ext_authz socket (standalone).
 pub const AUTHZ_SOCKET: &str = "/run/hallpass/authz.sock";
-/// Environment variable of the per-pod audit/enforce override.
+/// The standalone Envoy's admin socket, beside the ext_authz socket.
+pub const ENVOY_ADMIN_SOCKET: &str = "/run/hallpass/envoy-admin.sock";
+/// Environment variable of the per-pod enforce override.
 pub const POLICY_MODE_ENV: &str = "HALLPASS_POLICY_MODE";
+/// Environment variable of the destination's SPIFFE ID.
+pub const WORKLOAD_ID_ENV: &str = "HALLPASS_WORKLOAD_ID";
 
 /// Which webhook called: the one for pods in opted-in namespaces, or the one
 /// for pods that opt in themselves.
@@ -62,9 +68,13 @@ pub enum Scope {
 pub enum Skip {
     /// Neither the namespace nor the pod opted in.
     NotOptedIn,
-    /// `hallpass.io/inject: "false"`.
+    /// `hallpass.io/inject: "false"` on a pod whose namespace did not opt in.
     OptedOut,
-    /// The marker annotation or a hallpass container is already there.
+    /// `hallpass.io/inject: "false"` in an opted-in namespace that the chart
+    /// lets opt out (`overrides.optOut`): an override, counted.
+    OptOutOverride,
+    /// The injector's own injection (a reinvocation): its containers,
+    /// volumes and metadata are exactly what it adds to this pod.
     AlreadyInjected,
 }
 
@@ -74,6 +84,7 @@ impl Skip {
         match self {
             Self::NotOptedIn => "not_opted_in",
             Self::OptedOut => "opted_out",
+            Self::OptOutOverride => "opt_out_override",
             Self::AlreadyInjected => "already_injected",
         }
     }
@@ -86,9 +97,21 @@ pub enum Decision {
     Skip(Skip),
     /// Admit with this patch.
     Inject(Injection),
-    /// Refuse the pod: it asked for hallpass, but something in it (its
-    /// annotations, a port or name clash) makes a correct injection impossible.
+    /// Refuse the pod: it asked for hallpass, but something in it (an
+    /// annotation it may not set, a way into the sidecar, names the injector
+    /// owns, a port clash) makes a correct injection impossible.
     Reject(Vec<Problem>),
+}
+
+impl Decision {
+    /// The overrides this decision applies (for the metric).
+    pub fn overrides(&self) -> Vec<Override> {
+        match self {
+            Self::Inject(injection) => injection.overrides.clone(),
+            Self::Skip(Skip::OptOutOverride) => vec![Override::OptOut],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A planned injection.
@@ -98,6 +121,8 @@ pub struct Injection {
     pub mode: Mode,
     /// The RFC 6902 patch.
     pub patch: Patch,
+    /// The overrides applied (also written to `hallpass.io/overrides`).
+    pub overrides: Vec<Override>,
 }
 
 impl Injection {
@@ -109,45 +134,54 @@ impl Injection {
     }
 }
 
-/// Decide about one pod (the `object` of an AdmissionRequest, as JSON).
-pub fn decide(config: &InjectorConfig, scope: Scope, pod: &Value) -> Decision {
+/// Decide about one pod (the `object` of an AdmissionRequest, as JSON) in
+/// `namespace` (the request's, which the API server sets).
+pub fn decide(config: &InjectorConfig, scope: Scope, namespace: &str, pod: &Value) -> Decision {
     let annotations = string_map(pod.pointer("/metadata/annotations"));
     let spec_value = pod.get("spec").cloned().unwrap_or(Value::Null);
-    let spec: PodSpec = match serde_json::from_value(spec_value) {
-        Ok(s) => s,
-        Err(e) => {
-            return match annotations::opt_in(&annotations) {
-                Ok(OptIn::No) => Decision::Skip(Skip::OptedOut),
-                Ok(OptIn::Unset) if scope == Scope::Pod => Decision::Skip(Skip::NotOptedIn),
-                _ => Decision::Reject(vec![Problem::new(
-                    "spec",
-                    format!("cannot read the pod spec: {e}"),
-                )]),
-            };
-        }
-    };
-    if annotations.contains_key(annotations::INJECTED) || has_hallpass_container(&spec) {
-        return Decision::Skip(Skip::AlreadyInjected);
+    if let Err(e) = serde_json::from_value::<PodSpec>(spec_value) {
+        return match annotations::opt_in(&annotations) {
+            Ok(OptIn::No) if scope == Scope::Pod => Decision::Skip(Skip::OptedOut),
+            Ok(OptIn::Unset) if scope == Scope::Pod => Decision::Skip(Skip::NotOptedIn),
+            _ => Decision::Reject(vec![Problem::new(
+                "spec",
+                format!("cannot read the pod spec: {e}"),
+            )]),
+        };
+    }
+    // Names the injector owns: either its own injection (a reinvocation),
+    // or a pod trying to look injected. Never a reason to skip by itself.
+    if owned::Owned::of(pod).is_marked() {
+        return match owned::recognise(config, namespace, pod) {
+            Ok(()) => Decision::Skip(Skip::AlreadyInjected),
+            Err(problems) => Decision::Reject(problems),
+        };
     }
     match (annotations::opt_in(&annotations), scope) {
         (Err(p), _) => return Decision::Reject(vec![p]),
-        (Ok(OptIn::No), _) => return Decision::Skip(Skip::OptedOut),
+        (Ok(OptIn::No), Scope::Pod) => return Decision::Skip(Skip::OptedOut),
+        (Ok(OptIn::No), Scope::Namespace) => {
+            let mut verdict = Verdict::default();
+            verdict.wants(
+                config,
+                namespace,
+                Override::OptOut,
+                annotations::INJECT,
+                "`false` in a namespace labelled hallpass.io/inject=true",
+            );
+            return if verdict.problems.is_empty() {
+                Decision::Skip(Skip::OptOutOverride)
+            } else {
+                Decision::Reject(verdict.problems)
+            };
+        }
         (Ok(OptIn::Unset), Scope::Pod) => return Decision::Skip(Skip::NotOptedIn),
         (Ok(OptIn::Yes), _) | (Ok(OptIn::Unset), Scope::Namespace) => {}
     }
-    let overrides = match Overrides::parse(&annotations) {
-        Ok(o) => o,
-        Err(problems) => return Decision::Reject(problems),
-    };
-    match plan(config, pod, &spec, &annotations, &overrides) {
+    match plan(config, namespace, pod) {
         Ok(injection) => Decision::Inject(injection),
         Err(problems) => Decision::Reject(problems),
     }
-}
-
-fn has_hallpass_container(spec: &PodSpec) -> bool {
-    let named = |c: &Container| c.name == HALLPASS_CONTAINER || c.name == ENVOY_CONTAINER;
-    spec.containers.iter().any(named) || spec.init_containers.iter().flatten().any(named)
 }
 
 fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
@@ -175,21 +209,152 @@ fn declared_ports(spec: &PodSpec) -> Vec<(i32, String)> {
         .collect()
 }
 
-/// What this pod gets, after overrides.
+/// What this pod gets, after the overrides it may use.
 struct Resolved {
     mode: Mode,
     app_port: Option<u16>,
     inbound_port: u16,
     app_protocol: AppProtocol,
+    workload_id: Option<String>,
+    audit_log: Option<String>,
+    enforce: bool,
+    overrides: Vec<Override>,
+}
+
+/// The destination ID the injector derives: what SPIRE's usual
+/// ClusterSPIFFEID template gives the pod.
+fn derived_workload_id(config: &InjectorConfig, namespace: &str, spec: &PodSpec) -> Option<String> {
+    let td = config.trust_domain.as_ref()?;
+    let sa = spec
+        .service_account_name
+        .as_deref()
+        .or(spec.service_account.as_deref())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    Some(format!("spiffe://{td}/ns/{namespace}/sa/{sa}"))
 }
 
 fn resolve(
     config: &InjectorConfig,
+    namespace: &str,
     spec: &PodSpec,
-    overrides: &Overrides,
+    annotations: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
 ) -> Result<Resolved, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mode = overrides.mode.unwrap_or(config.default_mode);
+    let (requested, mut problems) = match Requested::parse(annotations) {
+        Ok(r) => (r, Vec::new()),
+        Err(problems) => (Requested::default(), problems),
+    };
+    let mut verdict = Verdict::default();
+    let mode = match requested.mode {
+        Some(m) if m != config.default_mode => {
+            verdict.wants(
+                config,
+                namespace,
+                Override::Mode,
+                annotations::MODE,
+                &format!(
+                    "`{}` instead of the install's `{}`",
+                    m.as_str(),
+                    config.default_mode.as_str()
+                ),
+            );
+            m
+        }
+        _ => config.default_mode,
+    };
+    let derived = derived_workload_id(config, namespace, spec);
+    let workload_id = match (&requested.workload_id, &derived) {
+        (Some(asked), derived) if Some(asked) != derived.as_ref() => {
+            verdict.wants(
+                config,
+                namespace,
+                Override::WorkloadId,
+                annotations::WORKLOAD_ID,
+                &match derived {
+                    Some(d) => {
+                        format!("`{asked}` instead of `{d}` (namespace and service account)")
+                    }
+                    None => format!("`{asked}` instead of the pod's own SVID"),
+                },
+            );
+            Some(asked.clone())
+        }
+        _ => derived,
+    };
+    if let Some(id) = &workload_id
+        && let Err(e) = hallpass_identity::parse_spiffe_id_strict(id)
+    {
+        problems.push(Problem::new(
+            "spec.serviceAccountName",
+            format!("the derived destination ID `{id}` is not a SPIFFE ID: {e}"),
+        ));
+    }
+    let enforce = match requested.audit {
+        Some(true) => {
+            verdict.never(
+                annotations::AUDIT,
+                "`true`: a pod cannot put itself in audit mode (denied calls let through); \
+                 the policy's owner sets `mode: audit` on the destination in the policy",
+            );
+            false
+        }
+        Some(false) => {
+            verdict.wants(
+                config,
+                namespace,
+                Override::Enforce,
+                annotations::AUDIT,
+                "enforce",
+            );
+            true
+        }
+        None => false,
+    };
+    let audit_log = match requested.audit_log.as_deref() {
+        Some("off") => {
+            verdict.never(
+                annotations::AUDIT_LOG,
+                "`off`: a pod cannot switch off its audit trail",
+            );
+            None
+        }
+        Some(asked) if Some(asked) != config.sidecar.audit_log.as_deref() => {
+            verdict.wants(
+                config,
+                namespace,
+                Override::AuditLog,
+                annotations::AUDIT_LOG,
+                &format!("`{asked}` instead of the install's audit log"),
+            );
+            Some(asked.to_owned())
+        }
+        _ => config.sidecar.audit_log.clone(),
+    };
+    let inbound_port = match requested.inbound_port {
+        Some(p) if p != config.envoy.inbound_port => {
+            if mode == Mode::Standalone {
+                verdict.wants(
+                    config,
+                    namespace,
+                    Override::InboundPort,
+                    annotations::INBOUND_PORT,
+                    &format!(
+                        "{p} instead of the install's {} (NetworkPolicies admit that one)",
+                        config.envoy.inbound_port
+                    ),
+                );
+            }
+            p
+        }
+        _ => config.envoy.inbound_port,
+    };
+    posture::check_pod(config, namespace, mode, spec, &mut verdict);
+    if mode == Mode::Istio {
+        posture::check_istio_capture(config, namespace, annotations, labels, &mut verdict);
+    }
+    problems.append(&mut verdict.problems);
+
     if spec.host_network == Some(true) {
         problems.push(Problem::new(
             "spec.hostNetwork",
@@ -198,7 +363,6 @@ fn resolve(
     }
     let mut ours: Vec<(u16, &str)> = vec![(config.sidecar.admin_port, "hallpass admin")];
     let mut app_port = None;
-    let inbound_port = overrides.inbound_port.unwrap_or(config.envoy.inbound_port);
     match mode {
         Mode::Istio => ours.push((config.sidecar.authz_port, "hallpass authz")),
         Mode::Standalone => {
@@ -211,9 +375,8 @@ fn resolve(
             ours.extend([
                 (inbound_port, "Envoy inbound (mTLS)"),
                 (config.envoy.health_port, "Envoy health"),
-                (config.envoy.admin_port, "Envoy admin"),
             ]);
-            app_port = overrides.app_port.or_else(|| {
+            app_port = requested.app_port.or_else(|| {
                 spec.containers
                     .first()
                     .and_then(|c| c.ports.as_ref())
@@ -260,41 +423,40 @@ fn resolve(
             ));
         }
     }
-    let taken: Vec<&str> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.as_str())
-        .collect();
-    for name in [CONFIG_VOLUME, STATE_VOLUME, RUN_VOLUME, SPIFFE_VOLUME] {
-        if taken.contains(&name) {
-            problems.push(Problem::new(
-                "spec.volumes",
-                format!("a volume is already named {name}; hallpass needs that name"),
-            ));
-        }
-    }
     if problems.is_empty() {
         Ok(Resolved {
             mode,
             app_port,
             inbound_port,
-            app_protocol: overrides.app_protocol.unwrap_or(config.envoy.app_protocol),
+            app_protocol: requested.app_protocol.unwrap_or(config.envoy.app_protocol),
+            workload_id,
+            audit_log,
+            enforce,
+            overrides: verdict.applied,
         })
     } else {
         Err(problems)
     }
 }
 
-fn plan(
+/// The injection for `pod` in `namespace`, whatever its opt-in says (the
+/// caller decided that): refused when the pod asks for what it may not have.
+pub(crate) fn plan(
     config: &InjectorConfig,
+    namespace: &str,
     pod: &Value,
-    spec: &PodSpec,
-    annotations: &BTreeMap<String, String>,
-    overrides: &Overrides,
 ) -> Result<Injection, Vec<Problem>> {
-    let r = resolve(config, spec, overrides)?;
-    let mut containers = vec![hallpass_container(config, &r, overrides)];
+    let spec: PodSpec = serde_json::from_value(pod.get("spec").cloned().unwrap_or(Value::Null))
+        .map_err(|e| {
+            vec![Problem::new(
+                "spec",
+                format!("cannot read the pod spec: {e}"),
+            )]
+        })?;
+    let annotations = string_map(pod.pointer("/metadata/annotations"));
+    let labels = string_map(pod.pointer("/metadata/labels"));
+    let r = resolve(config, namespace, &spec, &annotations, &labels)?;
+    let mut containers = vec![hallpass_container(config, &r)];
     if r.mode == Mode::Standalone
         && let Some(app_port) = r.app_port
     {
@@ -308,6 +470,12 @@ fn plan(
         "volumes": volumes.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
     });
     let mut new_annotations = vec![(annotations::INJECTED.to_owned(), status.to_string())];
+    let mut applied = r.overrides.clone();
+    applied.sort();
+    if !applied.is_empty() {
+        let names: Vec<&str> = applied.iter().map(|o| o.as_str()).collect();
+        new_annotations.push((annotations::OVERRIDES.to_owned(), names.join(",")));
+    }
     if r.mode == Mode::Istio {
         let admin = config.sidecar.admin_port.to_string();
         let merged = match annotations.get(annotations::ISTIO_EXCLUDE_INBOUND_PORTS) {
@@ -359,6 +527,7 @@ fn plan(
     Ok(Injection {
         mode: r.mode,
         patch: Patch(ops.ops),
+        overrides: applied,
     })
 }
 
@@ -487,7 +656,7 @@ fn listen_address(ip: &str, port: u16) -> String {
     }
 }
 
-fn hallpass_container(config: &InjectorConfig, r: &Resolved, overrides: &Overrides) -> Container {
+fn hallpass_container(config: &InjectorConfig, r: &Resolved) -> Container {
     let s = &config.sidecar;
     let mut env_vars = vec![
         env(
@@ -509,17 +678,14 @@ fn hallpass_container(config: &InjectorConfig, r: &Resolved, overrides: &Overrid
             },
         ),
     ];
-    if let Some(id) = &overrides.workload_id {
-        env_vars.push(env("HALLPASS_WORKLOAD_ID", id.clone()));
+    if let Some(id) = &r.workload_id {
+        env_vars.push(env(WORKLOAD_ID_ENV, id.clone()));
     }
-    if let Some(log) = overrides.audit_log.as_ref().or(s.audit_log.as_ref()) {
+    if let Some(log) = &r.audit_log {
         env_vars.push(env("HALLPASS_TELEMETRY_AUDIT_LOG", log.clone()));
     }
-    if let Some(audit) = overrides.audit {
-        env_vars.push(env(
-            POLICY_MODE_ENV,
-            if audit { "audit" } else { "enforce" },
-        ));
+    if r.enforce {
+        env_vars.push(env(POLICY_MODE_ENV, "enforce"));
     }
     if config.spiffe.enabled {
         env_vars.push(env(
@@ -580,7 +746,7 @@ pub fn envoy_bootstrap(
         app_port,
         app_protocol,
         health_port: e.health_port,
-        admin_port: e.admin_port,
+        admin_socket: ENVOY_ADMIN_SOCKET.into(),
         authz_socket: AUTHZ_SOCKET.into(),
         spire_agent_socket: config.spire_agent_socket(),
         svid_name: e.svid_name.clone(),
@@ -698,11 +864,26 @@ pub enum Rendered {
 }
 
 /// Decide about a pod given as YAML or JSON text and render the result.
-pub fn render(config: &InjectorConfig, scope: Scope, pod_text: &str) -> Result<Rendered, String> {
+/// The namespace is `namespace`, else the pod's `metadata.namespace`, else
+/// `default` (as `kubectl apply` would create it).
+pub fn render(
+    config: &InjectorConfig,
+    scope: Scope,
+    namespace: Option<&str>,
+    pod_text: &str,
+) -> Result<Rendered, String> {
     let pod: Value =
         serde_yaml_ng::from_str(pod_text).map_err(|e| format!("not YAML or JSON: {e}"))?;
     let yaml = |v: &Value| serde_yaml_ng::to_string(v).map_err(|e| e.to_string());
-    Ok(match decide(config, scope, &pod) {
+    let namespace = namespace
+        .map(str::to_owned)
+        .or_else(|| {
+            pod.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "default".to_owned());
+    Ok(match decide(config, scope, &namespace, &pod) {
         Decision::Skip(why) => Rendered::Skipped(why, yaml(&pod)?),
         Decision::Reject(problems) => Rendered::Rejected(problems),
         Decision::Inject(injection) => {

@@ -1,5 +1,16 @@
-//! The HTTPS webhook server: `/mutate`, `/mutate/namespace`, `/healthz`,
-//! `/readyz`, `/metrics`, over rustls with a reloading certificate.
+//! The HTTPS webhook server: `/mutate`, `/mutate/namespace`, `/validate`,
+//! `/healthz`, `/readyz`, `/metrics`, over rustls with a reloading
+//! certificate.
+//!
+//! Any pod in the cluster network can open a connection to the webhook, so
+//! every resource a client can hold is bounded ([`crate::Limits`]): open
+//! connections (the permit is taken before `accept`), the TLS handshake's
+//! time, the request head's time (which also bounds an idle keep-alive
+//! connection), the body's time and size (3 MiB, the API server's own
+//! limit), and how many bodies are read or handled at once. HTTP/1.1 only:
+//! the API server speaks it, and it leaves no stream multiplexing to bound.
+//! What a client was cut off by is counted in
+//! `hallpass_injector_limited_total{limit}`.
 
 use std::future::Future;
 use std::io;
@@ -8,32 +19,39 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, HttpBody};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::InjectorConfig;
 use crate::error::InjectorError;
 use crate::inject::Scope;
-use crate::review::{self, ReviewOutcome};
+use crate::posture::Override;
+use crate::review::{self, ReviewOutcome, Reviewed, Webhook};
 use crate::tls::{Reload, ReloadingCert};
 
-/// Largest AdmissionReview accepted (the API server's own request limit is 3 MiB).
-const MAX_BODY: usize = 8 * 1024 * 1024;
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once.
-const MAX_HANDSHAKES: usize = 256;
+/// Largest request head hyper buffers (its minimum is 8 KiB).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// After shutdown, connections get this long to finish what is in flight.
+const DRAIN: Duration = Duration::from_secs(10);
+/// The limits that cut a client off, for `hallpass_injector_limited_total`.
+const LIMITS: [&str; 4] = [
+    "handshake_timeout",
+    "header_timeout",
+    "body_timeout",
+    "body_too_large",
+];
 
 /// The injector's metrics (on `/metrics`).
 #[derive(Debug)]
@@ -43,6 +61,9 @@ pub struct Metrics {
     review_seconds: HistogramVec,
     cert_reloads: IntCounterVec,
     cert_not_after: IntGauge,
+    overrides: IntCounterVec,
+    limited: IntCounterVec,
+    connections: IntGauge,
 }
 
 impl Metrics {
@@ -72,6 +93,24 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let overrides = IntCounterVec::new(
+            Opts::new(
+                "hallpass_injector_overrides_total",
+                "Overrides of a protected pod's posture that the chart allowed and the injector applied, by override (overrides.<name>).",
+            ),
+            &["override"],
+        )?;
+        let limited = IntCounterVec::new(
+            Opts::new(
+                "hallpass_injector_limited_total",
+                "Clients cut off by a limit (handshake_timeout, header_timeout, body_timeout, body_too_large).",
+            ),
+            &["limit"],
+        )?;
+        let connections = IntGauge::new(
+            "hallpass_injector_connections",
+            "Connections open now (at most limits.maxConnections).",
+        )?;
         let cert_not_after = IntGauge::new(
             "hallpass_injector_certificate_expiry_timestamp_seconds",
             "notAfter of the serving certificate, Unix seconds.",
@@ -80,8 +119,17 @@ impl Metrics {
         registry.register(Box::new(review_seconds.clone()))?;
         registry.register(Box::new(cert_reloads.clone()))?;
         registry.register(Box::new(cert_not_after.clone()))?;
-        for outcome in ["injected", "skipped", "rejected", "invalid"] {
+        registry.register(Box::new(overrides.clone()))?;
+        registry.register(Box::new(limited.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
+        for limit in LIMITS {
+            limited.with_label_values(&[limit]);
+        }
+        for outcome in ["injected", "skipped", "allowed", "rejected", "invalid"] {
             review_seconds.with_label_values(&[outcome]);
+        }
+        for o in Override::ALL {
+            overrides.with_label_values(&[o.as_str()]);
         }
         for result in ["success", "failure"] {
             cert_reloads.with_label_values(&[result]);
@@ -92,10 +140,21 @@ impl Metrics {
             review_seconds,
             cert_reloads,
             cert_not_after,
+            overrides,
+            limited,
+            connections,
         })
     }
 
-    fn record(&self, outcome: ReviewOutcome, elapsed: Duration) {
+    fn limited(&self, limit: &'static str) {
+        self.limited.with_label_values(&[limit]).inc();
+    }
+
+    fn record(&self, reviewed: &Reviewed, elapsed: Duration) {
+        let outcome = reviewed.outcome;
+        for o in &reviewed.overrides {
+            self.overrides.with_label_values(&[o.as_str()]).inc();
+        }
         let reason = match outcome {
             ReviewOutcome::Skipped(why) => why,
             _ => "",
@@ -121,6 +180,8 @@ impl Metrics {
 struct App {
     config: InjectorConfig,
     metrics: Metrics,
+    /// Request bodies being read or handled.
+    requests: Arc<Semaphore>,
 }
 
 /// A bound, not yet serving, injector.
@@ -146,8 +207,13 @@ impl Injector {
             })?;
         let metrics = Metrics::new()?;
         metrics.cert_not_after.set(cert.not_after());
+        let requests = Arc::new(Semaphore::new(config.limits.max_requests_in_flight));
         Ok(Self {
-            app: Arc::new(App { config, metrics }),
+            app: Arc::new(App {
+                config,
+                metrics,
+                requests,
+            }),
             cert,
             tcp,
         })
@@ -187,12 +253,105 @@ impl Injector {
                     }),
             )
         };
-        let listener = TlsListener::start(self.tcp, tls)?;
-        let result = axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let router = router(app.clone());
+        let limits = app.config.limits.clone();
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let (stop, stopping) = watch::channel(false);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            // The permit is taken before accept: over the cap, clients wait
+            // in the kernel's queue instead of costing memory here.
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                permit = connections.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (tcp, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.tcp.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let connection = Connection {
+                app: app.clone(),
+                tls: tls.clone(),
+                router: router.clone(),
+                stopping: stopping.clone(),
+            };
+            tokio::spawn(async move {
+                let _permit = permit;
+                connection.serve(tcp, peer).await;
+            });
+        }
+        drop(self.tcp);
+        let _ = stop.send(true);
+        // Every connection holds a permit until it ends.
+        let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(DRAIN, connections.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the drain period; closing them");
+        }
         watcher.abort();
-        result.map_err(InjectorError::Io)
+        Ok(())
+    }
+}
+
+/// One accepted TCP connection.
+struct Connection {
+    app: Arc<App>,
+    tls: TlsAcceptor,
+    router: Router,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve(mut self, tcp: TcpStream, peer: SocketAddr) {
+        let metrics = &self.app.metrics;
+        metrics.connections.inc();
+        let limits = &self.app.config.limits;
+        let handshake = Duration::from_secs(limits.handshake_timeout_seconds);
+        match tokio::time::timeout(handshake, self.tls.accept(tcp)).await {
+            Err(_) => {
+                metrics.limited("handshake_timeout");
+                tracing::debug!(%peer, "TLS handshake timed out");
+            }
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Ok(Ok(stream)) => {
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(limits.header_timeout_seconds))
+                    .max_buf_size(MAX_HEAD_BYTES)
+                    .keep_alive(true);
+                let conn = http.serve_connection(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(self.router.clone()),
+                );
+                let mut conn = std::pin::pin!(conn);
+                let result = tokio::select! {
+                    result = conn.as_mut() => result,
+                    () = async { let _ = self.stopping.wait_for(|stop| *stop).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(e) = result {
+                    if e.is_timeout() {
+                        metrics.limited("header_timeout");
+                    }
+                    tracing::debug!(%peer, error = %e, "connection ended");
+                }
+            }
+        }
+        metrics.connections.dec();
     }
 }
 
@@ -200,25 +359,87 @@ fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/mutate", post(mutate_pod))
         .route("/mutate/namespace", post(mutate_namespace))
+        .route("/validate", post(validate))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
 
-async fn mutate_pod(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    mutate(&app, Scope::Pod, &body)
+async fn mutate_pod(State(app): State<Arc<App>>, body: Body) -> Response {
+    handle(&app, Webhook::Mutate(Scope::Pod), body).await
 }
 
-async fn mutate_namespace(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    mutate(&app, Scope::Namespace, &body)
+async fn mutate_namespace(State(app): State<Arc<App>>, body: Body) -> Response {
+    handle(&app, Webhook::Mutate(Scope::Namespace), body).await
 }
 
-fn mutate(app: &App, scope: Scope, body: &[u8]) -> Response {
+async fn validate(State(app): State<Arc<App>>, body: Body) -> Response {
+    handle(&app, Webhook::Validate, body).await
+}
+
+/// Read the body within its limits, then answer it. The request slot is
+/// held until the answer is built, so at most `maxRequestsInFlight` bodies
+/// (of at most `maxBodyBytes`) are in memory at once.
+async fn handle(app: &App, webhook: Webhook, body: Body) -> Response {
+    let limits = &app.config.limits;
+    let too_large = || {
+        app.metrics.limited("body_too_large");
+        closing(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "an AdmissionReview is at most {} bytes\n",
+                limits.max_body_bytes
+            ),
+        )
+    };
+    // A Content-Length above the limit is refused before a byte is read.
+    if body.size_hint().lower() > u64::try_from(limits.max_body_bytes).unwrap_or(u64::MAX) {
+        return too_large();
+    }
+    let read = async {
+        let slot = app.requests.clone().acquire_owned().await;
+        let bytes = Limited::new(body, limits.max_body_bytes).collect().await;
+        (slot, bytes)
+    };
+    let deadline = Duration::from_secs(limits.body_timeout_seconds);
+    let (slot, bytes) = match tokio::time::timeout(deadline, read).await {
+        Ok(read) => read,
+        Err(_) => {
+            app.metrics.limited("body_timeout");
+            return closing(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s\n",
+                    limits.body_timeout_seconds
+                ),
+            );
+        }
+    };
+    let bytes = match bytes {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+        Err(e) => {
+            return closing(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}\n"),
+            );
+        }
+    };
+    let response = answer(app, webhook, &bytes);
+    drop(slot);
+    response
+}
+
+/// An error answer that also closes the connection (its body may be unread).
+fn closing(status: StatusCode, message: String) -> Response {
+    (status, [(header::CONNECTION, "close")], message).into_response()
+}
+
+fn answer(app: &App, webhook: Webhook, body: &[u8]) -> Response {
     let started = Instant::now();
-    let (review, outcome) = review::review(&app.config, scope, body);
-    let response = match review::to_wire(&review).and_then(|v| serde_json::to_vec(&v)) {
+    let reviewed = review::answer_review(&app.config, webhook, body);
+    let response = match review::to_wire(&reviewed.review).and_then(|v| serde_json::to_vec(&v)) {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -226,7 +447,7 @@ fn mutate(app: &App, scope: Scope, body: &[u8]) -> Response {
         )
             .into_response(),
     };
-    app.metrics.record(outcome, started.elapsed());
+    app.metrics.record(&reviewed, started.elapsed());
     response
 }
 
@@ -236,75 +457,4 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         app.metrics.encode(),
     )
         .into_response()
-}
-
-/// Accepted TLS connections for axum. Handshakes run in their own tasks (a
-/// slow client cannot hold up the others) and are bounded in time and number.
-struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    acceptor: JoinHandle<()>,
-}
-
-impl TlsListener {
-    fn start(tcp: TcpListener, tls: TlsAcceptor) -> io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-        let acceptor = tokio::spawn(async move {
-            loop {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    return;
-                };
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let tls = tls.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send((stream, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            ready,
-            local,
-            acceptor,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.acceptor.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The acceptor only stops when the listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

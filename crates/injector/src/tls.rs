@@ -89,15 +89,15 @@ impl ReloadingCert {
         self.current.load().not_after
     }
 
-    /// A rustls server config (TLS 1.2 and 1.3, ALPN h2 and http/1.1) that
-    /// always serves the current pair.
+    /// A rustls server config (TLS 1.2 and 1.3, ALPN http/1.1: the server
+    /// speaks HTTP/1.1 only) that always serves the current pair.
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, InjectorError> {
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&version::TLS13, &version::TLS12])
             .map_err(|e| InjectorError::Tls(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 

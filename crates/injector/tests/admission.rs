@@ -11,6 +11,7 @@ use crate::common;
 use common::*;
 use hallpass_injector::annotations::{INJECTED, ISTIO_EXCLUDE_INBOUND_PORTS, SIDECAR_LABEL};
 use hallpass_injector::inject::POLICY_MODE_ENV;
+use hallpass_injector::review::ReviewOutcome;
 use hallpass_injector::{InjectorConfig, Scope};
 use serde_json::{Value, json};
 
@@ -29,13 +30,14 @@ fn inject(config: &InjectorConfig, scope: Scope, fixture_name: &str) -> Value {
     let pod = request["request"]["object"].clone();
     let patched = apply(&response, &pod);
     validate_pod(&patched);
-    assert_never_twice(config, &patched);
+    let namespace = request["request"]["namespace"].as_str().unwrap();
+    assert_never_twice(config, namespace, &patched);
     patched
 }
 
 /// The patched pod, sent again through both webhooks (as on a reinvocation),
 /// is admitted without a patch.
-fn assert_never_twice(config: &InjectorConfig, patched: &Value) {
+fn assert_never_twice(config: &InjectorConfig, namespace: &str, patched: &Value) {
     for scope in [Scope::Pod, Scope::Namespace] {
         let again = json!({
             "apiVersion": "admission.k8s.io/v1",
@@ -44,6 +46,7 @@ fn assert_never_twice(config: &InjectorConfig, patched: &Value) {
                 "uid": "00000000-0000-4000-8000-000000000001",
                 "kind": {"group": "", "version": "v1", "kind": "Pod"},
                 "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": namespace,
                 "operation": "CREATE",
                 "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
                 "object": patched,
@@ -51,7 +54,7 @@ fn assert_never_twice(config: &InjectorConfig, patched: &Value) {
             }
         });
         let response = admit(config, scope, &serde_json::to_vec(&again).unwrap());
-        assert!(response.allowed);
+        assert!(response.allowed, "{}", response.message);
         assert!(response.patch.is_none(), "injected twice through {scope:?}");
     }
 }
@@ -155,30 +158,71 @@ fn unannotated_pod_is_left_alone_unless_its_namespace_opted_in() {
 }
 
 #[test]
-fn opt_out_annotation_wins_over_the_namespace_label() {
+fn opting_out_of_a_labelled_namespace_needs_the_chart() {
+    // In a namespace the platform labelled, a pod may not opt out by itself.
     let config = default_config();
-    for scope in [Scope::Namespace, Scope::Pod] {
-        let response = admit(&config, scope, &fixture("pod-opt-out.json"));
-        assert!(response.allowed);
-        assert!(response.patch.is_none(), "{scope:?}");
-    }
+    let response = admit(&config, Scope::Namespace, &fixture("pod-opt-out.json"));
+    assert!(!response.allowed);
+    assert!(
+        response.message.contains(
+            "hallpass.io/inject: `false` in a namespace labelled hallpass.io/inject=true: not allowed for pods in \
+             namespace `clinical`; the chart allows it in no namespace (overrides.optOut)"
+        ),
+        "{}",
+        response.message
+    );
+    // A namespace that did not opt in: "false" just means no.
+    let response = admit(&config, Scope::Pod, &fixture("pod-opt-out.json"));
+    assert!(response.allowed);
+    assert!(response.patch.is_none());
+
+    // Where the chart allows it, the opt-out is admitted (and counted).
+    let config = InjectorConfig::from_yaml("overrides: {optOut: [batch, clinical]}\n").unwrap();
+    let (review, outcome) =
+        hallpass_injector::review::review(&config, Scope::Namespace, &fixture("pod-opt-out.json"));
+    assert_eq!(outcome, ReviewOutcome::Skipped("opt_out_override"));
+    let answer = parse_answer(hallpass_injector::review::to_wire(&review).unwrap());
+    assert!(answer.allowed);
+    assert!(answer.patch.is_none());
 }
 
 #[test]
-fn already_injected_pods_are_never_injected_again() {
+fn a_pod_that_only_claims_to_be_injected_is_refused() {
+    // An injected-looking annotation with a hand-made hallpass container, and
+    // a hand-made hallpass container alone: neither skips injection.
     let config = default_config();
-    for name in ["pod-already-injected.json", "pod-manual-hallpass.json"] {
+    for (name, expected) in [
+        (
+            "pod-already-injected.json",
+            "container hallpass differs at /",
+        ),
+        (
+            "pod-manual-hallpass.json",
+            "container hallpass is in containers, the injector puts it in initContainers",
+        ),
+    ] {
         for scope in [Scope::Pod, Scope::Namespace] {
             let response = admit(&config, scope, &fixture(name));
-            assert!(response.allowed, "{name}");
-            assert!(response.patch.is_none(), "{name} via {scope:?}");
+            assert!(!response.allowed, "{name} via {scope:?}");
+            assert!(
+                response
+                    .message
+                    .contains("carries names that belong to the injector"),
+                "{name}: {}",
+                response.message
+            );
+            assert!(
+                response.message.contains(expected),
+                "{name}: {}",
+                response.message
+            );
         }
     }
 }
 
 #[test]
 fn standalone_with_existing_init_containers_and_overrides() {
-    let config = default_config();
+    let config = pharmacy_overrides_config();
     let pod = inject(&config, Scope::Pod, "pod-init-containers-standalone.json");
     // hallpass, then Envoy, then the pod's own init containers, in their order.
     assert_eq!(
@@ -203,7 +247,11 @@ fn standalone_with_existing_init_containers_and_overrides() {
         env["HALLPASS_TELEMETRY_AUDIT_LOG"],
         "/var/lib/hallpass/audit.jsonl"
     );
-    assert_eq!(env[POLICY_MODE_ENV], "audit");
+    assert_eq!(env[POLICY_MODE_ENV], "enforce");
+    assert_eq!(
+        pod["metadata"]["annotations"]["hallpass.io/overrides"], "mode,workloadId,auditLog,enforce",
+        "every override applied is on the pod"
+    );
 
     // Envoy: SDS from the SPIRE agent, ext_authz on the Unix socket, the app on h2c.
     let args: Vec<&str> = envoy["args"]
@@ -444,11 +492,11 @@ spiffe:
 #[test]
 fn invalid_injector_config_lists_every_problem() {
     let err = InjectorConfig::from_yaml(
-        "defaultMode: standalone\nspiffe: {enabled: false}\nsidecar: {adminPort: 15000, x509From: {istio: trust_me}}\n",
+        "defaultMode: standalone\nspiffe: {enabled: false}\nsidecar: {adminPort: 15021, x509From: {istio: trust_me}}\n",
     )
     .unwrap_err()
     .to_string();
-    for expected in ["defaultMode", "sidecar.x509From.istio", "envoy.adminPort"] {
+    for expected in ["defaultMode", "sidecar.x509From.istio", "envoy.healthPort"] {
         assert!(err.contains(expected), "missing {expected} in {err}");
     }
     let err = InjectorConfig::from_yaml("sidecar: {imagee: x}\n")
@@ -488,10 +536,11 @@ fn minimal_pods_get_every_map_and_list_created() {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "x-"},
                "spec": {"initContainers": [], "containers": [{"name": "app", "image": "app:1"}]}}),
     ] {
-        let patched = match hallpass_injector::inject::decide(&config, Scope::Namespace, &pod) {
-            hallpass_injector::Decision::Inject(injection) => injection.apply(&pod).unwrap(),
-            other => panic!("{other:?}"),
-        };
+        let patched =
+            match hallpass_injector::inject::decide(&config, Scope::Namespace, "clinical", &pod) {
+                hallpass_injector::Decision::Inject(injection) => injection.apply(&pod).unwrap(),
+                other => panic!("{other:?}"),
+            };
         assert_eq!(init_container_names(&patched), ["hallpass"]);
         assert!(
             patched["metadata"]["annotations"][INJECTED].is_string(),

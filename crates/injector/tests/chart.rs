@@ -44,6 +44,8 @@ fn value_sets() -> Vec<(&'static str, Vec<String>)> {
                 set("monitoring.prometheusRule.enabled=true"),
                 set("monitoring.grafanaDashboard.enabled=true"),
                 set("monitoring.grafanaDashboard.namespace=monitoring"),
+                set("overrides.workloadId={pharmacy}"),
+                set("overrides.auditLog={pharmacy}"),
             ]
             .concat(),
         ),
@@ -56,6 +58,10 @@ fn value_sets() -> Vec<(&'static str, Vec<String>)> {
                 set("injector.replicas=1"),
                 set("policy.namespaces={clinical}"),
                 set("sidecar.auditLog=/var/lib/hallpass/audit.jsonl"),
+                set("trustDomain=hospital.example"),
+                set("injector.networkPolicy.enabled=true"),
+                set("injector.networkPolicy.apiServerCIDRs={10.0.0.0/28,fd00::/64}"),
+                set("overrides.privileged={*}"),
             ]
             .concat(),
         ),
@@ -198,7 +204,11 @@ fn every_value_set_renders_valid_manifests() {
         );
         for doc in &docs {
             assert!(doc["metadata"]["name"].is_string(), "{name}: {doc}");
-            if doc["kind"] != "MutatingWebhookConfiguration" {
+            if !doc["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("WebhookConfiguration")
+            {
                 assert!(
                     doc["metadata"]["namespace"].is_string(),
                     "{name}: namespaced {}",
@@ -228,7 +238,8 @@ fn default_install() {
             "PodDisruptionBudget",
             "Secret",
             "Service",
-            "ServiceAccount"
+            "ServiceAccount",
+            "ValidatingWebhookConfiguration"
         ])
     );
     let sa = one(&docs, "ServiceAccount");
@@ -294,10 +305,8 @@ fn webhooks_only_see_pods_that_opted_in() {
         json!({"key": "hallpass.io/inject", "operator": "In", "values": ["true"]})
     );
     assert!(
-        namespace["matchConditions"][0]["expression"]
-            .as_str()
-            .unwrap()
-            .contains("!= 'false'")
+        namespace.get("matchConditions").is_none(),
+        "an opt-out is the injector's to refuse or allow (overrides.optOut)"
     );
     assert_eq!(pod["clientConfig"]["service"]["path"], "/mutate");
     assert_eq!(
@@ -545,12 +554,228 @@ fn sidecar_config_and_policy_load_in_hallpass() {
 fn audit_annotation_reaches_the_sidecar() {
     let (_, args) = value_sets().remove(1);
     let docs = documents(&args);
-    // The fixture pod carries `hallpass.io/audit: "true"`.
+    // The fixture pod carries `hallpass.io/audit: "false"`: enforce, stricter
+    // than the policy, so always allowed.
     let settings = injected_settings(&docs, "pod-init-containers-standalone.json", "pharmacy");
-    assert_eq!(settings.mode_override, Some(hallpass_policy::Mode::Audit));
+    assert_eq!(settings.mode_override, Some(hallpass_policy::Mode::Enforce));
     // The same chart without the annotation leaves the policy's mode alone.
     let settings = injected_settings(&docs, "pod-annotated.json", "clinical");
     assert_eq!(settings.mode_override, None);
+    // `"true"` would make the pod's sidecar let denied calls through: refused
+    // at admission, whatever the chart says.
+    let mut review: Value =
+        serde_json::from_slice(&fixture("pod-init-containers-standalone.json")).unwrap();
+    review["request"]["object"]["metadata"]["annotations"]["hallpass.io/audit"] = json!("true");
+    let answer = admit(
+        &injector_config(&docs),
+        Scope::Pod,
+        &serde_json::to_vec(&review).unwrap(),
+    );
+    assert!(!answer.allowed);
+    assert!(
+        answer
+            .message
+            .contains("hallpass.io/audit: `true`: a pod cannot put itself in audit mode"),
+        "{}",
+        answer.message
+    );
+}
+
+#[test]
+fn trust_domain_derives_the_workload_id_from_namespace_and_service_account() {
+    let (_, args) = value_sets().remove(2);
+    let docs = documents(&args);
+    let settings = injected_settings(&docs, "pod-annotated.json", "clinical");
+    assert_eq!(
+        settings.workload_id.unwrap().to_string(),
+        "spiffe://hospital.example/ns/clinical/sa/lab-results"
+    );
+}
+
+#[test]
+fn network_policy_admits_only_the_api_server() {
+    let (_, args) = value_sets().remove(2);
+    let docs = documents(&args);
+    let np = one(&docs, "NetworkPolicy");
+    assert_eq!(np["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "injector"
+    );
+    assert_eq!(np["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        np["spec"]["egress"],
+        json!([]),
+        "the injector calls nothing"
+    );
+    let ingress = np["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(
+        ingress[0]["ports"],
+        json!([{"port": "https", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        ingress[0]["from"],
+        json!([{"ipBlock": {"cidr": "10.0.0.0/28"}}, {"ipBlock": {"cidr": "fd00::/64"}}])
+    );
+    kubernetes_validate(&serde_json::to_string(np).unwrap(), &[]);
+    // Off by default; on without the API server's addresses is an error, not
+    // a policy that shuts the API server out.
+    assert!(of_kind(&documents(&[]), "NetworkPolicy").is_empty());
+    let err = template_fails(&["--set", "injector.networkPolicy.enabled=true"]);
+    assert!(err.contains("apiServerCIDRs"), "{err}");
+    let err = template_fails(&[
+        "--skip-schema-validation",
+        "--set",
+        "injector.networkPolicy.enabled=true",
+    ]);
+    assert!(err.contains("apiServerCIDRs"), "{err}");
+}
+
+#[test]
+fn the_guard_webhook_sees_only_pods_with_hallpass_names() {
+    let docs = documents(&[]);
+    let guard = one(&docs, "ValidatingWebhookConfiguration");
+    let hooks = guard["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1);
+    let hook = &hooks[0];
+    assert_eq!(hook["name"], "guard.hallpass.io");
+    assert_eq!(hook["clientConfig"]["service"]["path"], "/validate");
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(hook["rules"][0]["operations"], json!(["CREATE", "UPDATE"]));
+    assert_eq!(
+        hook["rules"][0]["resources"],
+        json!(["pods", "pods/ephemeralcontainers"])
+    );
+    let mutating = one(&docs, "MutatingWebhookConfiguration");
+    assert_eq!(
+        hook["clientConfig"]["caBundle"],
+        mutating["webhooks"][0]["clientConfig"]["caBundle"]
+    );
+    let expression = hook["matchConditions"][0]["expression"].as_str().unwrap();
+    for name in [
+        "'hallpass.io/sidecar' in object.metadata.labels",
+        "'hallpass.io/injected' in object.metadata.annotations",
+        "'hallpass.io/overrides' in oldObject.metadata.annotations",
+        "object.spec.initContainers.exists(c, c.name == 'hallpass' || c.name.startsWith('hallpass-'))",
+        "oldObject.spec.ephemeralContainers.exists(c,",
+        "object.spec.volumes.exists(v, v.name.startsWith('hallpass-'))",
+    ] {
+        assert!(expression.contains(name), "{name} in {expression}");
+    }
+    assert_eq!(
+        expression.matches('(').count(),
+        expression.matches(')').count(),
+        "{expression}"
+    );
+}
+
+/// Every string value of the chart, set to text that would inject YAML
+/// (a new key, a new document) if a template wrote it unquoted: the schema
+/// refuses it, and with the schema skipped the render either fails or
+/// carries the text as a plain string.
+#[test]
+fn no_string_value_can_inject_yaml() {
+    fn leaves(v: &Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let mut next = at.clone();
+                    next.push(k.clone());
+                    leaves(v, next, out);
+                }
+            }
+            Value::String(_) => out.push(at),
+            _ => {}
+        }
+    }
+    let values: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
+            .unwrap();
+    let mut paths = Vec::new();
+    leaves(&values, Vec::new(), &mut paths);
+    assert!(paths.len() > 40, "{paths:?}");
+    const PAYLOAD: &str = "x\"\n        injected: true\n---\ninjected: true\n";
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = documents(&["--set".into(), "policy.namespaces={clinical}".into()]).len();
+    let mut refused_by_schema = 0;
+    for path in &paths {
+        let mut override_doc = json!({});
+        let mut at = &mut override_doc;
+        for key in &path[..path.len() - 1] {
+            at = at
+                .as_object_mut()
+                .unwrap()
+                .entry(key.clone())
+                .or_insert(json!({}));
+        }
+        at[path.last().unwrap()] = json!(PAYLOAD);
+        let file = dir.path().join("hostile.yaml");
+        std::fs::write(&file, serde_yaml_ng::to_string(&override_doc).unwrap()).unwrap();
+        let base = vec![
+            "template".to_owned(),
+            "hallpass".to_owned(),
+            chart_dir().display().to_string(),
+            "--namespace".to_owned(),
+            NAMESPACE.to_owned(),
+            "--set".to_owned(),
+            "policy.namespaces={clinical}".to_owned(),
+            "-f".to_owned(),
+            file.display().to_string(),
+        ];
+        let checked = helm(&base);
+        if !checked.status.success() {
+            assert_not_broken_yaml(&checked, path);
+            refused_by_schema += 1;
+        } else {
+            // Values whose content is free text (the policy, the log filter…)
+            // pass the schema; they must still render as data.
+            assert_no_injection(&String::from_utf8(checked.stdout).unwrap(), baseline, path);
+        }
+        let mut skipped = base.clone();
+        skipped.push("--skip-schema-validation".into());
+        let out = helm(&skipped);
+        if out.status.success() {
+            assert_no_injection(&String::from_utf8(out.stdout).unwrap(), baseline, path);
+        } else {
+            // A chart check (`fail`) may refuse the value; a template must
+            // never emit YAML the value broke (an attacker would pick the
+            // indentation that parses).
+            assert_not_broken_yaml(&out, path);
+        }
+    }
+    assert!(
+        refused_by_schema > 30,
+        "the schema refuses most: {refused_by_schema}"
+    );
+}
+
+fn assert_not_broken_yaml(out: &std::process::Output, path: &[String]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("YAML parse error") && !stderr.contains("converting YAML"),
+        "{path:?}: the value broke a template's YAML (it is written unquoted):\n{stderr}"
+    );
+}
+
+fn assert_no_injection(rendered: &str, baseline: usize, path: &[String]) {
+    fn has_key(v: &Value, key: &str) -> bool {
+        match v {
+            Value::Object(m) => m.contains_key(key) || m.values().any(|v| has_key(v, key)),
+            Value::Array(items) => items.iter().any(|v| has_key(v, key)),
+            _ => false,
+        }
+    }
+    let docs = yaml_documents(rendered);
+    assert_eq!(
+        docs.len(),
+        baseline,
+        "{path:?} added a document:\n{rendered}"
+    );
+    for doc in &docs {
+        assert!(!has_key(doc, "injected"), "{path:?} injected a key:\n{doc}");
+    }
 }
 
 /// The settings the injected hallpass container of `pod_fixture` would load:
@@ -700,6 +925,28 @@ fn schema_rejects_bad_values() {
             "'tracing'",
         ),
         (vec!["--set", "policy.namespaces={Clinical}"], "namespaces"),
+        (
+            vec!["--set-string", "image.tag=1.0\n          stdin: true"],
+            "/image/tag",
+        ),
+        (
+            vec!["--set-string", "image.repository=evil\n  x: y"],
+            "/image/repository",
+        ),
+        (
+            vec!["--set", "envoy.image.tag=v1 stdin"],
+            "/envoy/image/tag",
+        ),
+        (
+            vec!["--set", "overrides.hostPID={Dev}"],
+            "/overrides/hostPID",
+        ),
+        (vec!["--set", "overrides.bogus={dev}"], "bogus"),
+        (vec!["--set", "trustDomain=Hospital.Example"], "trustDomain"),
+        (
+            vec!["--set", "injector.limits.maxBodyBytes=8388608"],
+            "maxBodyBytes",
+        ),
     ] {
         let err = template_fails(&args);
         assert!(err.contains(expected), "{args:?}: {err}");

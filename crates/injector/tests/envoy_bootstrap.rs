@@ -89,13 +89,33 @@ fn dangling_clusters(bootstrap: &Value) -> Vec<String> {
 
 #[test]
 fn injected_envoy_bootstrap_validates() {
-    let config = default_config();
+    let config = pharmacy_overrides_config();
     let pod = injected_standalone(&config, "pod-init-containers-standalone.json");
     let args = envoy_args(&pod);
     let out =
         envoy_validate(&args).unwrap_or_else(|e| panic!("envoy --mode validate failed:\n{e}"));
     assert!(out.contains("OK"), "{out}");
     let bootstrap: Value = serde_json::from_str(&args[1]).unwrap();
+    // The admin API (quit, drain, runtime flags) is a 0600 Unix socket in the
+    // volume only hallpass and Envoy mount, not a port the app could reach.
+    assert_eq!(
+        bootstrap["admin"]["address"],
+        json!({"pipe": {"path": "/run/hallpass/envoy-admin.sock", "mode": 0o600}})
+    );
+    let admin_cluster = bootstrap["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "envoy_admin")
+        .unwrap();
+    assert_eq!(
+        admin_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
+        json!({"pipe": {"path": "/run/hallpass/envoy-admin.sock"}})
+    );
+    assert!(
+        !bootstrap.to_string().contains("15000"),
+        "no admin port on loopback"
+    );
     assert!(
         dangling_clusters(&bootstrap).is_empty(),
         "{:?}",
@@ -113,7 +133,6 @@ defaultMode: standalone
 envoy:
   inboundPort: 8443
   healthPort: 18021
-  adminPort: 18000
   concurrency: 1
   svidName: spiffe://hospital.example/ns/clinical/sa/lab-results
   bundleName: spiffe://hospital.example
@@ -150,7 +169,7 @@ spiffe:
 fn envoy_validate_catches_a_broken_bootstrap() {
     // Negative control: the same command refuses a bootstrap with a
     // misspelt field and one whose ext_authz filter points at no cluster.
-    let config = default_config();
+    let config = pharmacy_overrides_config();
     let pod = injected_standalone(&config, "pod-init-containers-standalone.json");
     let args = envoy_args(&pod);
     let bootstrap: Value = serde_json::from_str(&args[1]).unwrap();

@@ -6,3 +6,4 @@ mod chart;
 mod common;
 mod envoy_bootstrap;
 mod server;
+mod trust;

@@ -272,8 +272,10 @@ pub struct Settings {
     pub policy_file: PathBuf,
     /// How often the policy and bundle files are re-read.
     pub reload_interval: Duration,
-    /// `audit` or `enforce` for this sidecar, whatever the policy's `mode`
-    /// says (set per pod by the injector's `hallpass.io/audit` annotation).
+    /// `Some(Mode::Enforce)`: enforce every destination, even one the policy
+    /// puts in audit mode (set per pod by the injector from
+    /// `hallpass.io/audit: "false"`). Never `Some(Mode::Audit)`: an override
+    /// can only make the sidecar stricter than its policy.
     pub mode_override: Option<Mode>,
     /// Call graph, anomaly detection and audit log.
     pub telemetry: TelemetrySettings,
@@ -539,6 +541,17 @@ impl Settings {
         let policy_file = policy.file.clone();
         if policy_file.is_none() {
             problem("policy.file", "required: the policy file to enforce".into());
+        }
+        // A sidecar may only be made stricter than its policy: a per-pod
+        // audit switch would let one replica of an enforced destination wave
+        // denied calls through. Audit mode belongs to the policy's owner.
+        if policy.mode == Some(Mode::Audit) {
+            problem(
+                "policy.mode",
+                "only `enforce` is allowed here (it enforces every destination, even those the policy audits); \
+                 audit mode is set per destination in the policy (`mode: audit`)"
+                    .into(),
+            );
         }
         let reload_interval = Duration::from_secs(policy.reload_interval_seconds.unwrap_or(2));
         if reload_interval.is_zero() || reload_interval > Duration::from_secs(3600) {

@@ -237,24 +237,49 @@ async fn hostile_requests_get_a_deny_never_an_error() {
     running.stop().await;
 }
 
+/// `policy.mode` (`HALLPASS_POLICY_MODE`) can only make a sidecar stricter
+/// than its policy: `enforce` enforces a destination the policy audits, and
+/// `audit` is refused, because one auditing replica of an enforced
+/// destination would let denied calls through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_mode_override_audits_an_enforced_destination() {
+async fn policy_mode_override_only_makes_a_sidecar_stricter() {
     let (dir, ca) = clinical_dir();
-    let cfg = config(dir.path(), &format!("workload:\n  id: {LAB}\n")).replace(
-        "  reload_interval_seconds: 1\n",
-        "  reload_interval_seconds: 1\n  mode: audit\n",
-    );
-    let mut running = Running::start_ready(cfg).await;
+    let with_mode = |mode: &str| {
+        config(dir.path(), &format!("workload:\n  id: {PHARMACY_DEST}\n")).replace(
+            "  reload_interval_seconds: 1\n",
+            &format!("  reload_interval_seconds: 1\n  mode: {mode}\n"),
+        )
+    };
+    let err = hallpass_server::Settings::from_yaml(&with_mode("audit"), std::iter::empty())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("policy.mode"), "{err}");
+    assert!(err.contains("only `enforce` is allowed here"), "{err}");
+    let err = hallpass_server::Settings::from_yaml(
+        &config(dir.path(), ""),
+        [("HALLPASS_POLICY_MODE".to_owned(), "audit".to_owned())],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("policy.mode"), "the variable too: {err}");
+
+    // Pharmacy audits in the policy; this sidecar enforces it.
+    let mut running = Running::start_ready(with_mode("enforce")).await;
     let billing = ca.issue(BILLING).unwrap();
-    let (status, source, _) = running
-        .check_svid(&billing, "GET", "/patients/1/results")
-        .await;
+    let (status, reason, _) = running.check_svid(&billing, "GET", "/prescriptions").await;
     assert_eq!(
-        (status, source.as_str()),
-        (200, BILLING),
-        "lab-results enforces in the policy; this sidecar audits"
+        (status, reason.as_str()),
+        (403, "no_matching_rule"),
+        "pharmacy audits in the policy; this sidecar enforces"
     );
     let (_, metrics) = running.get("/metrics").await;
-    assert!(metrics.contains("decision=\"audit_deny\""), "{metrics}");
+    assert!(
+        metrics.contains(&format!("decision=\"deny\",destination=\"{PHARMACY_DEST}\",reason=\"no_matching_rule\",source=\"{BILLING}\"}} 1")),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("decision=\"audit_deny\",destination"),
+        "{metrics}"
+    );
     running.stop().await;
 }

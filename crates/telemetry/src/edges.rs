@@ -25,6 +25,72 @@ pub struct EdgeKey {
     pub method: Arc<str>,
 }
 
+/// Problems listed when a baseline file is refused (the rest are not).
+const MAX_REPORTED_PROBLEMS: usize = 5;
+/// Longest route label accepted from a file.
+const MAX_ROUTE_LEN: usize = 1024;
+
+impl EdgeKey {
+    /// The labels the sidecar writes, and nothing else: `source` a canonical
+    /// SPIFFE ID, `other:<trust domain>`, `other:untrusted` or
+    /// `unauthenticated`; `destination` a SPIFFE ID, `other` or `unknown`;
+    /// `route` a template, a gRPC method, `*` or `(unmatched)`, printable and
+    /// bounded; `method` one of the method labels. The error quotes the
+    /// offending value escaped, so it is safe to print.
+    pub fn check(&self) -> Result<(), String> {
+        let bad = |field: &str, value: &str, what: &str| {
+            Err(format!("edge {field} {value:?} is not {what}"))
+        };
+        let source = &*self.source;
+        let source_ok = match source.strip_prefix("other:") {
+            Some("untrusted") => true,
+            Some(td) => is_trust_domain(td),
+            None => source == "unauthenticated" || is_spiffe_id(source),
+        };
+        if !source_ok {
+            return bad(
+                "source",
+                source,
+                "a SPIFFE ID, other:<trust domain>, other:untrusted or unauthenticated",
+            );
+        }
+        let destination = &*self.destination;
+        if !(destination == "other" || destination == "unknown" || is_spiffe_id(destination)) {
+            return bad("destination", destination, "a SPIFFE ID, other or unknown");
+        }
+        let route = &*self.route;
+        let route_ok = route.len() <= MAX_ROUTE_LEN
+            && (route == crate::UNMATCHED_ROUTE || route == "*" || route.contains('/'))
+            && route
+                .chars()
+                .all(|c| !c.is_whitespace() && !crate::is_unsafe_char(c));
+        if !route_ok {
+            return bad(
+                "route",
+                route,
+                "a route template or gRPC method (printable, at most 1024 bytes)",
+            );
+        }
+        let method = &*self.method;
+        if crate::method_label(method) != method {
+            return bad(
+                "method",
+                method,
+                "an HTTP method label (GET, POST, … or OTHER)",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn is_spiffe_id(text: &str) -> bool {
+    hallpass_identity::parse_spiffe_id_strict(text).is_ok()
+}
+
+fn is_trust_domain(text: &str) -> bool {
+    hallpass_identity::TrustDomain::new(text).is_ok_and(|td| td.to_string() == text)
+}
+
 /// What is known of one edge.
 #[derive(Debug, Clone, Serialize)]
 pub struct EdgeStats {
@@ -99,7 +165,9 @@ impl Baseline {
         }
     }
 
-    /// Read a baseline file.
+    /// Read a baseline file. Every edge is checked: the file may have been
+    /// written by a compromised workload, and its fields end up in terminals
+    /// and in the sidecar's decisions about what is new.
     pub fn load(path: &Path) -> Result<Self, TelemetryError> {
         let text = std::fs::read(path)
             .map_err(|e| TelemetryError::Baseline(format!("{}: {e}", path.display())))?;
@@ -112,29 +180,34 @@ impl Baseline {
                 baseline.version
             )));
         }
+        let problems: Vec<String> = baseline
+            .edges
+            .iter()
+            .filter_map(|e| e.check().err())
+            .take(MAX_REPORTED_PROBLEMS)
+            .collect();
+        if !problems.is_empty() {
+            return Err(TelemetryError::Baseline(format!(
+                "{}: {}",
+                path.display(),
+                problems.join("; ")
+            )));
+        }
         Ok(baseline)
     }
 
-    /// Write atomically: a temporary file in the same directory, then rename,
-    /// so a crash never leaves a half-written baseline.
+    /// Write atomically through an exclusively created temporary file in the
+    /// same directory ([`crate::write_atomically`]): a crash never leaves a
+    /// half-written baseline, and a symlink planted in the directory is
+    /// never followed.
     pub fn save(&self, path: &Path) -> Result<(), TelemetryError> {
         let err = |e: std::io::Error| TelemetryError::Baseline(format!("{}: {e}", path.display()));
         let json =
             serde_json::to_vec_pretty(self).map_err(|e| TelemetryError::Baseline(e.to_string()))?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("baseline"),
-            std::process::id()
-        ));
-        std::fs::write(&tmp, json).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        crate::file::write_atomically(path, &json).map_err(err)
     }
 
     /// Add every edge of `other`. The result is a finished baseline: a

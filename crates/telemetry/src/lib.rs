@@ -8,14 +8,21 @@
 //! label hashing) and [`Telemetry::record`] (a non-blocking queue push); the
 //! worker behind the queue owns the call graph ([`EdgeTable`]), the anomaly
 //! detectors, rule usage and the audit writer.
+//!
+//! The offline tools read what sidecars wrote, so the file formats defend
+//! themselves: [`Baseline::load`] accepts only the labels a sidecar writes,
+//! [`write_atomically`] never follows a planted symlink, and
+//! [`escape_for_terminal`] keeps escape sequences from reaching a terminal.
 
 mod audit;
 mod callgraph;
 mod counters;
 mod edges;
 mod event;
+mod file;
 mod html;
 mod metrics;
+mod text;
 mod worker;
 
 pub use audit::{AuditTarget, AuditWriter, audit_line};
@@ -23,8 +30,10 @@ pub use callgraph::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage, to_dot};
 pub use counters::DecisionCounters;
 pub use edges::{Baseline, EdgeKey, EdgeStats, EdgeTable, Observation, RateSpikeSettings};
 pub use event::{AnomalyKind, DecisionEvent, UNMATCHED_ROUTE, method_label, request_id, trace_id};
+pub use file::write_atomically;
 pub use html::{thousands, to_html};
 pub use metrics::{DecisionLabel, Metrics};
+pub use text::{Escaped, escape_for_terminal, is_unsafe_char, json_for_terminal};
 pub use worker::{ControlMsg, DeclaredGraph, Telemetry, TelemetrySettings};
 
 /// Errors from telemetry setup and persistence.

@@ -323,3 +323,133 @@ fn merge_is_a_union_and_ends_learning() {
     a.merge(&Baseline::new());
     assert_eq!(a, before, "merging nothing changes nothing");
 }
+
+#[test]
+fn baseline_save_never_follows_a_planted_symlink() {
+    // Someone who can write to the state directory plants symlinks where the
+    // old code wrote (`.NAME.tmp-PID`) and at the target itself. Neither
+    // victim may change; the target becomes a regular file.
+    let dir = tempfile::tempdir().unwrap();
+    let victims = tempfile::tempdir().unwrap();
+    let (tmp_victim, target_victim) = (
+        victims.path().join("tmp-victim"),
+        victims.path().join("target-victim"),
+    );
+    std::fs::write(&tmp_victim, "precious one").unwrap();
+    std::fs::write(&target_victim, "precious two").unwrap();
+    let path = dir.path().join("baseline.json");
+    std::os::unix::fs::symlink(
+        &tmp_victim,
+        dir.path()
+            .join(format!(".baseline.json.tmp-{}", std::process::id())),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&target_victim, &path).unwrap();
+    let mut baseline = Baseline::new();
+    baseline.edges.insert(key(EHR, RESULTS, "GET"));
+    baseline.save(&path).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&tmp_victim).unwrap(),
+        "precious one"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target_victim).unwrap(),
+        "precious two"
+    );
+    assert!(
+        std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_file(),
+        "the link is replaced, not followed"
+    );
+    assert_eq!(Baseline::load(&path).unwrap(), baseline);
+}
+
+#[test]
+fn baseline_fields_must_be_what_a_sidecar_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baseline.json");
+    let edge = |source: &str, destination: &str, route: &str, method: &str| serde_json::json!({"source": source, "destination": destination, "route": route, "method": method});
+    // Every label form the sidecar writes loads.
+    let good = [
+        edge(EHR, LAB, RESULTS, "GET"),
+        edge("other:hospital.example", LAB, "(unmatched)", "OTHER"),
+        edge(
+            "other:untrusted",
+            "other",
+            "lab.v1.Results/GetResult",
+            "POST",
+        ),
+        edge("unauthenticated", "unknown", "/befunde/ärztlich", "DELETE"),
+        edge(EHR, LAB, "*", "PUT"),
+    ];
+    std::fs::write(
+        &path,
+        serde_json::json!({"version": 1, "edges": good}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(Baseline::load(&path).unwrap().edges.len(), 5);
+
+    for (bad, field) in [
+        (edge("\u{1b}]0;pwned\u{7}", LAB, RESULTS, "GET"), "source"),
+        (
+            edge("spiffe://hospital.example", LAB, RESULTS, "GET"),
+            "source",
+        ),
+        (
+            edge("other:Hospital.Example", LAB, RESULTS, "GET"),
+            "source",
+        ),
+        (
+            edge(EHR, "lab-results\u{1b}[2J", RESULTS, "GET"),
+            "destination",
+        ),
+        (
+            edge(EHR, LAB, "/patients/\u{1b}[2J\u{1b}[H", "GET"),
+            "route",
+        ),
+        (edge(EHR, LAB, "/a\u{9b}2J", "GET"), "route"),
+        (edge(EHR, LAB, "/a\u{202e}gnp.exe", "GET"), "route"),
+        (edge(EHR, LAB, "/a b", "GET"), "route"),
+        (edge(EHR, LAB, RESULTS, "get"), "method"),
+        (edge(EHR, LAB, RESULTS, "GET\u{7}"), "method"),
+    ] {
+        std::fs::write(
+            &path,
+            serde_json::json!({"version": 1, "edges": [bad]}).to_string(),
+        )
+        .unwrap();
+        let err = Baseline::load(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("edge {field} ")), "{err}");
+        assert!(
+            !err.chars().any(hallpass_telemetry::is_unsafe_char),
+            "the error quotes the value escaped: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn terminal_escaping() {
+    use hallpass_telemetry::{escape_for_terminal, json_for_terminal};
+    assert_eq!(escape_for_terminal(EHR), EHR, "plain text is untouched");
+    assert_eq!(
+        escape_for_terminal("a\u{1b}]0;pwned\u{7}b\u{1b}[2J\u{9b}c\u{202e}d\\e\nf"),
+        "a\\u{1b}]0;pwned\\u{7}b\\u{1b}[2J\\u{9b}c\\u{202e}d\\\\e\\u{a}f"
+    );
+    let value = serde_json::json!({"k": "x\u{1b}[2J\u{9b}\u{7f}\u{202e}y\n"});
+    let json = serde_json::to_string_pretty(&value).unwrap();
+    let safe = json_for_terminal(&json);
+    assert!(
+        !safe
+            .chars()
+            .any(|c| c != '\n' && hallpass_telemetry::is_unsafe_char(c)),
+        "{safe}"
+    );
+    assert_eq!(safe.lines().count(), json.lines().count(), "layout kept");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
+        value,
+        "the JSON still means the same"
+    );
+}

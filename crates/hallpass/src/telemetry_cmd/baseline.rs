@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
-use hallpass_telemetry::{Baseline, CallGraph, EdgeKey};
+use hallpass_telemetry::{Baseline, CallGraph, EdgeKey, Escaped, json_for_terminal};
 
 use super::fetch::{self, Source};
 use super::rfc3339;
@@ -68,7 +68,7 @@ pub fn run(command: BaselineCommand) -> ExitCode {
     match result(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", Escaped(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -80,12 +80,20 @@ fn result(command: BaselineCommand) -> anyhow::Result<()> {
             let baseline = Baseline::load(&file)?;
             match format {
                 Format::Text => print!("{}", show(&baseline, &file.display().to_string())),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&baseline)?),
+                Format::Json => println!(
+                    "{}",
+                    json_for_terminal(&serde_json::to_string_pretty(&baseline)?)
+                ),
             }
         }
         BaselineCommand::Export { admin, output } => {
             let graph = fetch::load_all(&[Source::Admin(admin.clone())])?;
             let baseline = from_callgraph(&graph);
+            // What a sidecar serves is checked like a file: the sidecar may
+            // be the compromised workload.
+            if let Some(problem) = baseline.edges.iter().find_map(|e| e.check().err()) {
+                anyhow::bail!("{admin}: {problem}");
+            }
             match output {
                 Some(path) => {
                     baseline.save(&path)?;
@@ -95,7 +103,10 @@ fn result(command: BaselineCommand) -> anyhow::Result<()> {
                         path.display()
                     );
                 }
-                None => println!("{}", serde_json::to_string_pretty(&baseline)?),
+                None => println!(
+                    "{}",
+                    json_for_terminal(&serde_json::to_string_pretty(&baseline)?)
+                ),
             }
         }
         BaselineCommand::Merge { files, output } => {
@@ -137,13 +148,16 @@ pub fn from_callgraph(graph: &CallGraph) -> Baseline {
     baseline
 }
 
-/// The text form of `baseline show`.
+/// The text form of `baseline show`. Every string from the file is escaped
+/// for the terminal ([`Escaped`]); `Baseline::load` has already refused
+/// fields that are not what a sidecar writes.
 pub fn show(baseline: &Baseline, name: &str) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{name}: version {}, {} edges",
+        "{}: version {}, {} edges",
+        Escaped(name),
         baseline.version,
         baseline.edges.len()
     );
@@ -167,10 +181,16 @@ pub fn show(baseline: &Baseline, name: &str) -> String {
     let mut current: Option<&str> = None;
     for e in by_destination {
         if current != Some(&*e.destination) {
-            let _ = writeln!(out, "\n{}", e.destination);
+            let _ = writeln!(out, "\n{}", Escaped(&e.destination));
             current = Some(&e.destination);
         }
-        let _ = writeln!(out, "  {:<7} {:<40} from {}", e.method, e.route, e.source);
+        let _ = writeln!(
+            out,
+            "  {:<7} {:<40} from {}",
+            Escaped(&e.method).to_string(),
+            Escaped(&e.route).to_string(),
+            Escaped(&e.source)
+        );
     }
     out
 }

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, ValueEnum};
 use hallpass_policy::SourcePattern;
-use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge};
+use hallpass_telemetry::{CallGraph, DeclaredEdge, Escaped, ObservedEdge, json_for_terminal};
 use serde::Serialize;
 
 use super::fetch::{self, Source};
@@ -156,7 +156,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
     let graph = match fetch::load_all(&sources) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", Escaped(&format!("{e:#}")));
             return ExitCode::from(1);
         }
     };
@@ -165,7 +165,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
     match args.format {
         Format::Text => print!("{}", report.to_text()),
         Format::Json => match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => println!("{}", json_for_terminal(&json)),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);
@@ -405,13 +405,17 @@ fn narrowing(
 
 impl Report {
     /// The text form.
+    ///
+    /// Every string from the call graph is escaped for the terminal
+    /// ([`Escaped`]): the graph may come from a file a compromised workload
+    /// wrote.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
         let _ = writeln!(
             out,
             "hallpass report: {} at {}{}",
-            self.sources.join(", "),
+            Escaped(&self.sources.join(", ")),
             rfc3339(self.generated_at_ms / 1000),
             if self.learning {
                 " (still learning the baseline)"
@@ -425,7 +429,7 @@ impl Report {
             self.never_used.len()
         );
         for f in &self.never_used {
-            let _ = writeln!(out, "  {}  {}", f.destination, f.rule);
+            let _ = writeln!(out, "  {}  {}", Escaped(&f.destination), Escaped(&f.rule));
         }
         let _ = writeln!(
             out,
@@ -437,8 +441,8 @@ impl Report {
             let _ = writeln!(
                 out,
                 "  {}  {}  last match {} ({} days ago)",
-                f.destination,
-                f.rule,
+                Escaped(&f.destination),
+                Escaped(&f.rule),
                 rfc3339(f.last_match_seconds),
                 f.days_ago.unwrap_or_default()
             );
@@ -452,9 +456,9 @@ impl Report {
             let _ = writeln!(
                 out,
                 "  {} -> {}  (rules: {})",
-                f.source,
-                f.destination,
-                f.rules.join(", ")
+                Escaped(&f.source),
+                Escaped(&f.destination),
+                Escaped(&f.rules.join(", "))
             );
         }
         let _ = writeln!(out, "\nRules to narrow ({})", self.narrower.len());
@@ -462,10 +466,12 @@ impl Report {
             let _ = writeln!(
                 out,
                 "  {}  {}  ({} requests)",
-                n.destination, n.rule, n.requests
+                Escaped(&n.destination),
+                Escaped(&n.rule),
+                n.requests
             );
             for s in &n.suggestions {
-                let _ = writeln!(out, "    {s}");
+                let _ = writeln!(out, "    {}", Escaped(s));
             }
         }
         out

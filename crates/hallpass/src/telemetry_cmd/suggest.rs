@@ -21,11 +21,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, ValueEnum};
 use hallpass_policy::{CompiledPolicy, RouteTemplate, SourcePattern, normalize_path};
-use hallpass_telemetry::{CallGraph, thousands};
+use hallpass_telemetry::{CallGraph, json_for_terminal, thousands, write_atomically};
 use serde::Deserialize;
 
 use super::templates::{self, grpc_method};
@@ -278,8 +278,11 @@ fn caller_name(source: &str) -> String {
 }
 
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+/// A YAML double-quoted string (JSON's escapes are YAML's), with nothing a
+/// terminal would act on left raw.
 fn quoted(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+    let json = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());
+    json_for_terminal(&json).into_owned()
 }
 
 fn quoted_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
@@ -460,7 +463,7 @@ pub fn run_suggest(args: &SuggestArgs) -> u8 {
     match &args.output {
         None => print!("{text}"),
         Some(path) => {
-            if let Err(e) = write_atomically(path, &text) {
+            if let Err(e) = write_atomically(path, text.as_bytes()) {
                 eprintln!("error: cannot write {}: {e}", path.display());
                 return 2;
             }
@@ -476,18 +479,4 @@ pub fn run_suggest(args: &SuggestArgs) -> u8 {
         obs.records
     );
     0
-}
-
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("policy.yaml");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }

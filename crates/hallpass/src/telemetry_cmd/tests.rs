@@ -797,3 +797,75 @@ fn report_and_export_against_a_running_sidecar() {
     let _ = stop.send(());
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
 }
+
+/// Symlinks planted where the old writers put their temporary file
+/// (`.NAME.tmp-PID`, this process's PID: the command runs in it) and at the
+/// target: the victims keep their contents, the target becomes a file.
+fn plant(
+    dir: &std::path::Path,
+    target: &str,
+    victims: &std::path::Path,
+) -> Vec<std::path::PathBuf> {
+    let tmp_victim = victims.join(format!("{target}.tmp-victim"));
+    let target_victim = victims.join(format!("{target}.victim"));
+    std::fs::write(&tmp_victim, "precious").unwrap();
+    std::fs::write(&target_victim, "precious").unwrap();
+    std::os::unix::fs::symlink(
+        &tmp_victim,
+        dir.join(format!(".{target}.tmp-{}", std::process::id())),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&target_victim, dir.join(target)).unwrap();
+    vec![tmp_victim, target_victim]
+}
+
+fn assert_untouched(victims: &[std::path::PathBuf], written: &std::path::Path) {
+    for v in victims {
+        assert_eq!(
+            std::fs::read_to_string(v).unwrap(),
+            "precious",
+            "{} was written through a symlink",
+            v.display()
+        );
+    }
+    let meta = std::fs::symlink_metadata(written).unwrap();
+    assert!(meta.file_type().is_file(), "{}", written.display());
+}
+
+#[test]
+fn baseline_merge_and_export_never_write_through_a_planted_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let victims = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    baseline::from_callgraph(&graph()).save(&a).unwrap();
+    Baseline::new().save(&b).unwrap();
+    let planted = plant(dir.path(), "merged.json", victims.path());
+    let out = dir.path().join("merged.json");
+    let code = baseline::run(BaselineCommand::Merge {
+        files: vec![a, b],
+        output: out.clone(),
+    });
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    assert_untouched(&planted, &out);
+    assert_eq!(Baseline::load(&out).unwrap().edges.len(), 4);
+}
+
+#[test]
+fn policy_suggest_never_writes_through_a_planted_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let victims = tempfile::tempdir().unwrap();
+    let graph_file = dir.path().join("graph.json");
+    std::fs::write(&graph_file, serde_json::to_string(&graph()).unwrap()).unwrap();
+    let planted = plant(dir.path(), "policy.yaml", victims.path());
+    let out = dir.path().join("policy.yaml");
+    let code = suggest::run_suggest(&SuggestArgs {
+        from_audit_log: vec![],
+        from_callgraph: Some(graph_file),
+        output: Some(out.clone()),
+        mode: SuggestMode::Audit,
+        max_literals: 5,
+    });
+    assert_eq!(code, 0);
+    assert_untouched(&planted, &out);
+    CompiledPolicy::from_yaml(&std::fs::read_to_string(&out).unwrap()).unwrap();
+}

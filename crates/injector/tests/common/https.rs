@@ -43,7 +43,7 @@ pub fn pki(common_name: &str) -> Pki {
     }
 }
 
-fn connector(ca_pem: &str) -> TlsConnector {
+pub fn connector(ca_pem: &str) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile_certs(ca_pem) {
         roots.add(cert).unwrap();
@@ -136,4 +136,19 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[line_end + 2 + size + 2..];
     }
     out
+}
+
+/// An open TLS connection to the test Service name, nothing sent yet.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    connector(ca_pem)
+        .connect(
+            ServerName::try_from(SERVICE.to_owned()).map_err(|e| e.to_string())?,
+            tcp,
+        )
+        .await
+        .map_err(|e| format!("TLS: {e}"))
 }

@@ -191,6 +191,15 @@ pub fn default_config() -> InjectorConfig {
     InjectorConfig::from_yaml("").expect("defaults are valid")
 }
 
+/// The defaults, with the overrides `pod-init-containers-standalone.json`
+/// uses (mode, workload ID, audit log) allowed in its namespace.
+pub fn pharmacy_overrides_config() -> InjectorConfig {
+    InjectorConfig::from_yaml(
+        "overrides: {mode: [pharmacy], workloadId: [pharmacy], auditLog: [pharmacy]}\n",
+    )
+    .expect("valid")
+}
+
 /// An AdmissionReview answer, read from the JSON the API server receives.
 #[derive(Debug, Clone)]
 pub struct Answer {
