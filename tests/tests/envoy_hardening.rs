@@ -42,7 +42,7 @@ fn the_required_settings_are_those_of_the_injected_sidecar() {
         app_port: 8080,
         app_protocol: AppProtocol::Http1,
         health_port: 15021,
-        admin_port: 15000,
+        admin_socket: "/run/hallpass/envoy-admin.sock".into(),
         authz_socket: "/run/hallpass/authz.sock".into(),
         spire_agent_socket: "/run/spire/agent.sock".into(),
         svid_name: "spiffe://hospital.example/ns/clinical/sa/lab-results".into(),

@@ -122,27 +122,6 @@ async fn audit_mode_never_vouches_for_a_revoked_or_untrusted_caller() {
 /// entry for: the decision never reaches the trust-domain and revocation
 /// checks, and still the header is withheld.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mode_override_for_a_destination_without_an_entry_never_vouches_for_the_revoked() {
-    let (_dir, mut running, ca, partner) = start(
-        "spiffe://hospital.example/ns/new/sa/unlisted",
-        "",
-        "  mode: audit\n",
-    )
-    .await;
-    for svid in [ca.issue(FAX).unwrap(), partner.issue(PARTNER).unwrap()] {
-        let req = check_request(Some(&svid), "", "", "GET", "/x");
-        assert_eq!(source_header(&mut running, req).await, (None, true));
-    }
-    let ehr = ca.issue(EHR).unwrap();
-    let req = check_request(Some(&ehr), "", "", "GET", "/x");
-    assert_eq!(
-        source_header(&mut running, req).await,
-        (Some(EHR.to_owned()), false)
-    );
-    running.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_principal_mode_in_audit_never_vouches_for_the_revoked() {
     let (_dir, mut running, _ca, _partner) = start(
         PHARMACY_DEST,
