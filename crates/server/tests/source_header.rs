@@ -118,9 +118,6 @@ async fn audit_mode_never_vouches_for_a_revoked_or_untrusted_caller() {
     running.stop().await;
 }
 
-/// `policy.mode: audit` on a sidecar whose destination the policy has no
-/// entry for: the decision never reaches the trust-domain and revocation
-/// checks, and still the header is withheld.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_principal_mode_in_audit_never_vouches_for_the_revoked() {
     let (_dir, mut running, _ca, _partner) = start(
