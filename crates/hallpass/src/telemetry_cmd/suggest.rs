@@ -24,8 +24,9 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, ValueEnum};
+use hallpass_callgraph_page::thousands;
 use hallpass_policy::{CompiledPolicy, RouteTemplate, SourcePattern, normalize_path};
-use hallpass_telemetry::{CallGraph, json_for_terminal, thousands, write_atomically};
+use hallpass_telemetry::{CallGraph, json_for_terminal, write_atomically};
 use serde::Deserialize;
 
 use super::templates::{self, grpc_method};
