@@ -38,28 +38,32 @@ async fn query(client: &HttpClient, base: &Url, promql: &str) -> Result<Vec<Valu
     };
     let answer: Value = serde_json::from_str(&body)
         .map_err(|e| invalid(format!("not a Prometheus answer: {e}")))?;
-    if answer["status"] != "success" {
+    if answer.get("status").and_then(Value::as_str) != Some("success") {
         return Err(invalid(format!(
             "query `{promql}` failed: {}",
-            answer["error"]
+            answer.get("error").unwrap_or(&Value::Null)
         )));
     }
-    Ok(answer["data"]["result"]
-        .as_array()
+    Ok(answer
+        .pointer("/data/result")
+        .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default())
 }
 
 fn label(sample: &Value, name: &str) -> String {
-    sample["metric"][name]
-        .as_str()
+    sample
+        .get("metric")
+        .and_then(|m| m.get(name))
+        .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
 }
 
 fn number(sample: &Value) -> f64 {
-    sample["value"][1]
-        .as_str()
+    sample
+        .pointer("/value/1")
+        .and_then(Value::as_str)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
