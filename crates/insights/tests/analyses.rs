@@ -580,6 +580,84 @@ fn report_finds_unused_unseen_and_broad_rules() {
     assert_eq!(json["never_used"][0]["rule"], "imaging-vendor-pilot");
 }
 
+/// Crediting uses the policy's matchers, not string equality: a template
+/// covered by a declared `/**`, a gRPC method covered by `Service/*`, an
+/// `other:<td>` caller under a pattern of that trust domain (and never
+/// under an exact ID), first match in policy order.
+#[test]
+fn report_credits_edges_through_the_policys_matchers() {
+    let clinical = "spiffe://hospital.example/ns/clinical/**";
+    let graph = CallGraph {
+        generated_at_ms: NOW_S * 1000,
+        learning: false,
+        declared: vec![
+            declared(
+                EHR,
+                "ehr-exact-results",
+                &["/patients/{patient}/results/{result}"],
+                &["GET"],
+            ),
+            declared(
+                clinical,
+                "clinical-patients",
+                &["/patients/**"],
+                &["GET", "POST"],
+            ),
+            declared(PHARMACY, "pharmacy-any-results", &["lab.v1.Results/*"], &[]),
+            declared(BILLING, "billing-exact", &["/invoices/{invoice}"], &["GET"]),
+        ],
+        observed: vec![
+            observed(EHR, "/patients/{patient}/results", "GET", 10, 0),
+            observed("other:hospital.example", "/patients/{patient}", "GET", 1, 0),
+            observed(PHARMACY, "lab.v1.Results/GetResult", "POST", 3, 0),
+            // Same trust domain, but an exact ID never lets `other:` in.
+            observed("other:hospital.example", "/invoices/{invoice}", "GET", 4, 0),
+        ],
+        rules: Vec::new(),
+    };
+    let report = analyze(&graph, vec!["test".into()], 30);
+    let by_rule: HashMap<&str, &hallpass_insights::report::Narrowing> = report
+        .narrower
+        .iter()
+        .map(|n| (n.rule.as_str(), n))
+        .collect();
+    let patients = by_rule
+        .get("clinical-patients")
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(patients.requests, 11, "{patients:#?}");
+    assert_eq!(
+        patients.observed_sources,
+        ["other:hospital.example".to_owned(), EHR.to_owned()]
+    );
+    assert!(
+        patients
+            .suggestions
+            .iter()
+            .any(|s| s.starts_with("methods: POST never used")),
+        "{patients:#?}"
+    );
+    assert!(
+        patients
+            .suggestions
+            .iter()
+            .any(|s| s.starts_with("paths: allows /patients/**")),
+        "{patients:#?}"
+    );
+    let grpc = by_rule
+        .get("pharmacy-any-results")
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(grpc.requests, 3);
+    assert!(
+        grpc.suggestions
+            .iter()
+            .any(|s| s.starts_with("paths: allows lab.v1.Results/*")),
+        "{grpc:#?}"
+    );
+    // The exact rule did not match the other route, nor the unnamed caller.
+    assert!(!by_rule.contains_key("ehr-exact-results"), "{report:#?}");
+    assert!(!by_rule.contains_key("billing-exact"), "{report:#?}");
+}
+
 #[test]
 fn merging_sources_sums_edges_and_keeps_latest_matches() {
     let a = graph();
