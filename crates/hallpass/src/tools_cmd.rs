@@ -66,7 +66,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     state: Vec<PathBuf>,
     /// A Prometheus that scrapes the sidecars (the mesh-wide view), e.g.
-    /// https://prometheus.example:9090. Edges are per (source, destination) there.
+    /// http://127.0.0.1:9090 (https:// too). Edges are per (source, destination) there.
     #[arg(long, value_name = "URL", value_parser = parse_base_url)]
     prometheus: Vec<Url>,
     /// The policy file, for the declared edges of a `--prometheus` report.

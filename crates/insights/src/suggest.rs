@@ -15,7 +15,7 @@
 //! become rules.
 //!
 //! The output is checked with `CompiledPolicy::from_yaml` before it is
-//! returned, and [`write`] replaces a file atomically, never through a
+//! returned, and [`write()`] replaces a file atomically, never through a
 //! planted symlink.
 
 use std::collections::{BTreeMap, BTreeSet};
