@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate docs/img/callgraph.png: the /callgraph.html page of a realistic
-# clinical-mesh call graph (crates/telemetry/examples/callgraph_html.rs),
+# clinical-mesh call graph (crates/callgraph-page/examples/callgraph_html.rs),
 # rendered by headless Chromium (Debian package `chromium`, installed here
 # when missing). The page is written with the same `to_html` the sidecar's
 # admin endpoint serves, and loads nothing from the network.
@@ -25,7 +25,7 @@ fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cargo run -q -p hallpass-telemetry --example callgraph_html > "$work/callgraph.html"
+cargo run -q -p hallpass-callgraph-page --example callgraph_html > "$work/callgraph.html"
 
 mkdir -p "$(dirname "$out")"
 # Every flag keeps Chromium off the network and away from the user's profile.

@@ -42,6 +42,13 @@ fi
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The sidecar build (docs/architecture.md, "What each binary links"): the
+# dependency graph proves what it leaves out, and clippy proves it compiles
+# (a check of the one package whose features differ, not a second build).
+step "sidecar build: what it links, and its lints"
+scripts/check-deps.sh
+cargo clippy -p hallpass --no-default-features --all-targets --locked -- -D warnings
+
 # Every target at once: with the tests' dev-dependencies in the feature set,
 # the libraries built here are the ones nextest links later, not a second copy.
 step "build"

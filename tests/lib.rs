@@ -8,7 +8,6 @@
 //!
 //! A missing Envoy is a test failure with a clear message, never a skip.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -284,99 +283,22 @@ pub fn wait_for_http_ok(addr: SocketAddr, path: &str, within: Duration) -> anyho
     bail!("http://{addr}{path} not OK after {within:?}: {last}")
 }
 
-/// A parsed HTTP/1.1 response.
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// Header names lower-cased; repeated headers joined with `, `.
-    pub headers: HashMap<String, String>,
-    /// Body as text.
-    pub body: String,
-}
+/// A parsed HTTP/1.1 response (the test kit's one HTTP client).
+pub use hallpass_testkit::http::Response as HttpResponse;
 
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), with
+/// `Host: lab-results` and the request line and headers exactly as given.
 pub fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<HttpResponse> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: lab-results\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes())?;
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line)?;
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("bad status line {status_line:?}"))?;
-    let mut headers = HashMap::new();
-    let mut chunked = false;
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            break;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
-            if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            }
-            if k == "content-length" {
-                length = v.parse::<usize>().ok();
-            }
-            headers
-                .entry(k)
-                .and_modify(|e: &mut String| {
-                    e.push_str(", ");
-                    e.push_str(&v);
-                })
-                .or_insert(v);
-        }
-    }
-    let body = if chunked {
-        let mut body = Vec::new();
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size)?;
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            let mut chunk = vec![0; n + 2];
-            reader.read_exact(&mut chunk)?;
-            body.extend_from_slice(&chunk[..n]);
-        }
-        body
-    } else if let Some(n) = length {
-        let mut body = vec![0; n];
-        reader.read_exact(&mut body)?;
-        body
-    } else {
-        let mut body = Vec::new();
-        reader.read_to_end(&mut body)?;
-        body
-    };
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+    let request = hallpass_testkit::http::Request::new(method, path)
+        .host("lab-results")
+        .headers(headers);
+    hallpass_testkit::http::send(addr, &request)
+        .with_context(|| format!("{method} http://{addr}{path}"))
 }
 
 /// An echo app: answers every request with 200 and a JSON object of the

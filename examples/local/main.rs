@@ -25,7 +25,8 @@ use hallpass_e2e::{
     EchoApp, Proc, check_envoy_hardening, envoy_bin, free_ports, hallpass_bin, http,
     wait_for_http_ok, wait_for_port, workspace_root,
 };
-use hallpass_testkit::{Ca, write_private};
+use hallpass_pki::{Ca, write_private};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 const HOSPITAL: &str = "hospital.example";
@@ -433,7 +434,10 @@ impl Mesh {
     }
 
     fn query(&self, promql: &str) -> anyhow::Result<Vec<Value>> {
-        let path = format!("/api/v1/query?query={}", urlencode(promql));
+        let path = format!(
+            "/api/v1/query?query={}",
+            utf8_percent_encode(promql, NON_ALPHANUMERIC)
+        );
         let response = http(addr(self.prometheus), "GET", &path, &[])?;
         let body: Value = serde_json::from_str(&response.body)
             .with_context(|| format!("Prometheus said: {}", response.body))?;
@@ -560,18 +564,8 @@ fn short(id: &str) -> String {
     id.rsplit('/').next().unwrap_or(id).to_owned()
 }
 
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// An HTTP/1.1 request with an explicit Host header (the outbound route key).
+/// An HTTP/1.1 request with an explicit Host header (the outbound route
+/// key); the status.
 fn http_with_host(
     target: SocketAddr,
     method: &str,
@@ -579,24 +573,12 @@ fn http_with_host(
     host: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<u16> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes())?;
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("bad HTTP response")
+    let request = hallpass_testkit::http::Request::new(method, path)
+        .host(host)
+        .headers(headers);
+    Ok(hallpass_testkit::http::send(target, &request)
+        .with_context(|| format!("{method} http://{host}{path} via {target}"))?
+        .status)
 }
 
 /// Write an Envoy config, once it is as strict as the shipped ones

@@ -684,6 +684,21 @@ fn every_image_the_compose_file_builds_has_its_dockerfile() -> anyhow::Result<()
             service.name,
             path.display()
         );
+        // A named build target must be a stage of that Dockerfile.
+        if let Some(target) = build.get("target").and_then(Value::as_str) {
+            let text = std::fs::read_to_string(&path)?;
+            let stages: Vec<&str> = text
+                .lines()
+                .filter(|l| l.to_ascii_uppercase().starts_with("FROM "))
+                .filter_map(|l| l.split_whitespace().last())
+                .collect();
+            ensure!(
+                stages.contains(&target),
+                "{}: target {target} is not a stage of {} ({stages:?})",
+                service.name,
+                path.display()
+            );
+        }
     }
     Ok(())
 }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hallpass_e2e::{Proc, free_ports, hallpass_bin, wait_for_port, workspace_root};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use hallpass_testkit::Ca;
+use hallpass_testkit::http::{Request, exchange};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -30,25 +31,14 @@ struct Pki {
     key: String,
 }
 
+/// A fresh CA and a serving certificate for the webhook's Service name.
 fn pki() -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "webhook CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::from_params(&ca_params, &ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec![SERVICE.to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
+    let ca = Ca::root("injector.test").unwrap();
+    let leaf = ca.issue_server(&[SERVICE]).unwrap();
     Pki {
-        ca: ca.pem(),
-        cert: leaf.pem(),
-        key: leaf_key.serialize_pem(),
+        ca: ca.cert_pem().to_owned(),
+        cert: leaf.cert_pem,
+        key: leaf.key_pem,
     }
 }
 
@@ -266,21 +256,18 @@ fn injector_memory_stays_under_its_chart_limit_under_slow_and_oversized_clients(
 
     // Afterwards the webhook answers a real AdmissionReview.
     let answer = runtime.block_on(async {
-        let mut s = tls(addr, &connector).await.unwrap();
-        let head = format!(
-            "POST /mutate HTTP/1.1\r\nhost: {SERVICE}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            review.len()
-        );
-        s.write_all(head.as_bytes()).await.unwrap();
-        s.write_all(&review).await.unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out).await;
-        String::from_utf8_lossy(&out).to_string()
+        let s = tls(addr, &connector).await.unwrap();
+        let headers = [("content-type", "application/json")];
+        let request = Request::new("POST", "/mutate")
+            .host(SERVICE)
+            .headers(&headers)
+            .body(&review);
+        exchange(s, &request).await.unwrap()
     });
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.status, 200, "{answer:?}");
     assert!(
-        answer.contains("\"allowed\":true") && answer.contains("\"patch\""),
-        "{answer}"
+        answer.body.contains("\"allowed\":true") && answer.body.contains("\"patch\""),
+        "{answer:?}"
     );
     let count = |prefix: &str| answers.iter().filter(|a| a.starts_with(prefix)).count();
     println!(

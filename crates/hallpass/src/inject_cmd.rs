@@ -1,13 +1,19 @@
-//! `hallpass inject`: the Kubernetes sidecar injection webhook, or, with
-//! `--render`, what it would do to one pod (no server, no cluster).
+//! `hallpass inject` (feature `injector`): the Kubernetes sidecar injection
+//! webhook, or, with `--render`, what it would do to one pod (no server, no
+//! cluster).
+//!
+//! Exit codes: 0 after a clean shutdown, or a pod rendered (injected or left
+//! alone); 1 the webhook would refuse the pod, bad TLS files or a bind
+//! failure; 64 an invalid injector config or an unreadable pod file.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use hallpass_injector::inject::{self, Rendered};
-use hallpass_injector::{Injector, InjectorConfig, Scope};
+use hallpass_injector::{Injector, InjectorConfig, InjectorError, Scope};
+
+use crate::{FAILED, USAGE, fail, process};
 
 /// Arguments of `hallpass inject`.
 #[derive(Debug, clap::Args)]
@@ -31,10 +37,15 @@ pub struct InjectArgs {
     namespace: Option<String>,
 }
 
-pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
-        Some(path) => InjectorConfig::load(path)?,
-        None => InjectorConfig::from_yaml("")?,
+/// Run `hallpass inject`.
+pub fn run(args: InjectArgs) -> ExitCode {
+    let loaded = match &args.config {
+        Some(path) => InjectorConfig::load(path),
+        None => InjectorConfig::from_yaml(""),
+    };
+    let config = match loaded {
+        Ok(config) => config,
+        Err(e) => return fail(e, USAGE),
     };
     if let Some(pod_file) = &args.render {
         let scope = if args.namespace_opted_in {
@@ -44,21 +55,29 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         };
         return render(&config, scope, args.namespace.as_deref(), pod_file);
     }
-    super::init_json_logs();
+    process::init_json_logs();
+    let runtime = match process::runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(e, FAILED),
+    };
     let delay = Duration::from_secs(config.shutdown_delay_seconds);
-    super::runtime()?.block_on(async move {
+    let served = runtime.block_on(async move {
         let injector = Injector::bind(config).await?;
         tracing::info!(listen = %injector.local_addr()?, "injector listening");
         injector
             .run(async move {
-                super::shutdown_signal().await;
+                process::shutdown_signal().await;
                 // Keep answering while the endpoint is removed from the Service.
                 tracing::info!(delay_seconds = delay.as_secs(), "shutting down");
                 tokio::time::sleep(delay).await;
             })
-            .await?;
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
+            .await
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ InjectorError::Config(_)) => fail(e, USAGE),
+        Err(e) => fail(e, FAILED),
+    }
 }
 
 fn render(
@@ -66,27 +85,37 @@ fn render(
     scope: Scope,
     namespace: Option<&str>,
     pod_file: &Path,
-) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(pod_file)
-        .with_context(|| format!("cannot read {}", pod_file.display()))?;
-    let rendered = inject::render(config, scope, namespace, &text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", pod_file.display()))?;
+) -> ExitCode {
+    let text = match std::fs::read_to_string(pod_file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", pod_file.display());
+            return ExitCode::from(USAGE);
+        }
+    };
+    let rendered = match inject::render(config, scope, namespace, &text) {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            eprintln!("error: {}: {e}", pod_file.display());
+            return ExitCode::from(FAILED);
+        }
+    };
     match rendered {
         Rendered::Skipped(why, pod) => {
             eprintln!("not injected: {}", why.as_str());
             print!("{pod}");
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Rendered::Rejected(problems) => {
             for p in problems {
                 eprintln!("rejected: {p}");
             }
-            Ok(ExitCode::from(1))
+            ExitCode::from(FAILED)
         }
         Rendered::Injected(mode, pod) => {
             eprintln!("injected ({} mode)", mode.as_str());
             print!("{pod}");
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
     }
 }

@@ -1,19 +1,37 @@
-//! The `hallpass` command: a thin shell over the library crates.
+//! The `hallpass` command: a thin shell over the library crates. It parses
+//! arguments, sets up logging and the runtime, calls a library and prints.
 //!
-//! Exit codes: 0 success, 1 a failed check (invalid config or policy, a
-//! failed demo), 2 usage errors (from clap).
+//! Two builds of one command (design §3 fixes the name):
+//! - the default build is the operator's full CLI;
+//! - `--no-default-features` is the sidecar: `serve` and `policy
+//!   check|test|explain` (the policy code `serve` runs anyway). The features
+//!   `tools` (`report`, `baseline`, `policy suggest`), `demo` and `injector`
+//!   (`inject`) add the rest; `scripts/check-deps.sh` proves the sidecar
+//!   links none of it.
+//!
+//! Exit codes (docs/reference.md): 0 success; 1 a failed check (errors in a
+//! policy, a failed test case, a source that could not be read, a failed
+//! demo, a runtime failure); 64 (`EX_USAGE` of sysexits) a usage error: bad
+//! arguments, an unreadable input or unwritable output, or an invalid config
+//! at `serve` start.
 
-mod demo;
+#[cfg(feature = "injector")]
 mod inject_cmd;
 mod policy_cmd;
-mod telemetry_cmd;
+mod process;
+#[cfg(feature = "tools")]
+mod tools_cmd;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hallpass_server::{Settings, Sidecar};
+use hallpass_server::{ServerError, Settings, Sidecar};
+
+/// A failed check.
+const FAILED: u8 = 1;
+/// A usage error (sysexits `EX_USAGE`).
+const USAGE: u8 = 64;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,20 +59,24 @@ enum Command {
     },
     /// A self-contained demo: throwaway PKI, a clinical-mesh policy, the
     /// sidecar in-process, and real gRPC Check calls.
+    #[cfg(feature = "demo")]
     Demo {
         /// Keep serving after the scripted calls, so /metrics can be explored.
         #[arg(long)]
         serve: bool,
     },
-    /// Unused and over-broad permissions, from a sidecar's /callgraph.
-    Report(telemetry_cmd::report::ReportArgs),
+    /// Unused and over-broad permissions, from sidecars or Prometheus.
+    #[cfg(feature = "tools")]
+    Report(tools_cmd::ReportArgs),
     /// Show, export and merge call-path baselines.
+    #[cfg(feature = "tools")]
     Baseline {
         #[command(subcommand)]
-        command: telemetry_cmd::baseline::BaselineCommand,
+        command: tools_cmd::BaselineCommand,
     },
     /// Kubernetes sidecar injection webhook (AdmissionReview v1 over HTTPS),
     /// or `--render POD_FILE` to show what it would inject.
+    #[cfg(feature = "injector")]
     Inject {
         #[command(flatten)]
         args: inject_cmd::InjectArgs,
@@ -62,89 +84,69 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => code,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            // `--help` and `--version` land here too, and are not errors.
+            let code = if e.exit_code() == 0 { 0 } else { USAGE };
+            let _ = e.print();
+            return ExitCode::from(code);
         }
-    }
-}
-
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    };
     match cli.command {
-        Command::Serve { config } => {
-            init_json_logs();
-            hallpass_server::log_panics();
-            let settings = Settings::load(&config)?;
-            runtime()?.block_on(serve(settings))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Policy { command } => Ok(policy_cmd::run(command)),
+        Command::Serve { config } => serve(&config),
+        Command::Policy { command } => policy_cmd::run(command),
+        #[cfg(feature = "demo")]
+        Command::Demo { serve } => demo(serve),
+        #[cfg(feature = "tools")]
+        Command::Report(args) => tools_cmd::report(&args),
+        #[cfg(feature = "tools")]
+        Command::Baseline { command } => tools_cmd::baseline(command),
+        #[cfg(feature = "injector")]
         Command::Inject { args } => inject_cmd::run(args),
-        Command::Report(args) => Ok(telemetry_cmd::report::run(&args)),
-        Command::Baseline { command } => Ok(telemetry_cmd::baseline::run(command)),
-        Command::Demo { serve } => {
-            init_quiet_logs();
-            let passed = runtime()?.block_on(demo::run(serve))?;
-            Ok(if passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let sidecar = Sidecar::bind(settings).await?;
-    tracing::info!(authz = %sidecar.authz_addr(), admin = %sidecar.admin_addr()?, "listening");
-    sidecar.run(shutdown_signal()).await?;
-    Ok(())
-}
-
-/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C will stop hallpass");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+/// `hallpass serve`: 64 for an invalid config, 1 when the sidecar cannot
+/// bind or fails, 0 after a clean shutdown.
+fn serve(config: &Path) -> ExitCode {
+    process::init_json_logs();
+    hallpass_server::log_panics();
+    let settings = match Settings::load(config) {
+        Ok(settings) => settings,
+        Err(e) => return fail(e, USAGE),
+    };
+    let served = process::runtime().map_err(ServerError::Io).and_then(|rt| {
+        rt.block_on(async {
+            let sidecar = Sidecar::bind(settings).await?;
+            tracing::info!(authz = %sidecar.authz_addr(), admin = %sidecar.admin_addr()?, "listening");
+            sidecar.run(process::shutdown_signal()).await
+        })
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ ServerError::Config(_)) => fail(e, USAGE),
+        Err(e) => fail(e, FAILED),
     }
 }
 
-/// JSON lines on stdout; level from `HALLPASS_LOG` (default `info`).
-fn init_json_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HALLPASS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .init();
+/// `hallpass demo`: 0 when every scripted call got its expected answer.
+#[cfg(feature = "demo")]
+fn demo(keep_serving: bool) -> ExitCode {
+    process::init_quiet_logs();
+    let runtime = match process::runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(e, FAILED),
+    };
+    match runtime.block_on(hallpass_demo::run(keep_serving)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(FAILED),
+        Err(e) => fail(e, FAILED),
+    }
 }
 
-/// Warnings only, on stderr, so the demo's table stays readable.
-fn init_quiet_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HALLPASS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .init();
+/// Print `error: …` with its causes and exit with `code`.
+fn fail<E: std::error::Error + Send + Sync + 'static>(error: E, code: u8) -> ExitCode {
+    eprintln!("error: {:#}", anyhow::Error::new(error));
+    ExitCode::from(code)
 }

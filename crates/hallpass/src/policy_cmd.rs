@@ -1,6 +1,7 @@
 //! `hallpass policy check|test|explain`: thin wrappers over `hallpass_policy`,
 //! which holds the checks, the test runner and the trace, so that the tools
-//! run the very code the sidecar runs.
+//! run the very code the sidecar runs. They are in the sidecar build too.
+//! `policy suggest` (feature `tools`) is in `tools_cmd.rs`.
 //!
 //! Exit codes (stable, documented in docs/policy.md):
 //!
@@ -8,7 +9,7 @@
 //! |---|---|---|---|
 //! | 0 | no errors (warnings allowed) | every case passed | a decision was printed |
 //! | 1 | errors | a case failed, or the policy or test file is invalid | the policy is invalid |
-//! | 2 | usage: bad arguments, unreadable file | same | same |
+//! | 64 | usage: bad arguments, unreadable file | same | same |
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,15 +21,14 @@ use hallpass_policy::check::{check, unix_now_ms};
 use hallpass_policy::suite::Suite;
 use hallpass_policy::{CompiledPolicy, Request, SourcePattern, parse_rfc3339_ms, parse_serial};
 
-/// Exit code for usage errors (bad arguments, unreadable files).
-const USAGE: u8 = 2;
+use crate::USAGE;
 
 /// The `hallpass policy` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate and lint a policy file: every error and warning is printed
     /// with its line:column and key path. Exit 0 when there are no errors
-    /// (warnings allowed), 1 on errors, 2 on usage errors.
+    /// (warnings allowed), 1 on errors, 64 on usage errors.
     Check {
         /// The policy file.
         file: PathBuf,
@@ -88,8 +88,9 @@ pub enum PolicyCommand {
     /// Write a least-privilege policy from an audit log or a saved
     /// /callgraph: one rule per caller and method, with the route templates
     /// seen (identifiers become `{id}`). Exit 0 written, 1 nothing to
-    /// suggest, 2 usage.
-    Suggest(crate::telemetry_cmd::suggest::SuggestArgs),
+    /// suggest, 64 usage.
+    #[cfg(feature = "tools")]
+    Suggest(crate::tools_cmd::SuggestArgs),
 }
 
 /// Output format of `policy check`.
@@ -114,7 +115,8 @@ pub fn run(command: PolicyCommand) -> ExitCode {
 
 fn command_result(command: PolicyCommand) -> Result<u8, String> {
     match command {
-        PolicyCommand::Suggest(args) => Ok(crate::telemetry_cmd::suggest::run_suggest(&args)),
+        #[cfg(feature = "tools")]
+        PolicyCommand::Suggest(args) => Ok(crate::tools_cmd::suggest(&args)),
         PolicyCommand::Check { file, format, now } => {
             let now_ms = time_or_now(now.as_deref(), "--now")?;
             let text = read(&file)?;

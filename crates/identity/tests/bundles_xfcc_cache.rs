@@ -13,7 +13,7 @@ use hallpass_identity::{
     VerificationCache, X509Bundle, X509SvidVerifier, credential_digest, decode_envoy_certificate,
     parse_jwk, parse_spiffe_bundle, parse_xfcc,
 };
-use hallpass_testkit::{Ca, JwtAlg, JwtClaims, JwtIssuer, bundle_json, unix_now_ms};
+use hallpass_testkit::{Ca, JwtAlg, JwtClaims, JwtIssuer, X509SvidJwk, bundle_json, unix_now_ms};
 use rustls_pki_types::CertificateDer;
 use serde_json::{Value, json};
 

@@ -267,7 +267,10 @@ fn default_install() {
 
     let config = injector_config(&docs);
     assert_eq!(config.default_mode, hallpass_injector::Mode::Istio);
-    assert_eq!(config.sidecar.image, "ghcr.io/hallpass-dev/hallpass:0.1.0");
+    assert_eq!(
+        config.sidecar.image,
+        "ghcr.io/hallpass-dev/hallpass-sidecar:0.1.0"
+    );
     assert_eq!(config.sidecar.config_map, "hallpass-policy");
     assert_eq!(config.listen.port(), 8443);
     // No workload namespace is listed, so no policy ConfigMap (NOTES warns).

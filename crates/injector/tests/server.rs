@@ -73,7 +73,7 @@ async fn start_with(pki: &Pki, extra: &str) -> Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_admission_reviews_over_tls() {
-    let pki = pki("webhook CA one");
+    let pki = pki();
     let server = start(&pki).await;
 
     let (status, body) = https(server.addr, &pki.ca_pem, "GET", "/healthz", b"")
@@ -148,8 +148,8 @@ async fn serves_admission_reviews_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_certificate_is_served_without_a_restart() {
-    let one = pki("webhook CA one");
-    let two = pki("webhook CA two");
+    let one = pki();
+    let two = pki();
     let server = start(&one).await;
     https(server.addr, &one.ca_pem, "GET", "/healthz", b"")
         .await
@@ -203,8 +203,8 @@ async fn rotated_certificate_is_served_without_a_restart() {
 
 #[test]
 fn a_certificate_that_cannot_be_served_stops_the_start() {
-    let one = pki("webhook CA one");
-    let two = pki("webhook CA two");
+    let one = pki();
+    let two = pki();
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("tls.crt");
     let key = dir.path().join("tls.key");
@@ -270,7 +270,7 @@ async fn stop(mut server: Running) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_clients_are_cut_off() {
     use tokio::io::AsyncWriteExt;
-    let pki = pki("webhook CA");
+    let pki = pki();
     let server = start_with(&pki, TIGHT).await;
 
     // Half a request head, then nothing (slowloris).
@@ -329,7 +329,7 @@ async fn slow_and_idle_clients_are_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_above_the_api_servers_limit_are_refused() {
     use tokio::io::AsyncWriteExt;
-    let pki = pki("webhook CA");
+    let pki = pki();
     // The default limits: 3 MiB.
     let server = start(&pki).await;
     let limit = 3 * 1024 * 1024;
@@ -404,7 +404,7 @@ async fn bodies_above_the_api_servers_limit_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait_until_one_ends() {
-    let pki = pki("webhook CA");
+    let pki = pki();
     let server = start_with(
         &pki,
         "limits: {maxConnections: 4, handshakeTimeoutSeconds: 60, headerTimeoutSeconds: 60}\n",
@@ -437,7 +437,7 @@ async fn connections_beyond_the_cap_wait_until_one_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applied_overrides_and_refusals_are_counted() {
-    let pki = pki("webhook CA");
+    let pki = pki();
     let server = start_with(&pki, "overrides: {mode: [clinical]}\n").await;
     let mut review: Value = serde_json::from_slice(&fixture("pod-annotated.json")).unwrap();
     review["request"]["object"]["metadata"]["annotations"]["hallpass.io/mode"] =

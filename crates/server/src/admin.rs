@@ -72,7 +72,7 @@ async fn callgraph_dot(State(shared): State<Arc<Shared>>) -> axum::response::Res
     match snapshot(&shared).await {
         Ok(graph) => (
             [(header::CONTENT_TYPE, "text/vnd.graphviz")],
-            hallpass_telemetry::to_dot(&graph),
+            hallpass_callgraph_page::to_dot(&graph),
         )
             .into_response(),
         Err(e) => e.into_response(),
@@ -83,7 +83,7 @@ async fn callgraph_html(State(shared): State<Arc<Shared>>) -> axum::response::Re
     match snapshot(&shared).await {
         Ok(graph) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            hallpass_telemetry::to_html(&graph),
+            hallpass_callgraph_page::to_html(&graph),
         )
             .into_response(),
         Err(e) => e.into_response(),

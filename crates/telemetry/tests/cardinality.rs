@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use hallpass_telemetry::{
-    AuditTarget, DecisionLabel, Metrics, Telemetry, TelemetrySettings, to_dot, to_html,
-};
+use hallpass_callgraph_page::{to_dot, to_html};
+use hallpass_telemetry::{AuditTarget, DecisionLabel, Metrics, Telemetry, TelemetrySettings};
 
 /// Series of one metric family in an exposition.
 fn series(text: &str, family: &str) -> usize {

@@ -2,7 +2,6 @@
 //! link instead of one per file keeps CI's build time and disk use down.
 
 mod audit;
-mod callgraph;
 mod cardinality;
 mod common;
 mod counters;

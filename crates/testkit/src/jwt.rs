@@ -496,14 +496,20 @@ impl JwtIssuer {
     }
 }
 
-impl Ca {
+/// A CA as a SPIFFE bundle key (an extension of [`Ca`], which lives in
+/// `hallpass-pki`).
+pub trait X509SvidJwk {
     /// This CA as a SPIFFE bundle JWK: `use: "x509-svid"` and the certificate
     /// in `x5c` (standard base64 DER). `kty`, `crv`, `x` and `y` are filled in
     /// for the EC P-256 keys the test kit generates.
-    pub fn x509_svid_jwk(&self) -> Value {
+    fn x509_svid_jwk(&self) -> Value;
+}
+
+impl X509SvidJwk for Ca {
+    fn x509_svid_jwk(&self) -> Value {
         let mut jwk = Map::new();
-        let raw = self.key.public_key_raw();
-        if self.key.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 && raw.len() == 65 {
+        let raw = self.public_key_raw();
+        if self.is_ecdsa_p256() && raw.len() == 65 {
             jwk.insert("kty".into(), "EC".into());
             jwk.insert("crv".into(), "P-256".into());
             jwk.insert("x".into(), b64url(&raw[1..33]).into());

@@ -12,7 +12,6 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_client::Authorizati
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use hallpass_server::{Settings, Sidecar};
 use hallpass_testkit::{Ca, Svid};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tonic::transport::{Channel, Endpoint};
 
@@ -108,21 +107,10 @@ impl Running {
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let mut s = tokio::net::TcpStream::connect(self.admin).await.unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).await.unwrap();
-        let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (
-            status,
-            raw.split_once("\r\n\r\n")
-                .map(|(_, b)| b.to_owned())
-                .unwrap_or_default(),
-        )
+        let response = hallpass_testkit::http::get_async(self.admin, path)
+            .await
+            .unwrap();
+        (response.status, response.body)
     }
 
     pub async fn stop(mut self) {

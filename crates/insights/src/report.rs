@@ -1,9 +1,9 @@
-//! `hallpass report`: unused and over-broad permissions, from a running
-//! sidecar's `/callgraph` or a saved copy of it.
+//! Unused and over-broad permissions (`hallpass report`), from the call
+//! graph of one or more sidecars or of Prometheus.
 //!
 //! Three findings:
 //! - rules that never matched (`last_match_seconds == 0`: not since the
-//!   sidecar started) or not for `--unused-after` days;
+//!   sidecar started) or not for `unused_after_days`;
 //! - identities a rule names exactly that were never seen calling that
 //!   destination;
 //! - rules to narrow: a rule that allows any method, more methods than were
@@ -11,59 +11,23 @@
 //!   source pattern when only a few named callers used it.
 //!
 //! Observed edges carry route templates, not rules, so an edge is credited
-//! to the first rule of its destination (in policy order) whose source,
-//! route and method fit it. That is the policy's own first-match order, but
-//! time windows, headers and JWT requirements are not known here.
-//!
-//! Exit codes: 0 the report was printed; 1 a source could not be read;
-//! 2 usage errors.
+//! to the first rule of its destination (in policy order) that covers it.
+//! The declared edges are parsed once into the policy crate's matchers
+//! ([`SourcePattern`], [`RouteTemplate`], [`GrpcPattern`]) and the observed
+//! labels into typed values, so "covers" means what it means in the
+//! sidecar: segment-wise source patterns, templates that cover templates.
+//! That is the policy's own first-match order, but time windows, headers and
+//! JWT requirements are not known here.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{ArgGroup, Args, ValueEnum};
-use hallpass_policy::SourcePattern;
-use hallpass_telemetry::{CallGraph, DeclaredEdge, Escaped, ObservedEdge, json_for_terminal};
+use hallpass_identity::{SpiffeId, TrustDomain};
+use hallpass_policy::{GrpcPattern, RouteTemplate, SourcePattern};
+use hallpass_telemetry::{CallGraph, DeclaredEdge, Escaped, ObservedEdge};
 use serde::Serialize;
 
-use super::fetch::{self, Source};
-use super::rfc3339;
-
-/// Arguments of `hallpass report`.
-#[derive(Debug, Args)]
-#[command(group(ArgGroup::new("from").required(true).multiple(true).args(["admin", "state", "prometheus"])))]
-pub struct ReportArgs {
-    /// A running sidecar's admin address, e.g. http://127.0.0.1:9902.
-    /// Repeat for every sidecar of a destination.
-    #[arg(long, value_name = "URL")]
-    pub admin: Vec<String>,
-    /// A saved `/callgraph` JSON document. Repeatable.
-    #[arg(long, value_name = "FILE")]
-    pub state: Vec<PathBuf>,
-    /// A Prometheus that scrapes the sidecars (the mesh-wide view), e.g.
-    /// http://127.0.0.1:9090. Edges are per (source, destination) there.
-    #[arg(long, value_name = "URL")]
-    pub prometheus: Vec<String>,
-    /// The policy file, for the declared edges of a `--prometheus` report.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// Report rules whose last match is older than this many days.
-    #[arg(long, value_name = "DAYS", default_value_t = 30)]
-    pub unused_after: u64,
-    /// `text` for people, `json` for tools.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-}
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Sections of aligned lines.
-    Text,
-    /// One JSON object.
-    Json,
-}
+use crate::rfc3339;
+use crate::source::rules_in_order;
 
 /// What `hallpass report` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -140,79 +104,166 @@ pub struct Narrowing {
 /// "any method" or of a source pattern worth suggesting.
 const FEW: usize = 3;
 
-/// Run `hallpass report`; returns the exit code.
-pub fn run(args: &ReportArgs) -> ExitCode {
-    let sources: Vec<Source> = args
-        .admin
-        .iter()
-        .map(|u| Source::Admin(u.clone()))
-        .chain(args.state.iter().map(|p| Source::State(p.clone())))
-        .chain(
-            args.prometheus
-                .iter()
-                .map(|u| Source::Prometheus(u.clone(), args.policy.clone())),
-        )
-        .collect();
-    let graph = match fetch::load_all(&sources) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {}", Escaped(&format!("{e:#}")));
-            return ExitCode::from(1);
+/// Route label of an edge whose call matched a rule that allows any path.
+const ANY_PATH: &str = "*";
+
+/// An observed source label, typed: an exact ID when the policy names the
+/// caller, `other:<trust domain>` for an unnamed caller of a listed trust
+/// domain, anything else (`unauthenticated`, `other:untrusted`) unproven.
+#[derive(Debug)]
+enum Caller {
+    Named(SpiffeId),
+    Other(TrustDomain),
+    Unproven,
+}
+
+impl Caller {
+    fn parse(label: &str) -> Self {
+        if let Some(td) = label.strip_prefix("other:") {
+            return TrustDomain::new(td).map_or(Self::Unproven, Self::Other);
         }
-    };
-    let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
-    let report = analyze(&graph, names, args.unused_after);
-    match args.format {
-        Format::Text => print!("{}", report.to_text()),
-        Format::Json => match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{}", json_for_terminal(&json)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
+        match SourcePattern::parse(label) {
+            Ok(SourcePattern::Exact(id)) => Self::Named(id),
+            _ => Self::Unproven,
+        }
+    }
+
+    /// Could `pattern` have let this caller in? An unnamed caller of a trust
+    /// domain can only have come in through a pattern of that domain.
+    fn fits(&self, pattern: &SourcePattern) -> bool {
+        match self {
+            Self::Named(id) => pattern.matches(id),
+            Self::Other(td) => {
+                !matches!(pattern, SourcePattern::Exact(_)) && pattern.trust_domain() == td
             }
-        },
-    }
-    ExitCode::SUCCESS
-}
-
-/// Does a declared source pattern cover an observed source label? Labels
-/// are exact IDs when the policy names the caller, else `other:<td>`.
-fn source_fits(pattern: &str, label: &str) -> bool {
-    if pattern == label {
-        return true;
-    }
-    let Ok(parsed) = SourcePattern::parse(pattern) else {
-        return false;
-    };
-    if let Some(td) = label.strip_prefix("other:") {
-        // An unnamed caller of that trust domain: only a pattern can fit it.
-        return !matches!(parsed, SourcePattern::Exact(_)) && parsed.trust_domain().as_str() == td;
-    }
-    match SourcePattern::parse(label) {
-        Ok(SourcePattern::Exact(id)) => parsed.matches(&id),
-        _ => false,
+            Self::Unproven => false,
+        }
     }
 }
 
-/// Does a declared rule's route list and method list fit an observed edge?
-fn route_fits(rule: &DeclaredEdge, edge: &ObservedEdge) -> bool {
-    let grpc = !edge.route.starts_with('/') && edge.route != "*";
-    let route_ok = if rule.routes.is_empty() {
-        edge.route == "*"
-    } else {
-        rule.routes.contains(&edge.route)
-    };
-    // Methods do not apply to gRPC patterns.
-    let method_ok = grpc || rule.methods.is_empty() || rule.methods.contains(&edge.method);
-    route_ok && method_ok
+/// A route: a path template or a gRPC method pattern.
+#[derive(Debug)]
+enum Route {
+    Http(RouteTemplate),
+    Grpc(GrpcPattern),
 }
 
-fn is_wildcard_route(route: &str) -> bool {
-    route == "*" || route.ends_with("/**") || route.ends_with("/*")
+impl Route {
+    /// A declared route or an observed route label; `None` for anything
+    /// else (`*`, `(unmatched)`, Prometheus's `(all routes)`).
+    fn parse(text: &str) -> Option<Self> {
+        if text.starts_with('/') {
+            RouteTemplate::parse(text).ok().map(Self::Http)
+        } else {
+            GrpcPattern::parse(text).ok().map(Self::Grpc)
+        }
+    }
+
+    /// Does every call `other` stands for also match `self`?
+    fn covers(&self, other: &Route) -> bool {
+        match (self, other) {
+            (Self::Http(a), Self::Http(b)) => a.covers(b),
+            (Self::Grpc(a), Self::Grpc(b)) => a.covers(b),
+            _ => false,
+        }
+    }
+
+    /// `/**` or `Service/*`: cannot be narrowed from templates.
+    fn is_wildcard(&self) -> bool {
+        match self {
+            Self::Http(t) => t.any_depth(),
+            Self::Grpc(g) => g.method().is_none(),
+        }
+    }
 }
 
-fn is_exact_id(text: &str) -> bool {
-    matches!(SourcePattern::parse(text), Ok(SourcePattern::Exact(_)))
+/// One rule of the declared graph, parsed once.
+struct Rule<'g> {
+    destination: &'g str,
+    name: &'g str,
+    edges: Vec<&'g DeclaredEdge>,
+    /// One per declared source; `None` when it does not parse (fits nothing).
+    sources: Vec<Option<SourcePattern>>,
+    /// The declared routes as written, each with its parsed form.
+    routes: Vec<(&'g str, Option<Route>)>,
+    methods: &'g [String],
+}
+
+impl<'g> Rule<'g> {
+    fn new(destination: &'g str, name: &'g str, edges: Vec<&'g DeclaredEdge>) -> Self {
+        let first = edges.first().copied();
+        Self {
+            destination,
+            name,
+            sources: edges
+                .iter()
+                .map(|d| SourcePattern::parse(&d.source).ok())
+                .collect(),
+            routes: first
+                .map(|d| {
+                    d.routes
+                        .iter()
+                        .map(|r| (r.as_str(), Route::parse(r)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            methods: first.map(|d| d.methods.as_slice()).unwrap_or_default(),
+            edges,
+        }
+    }
+
+    fn allows_any_path(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Would this rule have matched the calls of `edge`?
+    fn fits(&self, edge: &Observed<'_>) -> bool {
+        let source_ok = self.sources.iter().flatten().any(|p| edge.caller.fits(p));
+        let route_ok = match &edge.route {
+            // A rule without paths or gRPC patterns labels its calls `*`.
+            None => self.allows_any_path() && edge.edge.route == ANY_PATH,
+            Some(route) => self
+                .routes
+                .iter()
+                .any(|(_, declared)| declared.as_ref().is_some_and(|d| d.covers(route))),
+        };
+        // Methods do not apply to gRPC patterns.
+        let method_ok = matches!(edge.route, Some(Route::Grpc(_)))
+            || self.methods.is_empty()
+            || self.methods.contains(&edge.edge.method);
+        source_ok && route_ok && method_ok
+    }
+}
+
+/// An observed edge with its labels parsed.
+struct Observed<'g> {
+    edge: &'g ObservedEdge,
+    caller: Caller,
+    route: Option<Route>,
+}
+
+impl<'g> Observed<'g> {
+    fn new(edge: &'g ObservedEdge) -> Self {
+        Self {
+            edge,
+            caller: Caller::parse(&edge.source),
+            route: Route::parse(&edge.route),
+        }
+    }
+
+    fn is_http(&self) -> bool {
+        match &self.route {
+            Some(route) => matches!(route, Route::Http(_)),
+            None => self.edge.route == ANY_PATH,
+        }
+    }
+}
+
+fn exact_id(text: &str) -> Option<SpiffeId> {
+    match SourcePattern::parse(text) {
+        Ok(SourcePattern::Exact(id)) => Some(id),
+        _ => None,
+    }
 }
 
 /// The analysis behind `hallpass report`.
@@ -236,15 +287,25 @@ pub fn analyze(graph: &CallGraph, sources: Vec<String>, unused_after_days: u64) 
         }
     }
 
+    let observed: Vec<Observed<'_>> = graph.observed.iter().map(Observed::new).collect();
+
     // Exact identities allowed but never seen calling the destination.
-    let seen: BTreeSet<(&str, &str)> = graph
-        .observed
+    let seen: Vec<(&SpiffeId, &str)> = observed
         .iter()
-        .map(|e| (e.source.as_str(), e.destination.as_str()))
+        .filter_map(|o| match &o.caller {
+            Caller::Named(id) => Some((id, o.edge.destination.as_str())),
+            _ => None,
+        })
         .collect();
     let mut unseen_identities: Vec<IdentityFinding> = Vec::new();
     for d in &graph.declared {
-        if !is_exact_id(&d.source) || seen.contains(&(d.source.as_str(), d.destination.as_str())) {
+        let Some(id) = exact_id(&d.source) else {
+            continue;
+        };
+        if seen
+            .iter()
+            .any(|(s, dest)| **s == id && *dest == d.destination)
+        {
             continue;
         }
         match unseen_identities
@@ -262,29 +323,27 @@ pub fn analyze(graph: &CallGraph, sources: Vec<String>, unused_after_days: u64) 
     }
     unseen_identities.sort_by(|a, b| (&a.destination, &a.source).cmp(&(&b.destination, &b.source)));
 
-    // Credit each allowed edge to the first rule (in policy order) it fits.
-    let rules = fetch::rules_in_order(graph);
-    let mut credited: Vec<Vec<&ObservedEdge>> = vec![Vec::new(); rules.len()];
-    for edge in graph.observed.iter().filter(|e| e.allowed > 0) {
-        let first = rules.iter().position(|((destination, _), decl)| {
-            *destination == edge.destination
-                && decl
-                    .iter()
-                    .any(|d| source_fits(&d.source, &edge.source) && route_fits(d, edge))
-        });
-        if let Some(i) = first {
-            credited[i].push(edge);
+    // Credit each allowed edge to the first rule (in policy order) that fits it.
+    let rules: Vec<Rule<'_>> = rules_in_order(graph)
+        .into_iter()
+        .map(|(destination, name, edges)| Rule::new(destination, name, edges))
+        .collect();
+    let mut credited: Vec<Vec<&Observed<'_>>> = rules.iter().map(|_| Vec::new()).collect();
+    for edge in observed.iter().filter(|o| o.edge.allowed > 0) {
+        let first = rules
+            .iter()
+            .position(|r| r.destination == edge.edge.destination && r.fits(edge));
+        if let Some(used) = first.and_then(|i| credited.get_mut(i)) {
+            used.push(edge);
         }
     }
-    let mut narrower = Vec::new();
-    for (((destination, rule), decl), used) in rules.iter().zip(&credited) {
-        if used.is_empty() {
-            continue; // unused rules are reported above
-        }
-        if let Some(n) = narrowing(destination, rule, decl, used) {
-            narrower.push(n);
-        }
-    }
+    let narrower = rules
+        .iter()
+        .zip(&credited)
+        // Unused rules are reported above.
+        .filter(|(_, used)| !used.is_empty())
+        .filter_map(|(rule, used)| narrowing(rule, used))
+        .collect();
     Report {
         sources,
         generated_at_ms: graph.generated_at_ms,
@@ -297,38 +356,33 @@ pub fn analyze(graph: &CallGraph, sources: Vec<String>, unused_after_days: u64) 
     }
 }
 
-fn narrowing(
-    destination: &str,
-    rule: &str,
-    decl: &[&DeclaredEdge],
-    used: &[&ObservedEdge],
-) -> Option<Narrowing> {
-    let declared_sources: Vec<String> = decl.iter().map(|d| d.source.clone()).collect();
-    let declared_routes = decl[0].routes.clone();
-    let declared_methods = decl[0].methods.clone();
-    let set = |f: fn(&ObservedEdge) -> &str| -> Vec<String> {
-        used.iter()
-            .map(|e| f(e).to_owned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()
-    };
-    let observed_sources = set(|e| &e.source);
-    let observed_routes = set(|e| &e.route);
-    let http: Vec<&&ObservedEdge> = used
-        .iter()
-        .filter(|e| e.route.starts_with('/') || e.route == "*")
-        .collect();
-    let observed_methods: Vec<String> = http
-        .iter()
-        .map(|e| e.method.clone())
+fn sorted<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
+    items
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
+        .map(str::to_owned)
+        .collect()
+}
+
+fn narrowing(rule: &Rule<'_>, used: &[&Observed<'_>]) -> Option<Narrowing> {
+    let declared_sources: Vec<String> = rule.edges.iter().map(|d| d.source.clone()).collect();
+    let declared_routes: Vec<String> = rule.routes.iter().map(|(t, _)| (*t).to_owned()).collect();
+    let declared_methods = rule.methods.to_vec();
+    let observed_sources = sorted(used.iter().map(|o| o.edge.source.as_str()));
+    let observed_routes = sorted(used.iter().map(|o| o.edge.route.as_str()));
+    let observed_methods = sorted(
+        used.iter()
+            .filter(|o| o.is_http())
+            .map(|o| o.edge.method.as_str()),
+    );
     let mut suggestions = Vec::new();
 
     // Methods: any method but only a few used, or some never used.
-    let has_http = declared_routes.is_empty() || declared_routes.iter().any(|r| r.starts_with('/'));
+    let has_http = rule.allows_any_path()
+        || rule
+            .routes
+            .iter()
+            .any(|(_, r)| matches!(r, Some(Route::Http(_))));
     if has_http && !observed_methods.is_empty() {
         let unused: Vec<&str> = declared_methods
             .iter()
@@ -350,38 +404,48 @@ fn narrowing(
         }
     }
     // Routes: wildcards cannot be narrowed from templates; unused ones can go.
-    let wild: Vec<&String> = declared_routes
+    let wild: Vec<&str> = rule
+        .routes
         .iter()
-        .filter(|r| is_wildcard_route(r))
+        .filter(|(_, r)| r.as_ref().is_some_and(Route::is_wildcard))
+        .map(|(text, _)| *text)
         .collect();
-    if declared_routes.is_empty() || !wild.is_empty() {
+    if rule.allows_any_path() || !wild.is_empty() {
         suggestions.push(format!(
             "paths: allows {} -> learn the templates actually called with `hallpass policy suggest --from-audit-log` (telemetry.log_raw_paths on a mesh without PHI)",
-            if declared_routes.is_empty() {
+            if rule.allows_any_path() {
                 "any path".to_owned()
             } else {
-                wild.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                wild.join(", ")
             }
         ));
     }
-    let unused_routes: Vec<&String> = declared_routes
+    let unused_routes: Vec<&str> = rule
+        .routes
         .iter()
-        .filter(|r| !is_wildcard_route(r) && !observed_routes.contains(r))
+        .filter(|(_, r)| {
+            r.as_ref().is_some_and(|declared| {
+                !declared.is_wildcard()
+                    && !used
+                        .iter()
+                        .any(|o| o.route.as_ref().is_some_and(|seen| declared.covers(seen)))
+            })
+        })
+        .map(|(text, _)| *text)
         .collect();
     if !unused_routes.is_empty() {
         suggestions.push(format!(
             "routes never used: {} -> remove them",
-            unused_routes
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            unused_routes.join(", ")
         ));
     }
     // Sources: a pattern used only by a few callers the policy names.
-    let patterns = declared_sources.iter().any(|s| !is_exact_id(s));
-    if patterns && observed_sources.len() <= FEW && observed_sources.iter().all(|s| is_exact_id(s))
-    {
+    let patterns = rule
+        .sources
+        .iter()
+        .any(|p| !matches!(p, Some(SourcePattern::Exact(_))));
+    let all_named = used.iter().all(|o| matches!(o.caller, Caller::Named(_)));
+    if patterns && observed_sources.len() <= FEW && all_named {
         suggestions.push(format!(
             "from: {} used only by {} -> from: [{}]",
             declared_sources.join(", "),
@@ -390,15 +454,15 @@ fn narrowing(
         ));
     }
     (!suggestions.is_empty()).then(|| Narrowing {
-        destination: destination.to_owned(),
-        rule: rule.to_owned(),
+        destination: rule.destination.to_owned(),
+        rule: rule.name.to_owned(),
         declared_sources,
         declared_routes,
         declared_methods,
         observed_sources,
         observed_routes,
         observed_methods,
-        requests: used.iter().map(|e| e.allowed).sum(),
+        requests: used.iter().map(|o| o.edge.allowed).sum(),
         suggestions,
     })
 }

@@ -1,22 +1,22 @@
-//! Tests of `hallpass report`, `hallpass baseline` and `hallpass policy suggest`.
+//! The analyses behind `hallpass report`, `hallpass baseline` and `hallpass
+//! policy suggest`, on hand-made call graphs and audit logs, and against a
+//! running sidecar.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use hallpass_insights::report::{RuleFinding, analyze};
+use hallpass_insights::suggest::{self, Observations};
+use hallpass_insights::templates::{self, Seg, grpc_method, is_id_like};
+use hallpass_insights::{HttpOptions, InsightsError, Source, baseline, load_all, merge};
 use hallpass_policy::check::check;
-use hallpass_policy::{CompiledPolicy, Decision, Request, SourcePattern};
+use hallpass_policy::{CompiledPolicy, Decision, Mode, Request, SourcePattern};
 use hallpass_telemetry::{
     Baseline, CallGraph, DecisionEvent, DecisionLabel, DeclaredEdge, ObservedEdge, RuleUsage,
     audit_line,
 };
-
-use super::baseline::{self, BaselineCommand};
-use super::fetch::{self, Source};
-use super::report::analyze;
-use super::suggest::{self, Observations, SuggestArgs, SuggestMode};
-use super::templates::{self, Seg, grpc_method, is_id_like};
 
 const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
 const LAB: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
@@ -195,7 +195,7 @@ fn log(events: &[DecisionEvent]) -> String {
 fn suggest_from_log(text: &str) -> (String, Observations) {
     let mut obs = Observations::default();
     suggest::read_audit_log(text.as_bytes(), &mut obs).unwrap();
-    let yaml = suggest::policy_yaml(&obs, SuggestMode::Enforce, 5, "a test");
+    let yaml = suggest::policy_yaml(&obs, Mode::Enforce, 5, "a test");
     (yaml, obs)
 }
 
@@ -443,7 +443,7 @@ fn graph() -> CallGraph {
 fn suggest_from_a_callgraph_uses_allowed_edges() {
     let mut obs = Observations::default();
     suggest::read_callgraph(&graph(), &mut obs);
-    let yaml = suggest::policy_yaml(&obs, SuggestMode::Audit, 5, "a call graph");
+    let yaml = suggest::policy_yaml(&obs, Mode::Audit, 5, "a call graph");
     let policy = CompiledPolicy::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     assert!(yaml.contains("mode: audit"));
     assert!(
@@ -470,7 +470,7 @@ fn suggest_from_a_callgraph_uses_allowed_edges() {
 }
 
 #[test]
-fn run_suggest_writes_a_file_and_reports_nothing_to_do() {
+fn suggest_writes_a_file_and_reports_nothing_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let log_file = dir.path().join("audit.jsonl");
     std::fs::write(
@@ -479,28 +479,27 @@ fn run_suggest_writes_a_file_and_reports_nothing_to_do() {
     )
     .unwrap();
     let out = dir.path().join("out/../suggested.yaml");
-    let args = SuggestArgs {
-        from_audit_log: vec![log_file.clone()],
-        from_callgraph: None,
-        output: Some(out.clone()),
-        mode: SuggestMode::Audit,
-        max_literals: 5,
-    };
     std::fs::create_dir(dir.path().join("out")).unwrap();
-    assert_eq!(suggest::run_suggest(&args), 0);
+    let suggest_from = |files: &[std::path::PathBuf]| {
+        let obs = Observations::from_audit_logs(files)?;
+        suggest::suggest(&obs, Mode::Audit, 5, "a test")
+    };
+    let suggestion = suggest_from(std::slice::from_ref(&log_file))
+        .unwrap()
+        .unwrap();
+    assert_eq!((suggestion.rules, suggestion.destinations), (1, 1));
+    suggest::write(&suggestion, &out).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text, suggestion.text);
     CompiledPolicy::from_yaml(&text).unwrap();
     // Only denies: nothing to suggest.
     let mut d = event(EHR, "GET", Some("/x"), None);
     d.decision = DecisionLabel::Deny;
     d.reason = "no_matching_rule";
     std::fs::write(&log_file, log(&[d])).unwrap();
-    assert_eq!(suggest::run_suggest(&args), 1);
-    let missing = SuggestArgs {
-        from_audit_log: vec![dir.path().join("nope.jsonl")],
-        ..args
-    };
-    assert_eq!(suggest::run_suggest(&missing), 2);
+    assert_eq!(suggest_from(std::slice::from_ref(&log_file)).unwrap(), None);
+    let missing = suggest_from(&[dir.path().join("nope.jsonl")]).unwrap_err();
+    assert!(matches!(missing, InsightsError::Read { .. }), "{missing:?}");
 }
 
 // ------------------------------------------------------------ report
@@ -508,8 +507,7 @@ fn run_suggest_writes_a_file_and_reports_nothing_to_do() {
 #[test]
 fn report_finds_unused_unseen_and_broad_rules() {
     let report = analyze(&graph(), vec!["test".into()], 30);
-    let rules =
-        |v: &[super::report::RuleFinding]| v.iter().map(|f| f.rule.clone()).collect::<Vec<_>>();
+    let rules = |v: &[RuleFinding]| v.iter().map(|f| f.rule.clone()).collect::<Vec<_>>();
     assert_eq!(rules(&report.never_used), ["imaging-vendor-pilot"]);
     assert_eq!(rules(&report.stale), ["imaging-vendor-upload"]);
     assert_eq!(report.stale[0].days_ago, Some(40));
@@ -582,13 +580,91 @@ fn report_finds_unused_unseen_and_broad_rules() {
     assert_eq!(json["never_used"][0]["rule"], "imaging-vendor-pilot");
 }
 
+/// Crediting uses the policy's matchers, not string equality: a template
+/// covered by a declared `/**`, a gRPC method covered by `Service/*`, an
+/// `other:<td>` caller under a pattern of that trust domain (and never
+/// under an exact ID), first match in policy order.
+#[test]
+fn report_credits_edges_through_the_policys_matchers() {
+    let clinical = "spiffe://hospital.example/ns/clinical/**";
+    let graph = CallGraph {
+        generated_at_ms: NOW_S * 1000,
+        learning: false,
+        declared: vec![
+            declared(
+                EHR,
+                "ehr-exact-results",
+                &["/patients/{patient}/results/{result}"],
+                &["GET"],
+            ),
+            declared(
+                clinical,
+                "clinical-patients",
+                &["/patients/**"],
+                &["GET", "POST"],
+            ),
+            declared(PHARMACY, "pharmacy-any-results", &["lab.v1.Results/*"], &[]),
+            declared(BILLING, "billing-exact", &["/invoices/{invoice}"], &["GET"]),
+        ],
+        observed: vec![
+            observed(EHR, "/patients/{patient}/results", "GET", 10, 0),
+            observed("other:hospital.example", "/patients/{patient}", "GET", 1, 0),
+            observed(PHARMACY, "lab.v1.Results/GetResult", "POST", 3, 0),
+            // Same trust domain, but an exact ID never lets `other:` in.
+            observed("other:hospital.example", "/invoices/{invoice}", "GET", 4, 0),
+        ],
+        rules: Vec::new(),
+    };
+    let report = analyze(&graph, vec!["test".into()], 30);
+    let by_rule: HashMap<&str, &hallpass_insights::report::Narrowing> = report
+        .narrower
+        .iter()
+        .map(|n| (n.rule.as_str(), n))
+        .collect();
+    let patients = by_rule
+        .get("clinical-patients")
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(patients.requests, 11, "{patients:#?}");
+    assert_eq!(
+        patients.observed_sources,
+        ["other:hospital.example".to_owned(), EHR.to_owned()]
+    );
+    assert!(
+        patients
+            .suggestions
+            .iter()
+            .any(|s| s.starts_with("methods: POST never used")),
+        "{patients:#?}"
+    );
+    assert!(
+        patients
+            .suggestions
+            .iter()
+            .any(|s| s.starts_with("paths: allows /patients/**")),
+        "{patients:#?}"
+    );
+    let grpc = by_rule
+        .get("pharmacy-any-results")
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(grpc.requests, 3);
+    assert!(
+        grpc.suggestions
+            .iter()
+            .any(|s| s.starts_with("paths: allows lab.v1.Results/*")),
+        "{grpc:#?}"
+    );
+    // The exact rule did not match the other route, nor the unnamed caller.
+    assert!(!by_rule.contains_key("ehr-exact-results"), "{report:#?}");
+    assert!(!by_rule.contains_key("billing-exact"), "{report:#?}");
+}
+
 #[test]
 fn merging_sources_sums_edges_and_keeps_latest_matches() {
     let a = graph();
     let mut b = graph();
     b.generated_at_ms += 1000;
     b.rules[3].last_match_seconds = NOW_S;
-    let merged = fetch::merge(vec![a, b]);
+    let merged = merge(vec![a, b]);
     assert_eq!(merged.declared.len(), 6);
     assert_eq!(merged.observed.len(), 5);
     assert_eq!(
@@ -610,7 +686,7 @@ fn merging_sources_sums_edges_and_keeps_latest_matches() {
 }
 
 /// Serve `body` once at `GET /callgraph`, like the admin endpoint.
-fn serve_once(body: String, chunked: bool) -> String {
+fn serve_once(body: String, chunked: bool) -> url::Url {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -635,25 +711,29 @@ fn serve_once(body: String, chunked: bool) -> String {
         };
         conn.write_all(response.as_bytes()).unwrap();
     });
-    format!("http://{addr}")
+    url::Url::parse(&format!("http://{addr}")).unwrap()
 }
 
 #[test]
 fn the_admin_source_reads_callgraph_over_http() {
     for chunked in [false, true] {
         let url = serve_once(serde_json::to_string(&graph()).unwrap(), chunked);
-        let got = fetch::load_all(&[Source::Admin(url)]).unwrap();
-        assert_eq!(got, fetch::merge(vec![graph()]));
+        let got = load_all(&[Source::Admin(url)], &HttpOptions::default()).unwrap();
+        assert_eq!(got, merge(vec![graph()]));
     }
     let url = serve_once("{}".into(), false);
-    let err = fetch::load_all(&[Source::Admin(url)]).unwrap_err();
+    let err = load_all(&[Source::Admin(url)], &HttpOptions::default()).unwrap_err();
     assert!(
-        format!("{err:#}").contains("not a hallpass call graph"),
-        "{err:#}"
+        err.to_string().contains("not a hallpass call graph"),
+        "{err}"
     );
     let url = serve_once(String::new(), false);
-    let err = fetch::load_all(&[Source::Admin(format!("{url}/prefix"))]).unwrap_err();
-    assert!(format!("{err:#}").contains("HTTP 404"), "{err:#}");
+    let err = load_all(
+        &[Source::Admin(url.join("/prefix").unwrap())],
+        &HttpOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
 }
 
 // ------------------------------------------------------------ baseline
@@ -687,21 +767,16 @@ fn merge_and_show_files() {
     });
     other.learning_until_ms = Some(1);
     other.save(&b).unwrap();
-    let code = baseline::run(BaselineCommand::Merge {
-        files: vec![a.clone(), b.clone()],
-        output: out.clone(),
-    });
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let (merged, counts) = baseline::merge_files(&[a.clone(), b.clone()]).unwrap();
+    assert_eq!(counts, [4, 1]);
+    merged.save(&out).unwrap();
     let merged = Baseline::load(&out).unwrap();
     assert_eq!(merged.edges.len(), 5);
     assert_eq!(merged.learning_until_ms, None);
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"version\": 9, \"edges\": []}").unwrap();
-    let code = baseline::run(BaselineCommand::Merge {
-        files: vec![a, bad],
-        output: out,
-    });
-    assert_eq!(code, std::process::ExitCode::from(1));
+    let err = baseline::merge_files(&[a, bad]).unwrap_err();
+    assert!(err.to_string().contains("unsupported version 9"), "{err}");
 }
 
 /// The real sidecar: its admin `/callgraph` feeds `report` and `baseline
@@ -720,7 +795,7 @@ fn report_and_export_against_a_running_sidecar() {
     std::fs::write(dir.path().join("vendor.pem"), vendor.cert_pem()).unwrap();
     std::fs::write(
         dir.path().join("policy.yaml"),
-        include_str!("../../../../examples/policies/clinical-mesh.yaml"),
+        include_str!("../../../examples/policies/clinical-mesh.yaml"),
     )
     .unwrap();
     let config = format!(
@@ -741,11 +816,13 @@ fn report_and_export_against_a_running_sidecar() {
         }));
         (admin, shared)
     });
-    let url = format!("http://{admin}");
+    let url = url::Url::parse(&format!("http://{admin}")).unwrap();
+    let admin_source = Source::Admin(url.clone());
+    let options = HttpOptions::default();
     // Wait for the policy to be loaded (rules declared to telemetry).
     let mut graph = None;
     for _ in 0..100 {
-        let g = fetch::load_all(&[Source::Admin(url.clone())]).unwrap();
+        let g = load_all(std::slice::from_ref(&admin_source), &options).unwrap();
         if !g.rules.is_empty() {
             graph = Some(g);
             break;
@@ -763,8 +840,8 @@ fn report_and_export_against_a_running_sidecar() {
     denied.reason = "no_matching_rule";
     shared.telemetry.record(denied);
 
-    let graph = fetch::load_all(&[Source::Admin(url.clone())]).unwrap();
-    let report = analyze(&graph, vec![url.clone()], 30);
+    let graph = load_all(std::slice::from_ref(&admin_source), &options).unwrap();
+    let report = analyze(&graph, vec![url.to_string()], 30);
     let never: Vec<&str> = report.never_used.iter().map(|f| f.rule.as_str()).collect();
     assert_eq!(
         never,
@@ -788,11 +865,10 @@ fn report_and_export_against_a_running_sidecar() {
         "the denied edge is not exported"
     );
     let file = dir.path().join("exported.json");
-    let code = baseline::run(BaselineCommand::Export {
-        admin: url,
-        output: Some(file.clone()),
-    });
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    baseline::export(&admin_source, &options)
+        .unwrap()
+        .save(&file)
+        .unwrap();
     assert_eq!(Baseline::load(&file).unwrap(), exported);
     let _ = stop.send(());
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -841,11 +917,8 @@ fn baseline_merge_and_export_never_write_through_a_planted_symlink() {
     Baseline::new().save(&b).unwrap();
     let planted = plant(dir.path(), "merged.json", victims.path());
     let out = dir.path().join("merged.json");
-    let code = baseline::run(BaselineCommand::Merge {
-        files: vec![a, b],
-        output: out.clone(),
-    });
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let (merged, _) = baseline::merge_files(&[a, b]).unwrap();
+    merged.save(&out).unwrap();
     assert_untouched(&planted, &out);
     assert_eq!(Baseline::load(&out).unwrap().edges.len(), 4);
 }
@@ -858,14 +931,11 @@ fn policy_suggest_never_writes_through_a_planted_symlink() {
     std::fs::write(&graph_file, serde_json::to_string(&graph()).unwrap()).unwrap();
     let planted = plant(dir.path(), "policy.yaml", victims.path());
     let out = dir.path().join("policy.yaml");
-    let code = suggest::run_suggest(&SuggestArgs {
-        from_audit_log: vec![],
-        from_callgraph: Some(graph_file),
-        output: Some(out.clone()),
-        mode: SuggestMode::Audit,
-        max_literals: 5,
-    });
-    assert_eq!(code, 0);
+    let obs = Observations::from_callgraph_file(&graph_file).unwrap();
+    let suggestion = suggest::suggest(&obs, Mode::Audit, 5, "a call graph")
+        .unwrap()
+        .unwrap();
+    suggest::write(&suggestion, &out).unwrap();
     assert_untouched(&planted, &out);
     CompiledPolicy::from_yaml(&std::fs::read_to_string(&out).unwrap()).unwrap();
 }

@@ -107,20 +107,14 @@ pub fn infer<S: AsRef<str>>(paths: &[Vec<S>], max_literals: usize) -> Vec<Vec<Se
                 // Group same-length templates by everything but `pos`.
                 let mut groups: BTreeMap<Vec<Seg>, BTreeSet<String>> = BTreeMap::new();
                 for t in templates.iter().filter(|t| t.len() == len) {
-                    if let Seg::Literal(text) = &t[pos] {
-                        let mut rest = t.clone();
-                        rest[pos] = Seg::Param;
-                        groups.entry(rest).or_default().insert(text.clone());
+                    if let Some((rest, text)) = generalize(t, pos) {
+                        groups.entry(rest).or_default().insert(text.to_owned());
                     }
                 }
                 for (rest, values) in groups {
                     if values.len() > max_literals {
                         templates.retain(|t| {
-                            !(t.len() == len && {
-                                let mut r = t.clone();
-                                r[pos] = Seg::Param;
-                                r == rest && matches!(t[pos], Seg::Literal(_))
-                            })
+                            t.len() != len || generalize(t, pos).is_none_or(|(r, _)| r != rest)
                         });
                         templates.insert(rest);
                         changed = true;
@@ -134,6 +128,19 @@ pub fn infer<S: AsRef<str>>(paths: &[Vec<S>], max_literals: usize) -> Vec<Vec<Se
         }
     }
     templates.into_iter().collect()
+}
+
+/// `template` with the literal at `pos` made a parameter, and that literal;
+/// `None` when there is no literal at `pos`.
+fn generalize(template: &[Seg], pos: usize) -> Option<(Vec<Seg>, &str)> {
+    let Some(Seg::Literal(text)) = template.get(pos) else {
+        return None;
+    };
+    let mut rest = template.to_vec();
+    if let Some(slot) = rest.get_mut(pos) {
+        *slot = Seg::Param;
+    }
+    Some((rest, text))
 }
 
 /// The template as policy text: `/patients/{id}/results/{id2}`.

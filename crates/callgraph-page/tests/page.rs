@@ -2,11 +2,13 @@
 //! page that is self-contained (nothing loaded from anywhere).
 #![allow(clippy::unwrap_used)]
 
-use crate::common;
+use hallpass_callgraph_page::{to_dot, to_html};
+use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage};
 
-use common::*;
-use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage, to_dot, to_html};
-
+const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
+const LAB: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
+const BILLING: &str = "spiffe://hospital.example/ns/billing/sa/billing";
+const RESULTS: &str = "/patients/{patient}/results";
 const RED: &str = "#d93025";
 const ORANGE: &str = "#e37400";
 const GREEN: &str = "#1e8e3e";

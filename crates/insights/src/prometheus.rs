@@ -1,5 +1,5 @@
-//! `hallpass report --prometheus URL`: the mesh-wide call graph from the
-//! Prometheus that scrapes every sidecar, instead of one sidecar's memory.
+//! The mesh-wide call graph from the Prometheus that scrapes every sidecar
+//! (`hallpass report --prometheus URL`), instead of one sidecar's memory.
 //!
 //! Prometheus keeps what every sidecar exported, so the graph is built from
 //! instant queries over the metric names hallpass guarantees:
@@ -15,57 +15,68 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
 use hallpass_policy::CompiledPolicy;
 use hallpass_telemetry::{CallGraph, ObservedEdge, RuleUsage};
 use serde_json::Value;
+use url::Url;
 
-use super::fetch::http_get;
+use crate::InsightsError;
+use crate::http::{HttpClient, endpoint};
 
 /// Route label of a Prometheus-built edge (the metric has no route).
 pub const ALL_ROUTES: &str = "(all routes)";
 
-/// One instant query; the result vector.
-async fn query(url: &str, promql: &str) -> anyhow::Result<Vec<Value>> {
-    let encoded: String = promql
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let body = http_get(url, &format!("/api/v1/query?query={encoded}")).await?;
-    let answer: Value =
-        serde_json::from_str(&body).with_context(|| format!("{url}: not a Prometheus answer"))?;
-    if answer["status"] != "success" {
-        anyhow::bail!("{url}: query `{promql}` failed: {}", answer["error"]);
+/// One instant query (`GET /api/v1/query?query=…`, the PromQL
+/// form-encoded by `url`); the result vector.
+async fn query(client: &HttpClient, base: &Url, promql: &str) -> Result<Vec<Value>, InsightsError> {
+    let mut url = endpoint(base, "/api/v1/query");
+    url.query_pairs_mut().append_pair("query", promql);
+    let body = client.get_text(&url).await?;
+    let invalid = |message: String| InsightsError::Invalid {
+        origin: base.to_string(),
+        message,
+    };
+    let answer: Value = serde_json::from_str(&body)
+        .map_err(|e| invalid(format!("not a Prometheus answer: {e}")))?;
+    if answer.get("status").and_then(Value::as_str) != Some("success") {
+        return Err(invalid(format!(
+            "query `{promql}` failed: {}",
+            answer.get("error").unwrap_or(&Value::Null)
+        )));
     }
-    Ok(answer["data"]["result"]
-        .as_array()
+    Ok(answer
+        .pointer("/data/result")
+        .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default())
 }
 
 fn label(sample: &Value, name: &str) -> String {
-    sample["metric"][name]
-        .as_str()
+    sample
+        .get("metric")
+        .and_then(|m| m.get(name))
+        .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
 }
 
 fn number(sample: &Value) -> f64 {
-    sample["value"][1]
-        .as_str()
+    sample
+        .pointer("/value/1")
+        .and_then(Value::as_str)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
 
 /// Build the mesh-wide call graph from Prometheus (and the policy, if given).
-pub async fn load(url: &str, policy: Option<&Path>) -> anyhow::Result<CallGraph> {
+pub async fn load(
+    client: &HttpClient,
+    url: &Url,
+    policy: Option<&Path>,
+) -> Result<CallGraph, InsightsError> {
     let mut edges: BTreeMap<(String, String), ObservedEdge> = BTreeMap::new();
     let decisions = query(
+        client,
         url,
         "sum by (source, destination, decision) (hallpass_decisions_total)",
     )
@@ -97,6 +108,7 @@ pub async fn load(url: &str, policy: Option<&Path>) -> anyhow::Result<CallGraph>
         }
     }
     let anomalies = query(
+        client,
         url,
         "sum by (source, destination, kind) (hallpass_call_path_anomalies_total{kind=~\"new_edge|rate_spike\"}) > 0",
     )
@@ -114,6 +126,7 @@ pub async fn load(url: &str, policy: Option<&Path>) -> anyhow::Result<CallGraph>
         edge.in_baseline = !edge.new;
     }
     let rules = query(
+        client,
         url,
         "max by (destination, rule) (hallpass_rule_last_match_timestamp_seconds)",
     )
@@ -128,7 +141,10 @@ pub async fn load(url: &str, policy: Option<&Path>) -> anyhow::Result<CallGraph>
     .collect();
     let declared = match policy {
         Some(path) => {
-            let policy = CompiledPolicy::from_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let policy = CompiledPolicy::from_file(path).map_err(|e| InsightsError::Policy {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
             hallpass_server::declared_graph(&policy, None).edges
         }
         None => Vec::new(),

@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::callgraph::{CallGraph, LinkKind, escape, links, short};
+use hallpass_telemetry::CallGraph;
+
+use crate::{LinkKind, escape, links, short};
 
 /// Box height and the vertical gap between boxes of a column.
 const BOX_H: f64 = 34.0;

@@ -3,25 +3,58 @@
 //! It makes a throwaway PKI, writes the clinical-mesh policy and a config into
 //! a temporary directory, starts the sidecar in-process on loopback, and sends
 //! it real gRPC `Check` calls shaped exactly as Envoy sends them. Each scripted
-//! call has an expected answer, so the demo doubles as a smoke test: it exits
-//! 1 if any answer differs.
+//! call has an expected answer, so the demo doubles as a smoke test: [`run`]
+//! says whether every answer was the expected one.
+//!
+//! Its certificates come from `hallpass-pki` (product code, not the test
+//! kit). The `hallpass` binary links this crate only with its `demo`
+//! feature, so the sidecar build carries none of it.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::Context;
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use hallpass_server::{Settings, Sidecar};
-use hallpass_testkit::{Ca, Svid, SvidSpec};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use hallpass_insights::{HttpClient, HttpOptions, InsightsError};
+use hallpass_pki::{Ca, PkiError, Svid, SvidSpec};
+use hallpass_server::{ServerError, Settings, Sidecar};
 
 /// The demo's policy: the shipped example, so what the demo shows is what we ship.
 const POLICY: &str = include_str!("../../../examples/policies/clinical-mesh.yaml");
 const LAB_RESULTS: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
+
+/// What stops the demo before it has a verdict.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The temporary files (PKI, policy, config) could not be written.
+    #[error("cannot write the demo's files: {0}")]
+    Files(#[from] std::io::Error),
+    /// The throwaway PKI could not be made.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The in-process sidecar did not start or failed.
+    #[error("the demo's sidecar: {0}")]
+    Sidecar(#[from] ServerError),
+    /// The gRPC client could not connect to the in-process sidecar.
+    #[error("cannot reach the in-process sidecar: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    /// A `Check` call failed at the gRPC level (a decision is never that).
+    #[error("Check failed: {0}")]
+    Check(#[from] tonic::Status),
+    /// The sidecar answered a `Check` without an HTTP response.
+    #[error("the sidecar answered without an HTTP response")]
+    NoHttpResponse,
+    /// The admin endpoint's /metrics could not be read.
+    #[error(transparent)]
+    Metrics(#[from] InsightsError),
+    /// The sidecar did not stop within the drain deadline.
+    #[error("the sidecar did not stop in time")]
+    Stop,
+}
 
 /// One scripted call.
 struct Call {
@@ -41,8 +74,12 @@ struct Answer {
     source: String,
 }
 
-pub async fn run(keep_serving: bool) -> anyhow::Result<bool> {
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+/// Run the demo: print the table of scripted calls and the metrics they
+/// produced; `Ok(true)` when every call got its expected answer. With
+/// `keep_serving`, keep the sidecar up (admin on 127.0.0.1:9902) until
+/// Ctrl-C.
+pub async fn run(keep_serving: bool) -> Result<bool, DemoError> {
+    let dir = tempfile::tempdir()?;
     let hospital = Ca::root("hospital.example")?;
     let vendor = Ca::root("imaging-vendor.example")?;
     let rogue = Ca::root("hospital.example")?;
@@ -194,9 +231,7 @@ pub async fn run(keep_serving: bool) -> anyhow::Result<bool> {
         },
     ];
 
-    let mut client = AuthorizationClient::connect(format!("http://{authz}"))
-        .await
-        .context("cannot reach the in-process sidecar")?;
+    let mut client = AuthorizationClient::connect(format!("http://{authz}")).await?;
     println!("hallpass demo: sidecar for {LAB_RESULTS}");
     println!("  authz gRPC on {authz}, admin on http://{admin}\n");
     println!(
@@ -229,7 +264,11 @@ pub async fn run(keep_serving: bool) -> anyhow::Result<bool> {
     }
     println!("\nRaw paths (with MRNs and query strings) never reach a label or a log line.");
     println!("The metrics these calls produced (GET http://{admin}/metrics):\n");
-    let metrics = http_get(&admin.to_string(), "/metrics").await?;
+    let metrics_url = url::Url::parse(&format!("http://{admin}/metrics"))
+        .map_err(|e| InsightsError::Option(format!("the admin address {admin}: {e}")))?;
+    let metrics = HttpClient::new(&HttpOptions::default())?
+        .get_text(&metrics_url)
+        .await?;
     for line in metrics.lines().filter(|l| {
         l.starts_with("hallpass_decisions_total")
             || l.starts_with("hallpass_check_duration_seconds_count")
@@ -245,16 +284,17 @@ pub async fn run(keep_serving: bool) -> anyhow::Result<bool> {
         let _ = tokio::signal::ctrl_c().await;
     }
     let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(15), server)
-        .await
-        .context("the sidecar did not stop in time")???;
+    match tokio::time::timeout(Duration::from_secs(15), server).await {
+        Ok(Ok(served)) => served?,
+        Ok(Err(_)) | Err(_) => return Err(DemoError::Stop),
+    }
     Ok(all_as_expected)
 }
 
 async fn check(
     client: &mut AuthorizationClient<tonic::transport::Channel>,
     call: &Call,
-) -> anyhow::Result<Answer> {
+) -> Result<Answer, DemoError> {
     let mut headers = HashMap::new();
     headers.insert(":method".to_owned(), call.method.to_owned());
     headers.insert(":path".to_owned(), call.path.to_owned());
@@ -315,24 +355,6 @@ async fn check(
             reason: header(&denied.headers, "x-hallpass-reason"),
             source: String::new(),
         },
-        _ => anyhow::bail!("the sidecar answered without an HTTP response"),
+        _ => return Err(DemoError::NoHttpResponse),
     })
-}
-
-/// A minimal HTTP/1.1 GET on loopback (the admin endpoint), returning the body.
-pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await??;
-    let text = String::from_utf8_lossy(&raw);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    Ok(body.to_owned())
 }

@@ -5,10 +5,11 @@
 //! to make `docs/img/callgraph.png`.
 //!
 //! ```sh
-//! cargo run -p hallpass-telemetry --example callgraph_html > /tmp/callgraph.html
+//! cargo run -p hallpass-callgraph-page --example callgraph_html > /tmp/callgraph.html
 //! ```
 
-use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage, to_dot, to_html};
+use hallpass_callgraph_page::{to_dot, to_html};
+use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage};
 
 const TD: &str = "spiffe://hospital.example";
 const NOW_MS: i64 = 1_788_000_000_000;

@@ -1,4 +1,4 @@
-//! `hallpass policy suggest`: a least-privilege policy from what was seen.
+//! A least-privilege policy from what was seen (`hallpass policy suggest`).
 //!
 //! Input is an audit log (JSON lines, rotated files too) or a saved
 //! `/callgraph`. Each call that went through (`allow`, or `audit_deny` with
@@ -15,59 +15,26 @@
 //! become rules.
 //!
 //! The output is checked with `CompiledPolicy::from_yaml` before it is
-//! written. Exit codes: 0 written; 1 nothing could be suggested; 2 usage
-//! (bad arguments, unreadable input, unwritable output).
+//! returned, and [`write()`] replaces a file atomically, never through a
+//! planted symlink.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{ArgGroup, Args, ValueEnum};
-use hallpass_policy::{CompiledPolicy, RouteTemplate, SourcePattern, normalize_path};
-use hallpass_telemetry::{CallGraph, json_for_terminal, thousands, write_atomically};
+use hallpass_callgraph_page::thousands;
+use hallpass_policy::{CompiledPolicy, Mode, RouteTemplate, SourcePattern, normalize_path};
+use hallpass_telemetry::{CallGraph, json_for_terminal, write_atomically};
 use serde::Deserialize;
 
-use super::templates::{self, grpc_method};
+use crate::InsightsError;
+use crate::templates::{self, grpc_method};
 
 /// The methods a policy may name.
 const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
 ];
-
-/// Arguments of `hallpass policy suggest`.
-#[derive(Debug, Args)]
-#[command(group(ArgGroup::new("input").required(true).args(["from_audit_log", "from_callgraph"])))]
-pub struct SuggestArgs {
-    /// Audit log files (JSON lines, as hallpass writes them); give the
-    /// rotated ones (`audit.jsonl.1` …) too for a longer history.
-    #[arg(long, value_name = "FILE", num_args = 1..)]
-    pub from_audit_log: Vec<PathBuf>,
-    /// A saved `/callgraph` JSON document: its allowed edges' route
-    /// templates and methods.
-    #[arg(long, value_name = "FILE")]
-    pub from_callgraph: Option<PathBuf>,
-    /// Write the policy here instead of to standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Mode of every destination in the suggestion: `audit` first, then
-    /// `enforce` once the audit log shows no unexpected denies.
-    #[arg(long, value_enum, default_value_t = SuggestMode::Audit)]
-    pub mode: SuggestMode,
-    /// A path segment with more than this many different values (paths
-    /// otherwise equal) becomes a parameter. Identifier-like segments always do.
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub max_literals: usize,
-}
-
-/// Mode written for each destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SuggestMode {
-    /// Record denies as `audit_deny`, let calls through.
-    Audit,
-    /// Deny.
-    Enforce,
-}
 
 /// What was seen for one method of one (destination, source).
 #[derive(Debug, Default)]
@@ -98,16 +65,62 @@ pub struct Observations {
 }
 
 impl Observations {
+    /// The calls in audit log files (JSON lines, rotated ones too).
+    pub fn from_audit_logs(files: &[PathBuf]) -> Result<Self, InsightsError> {
+        let mut obs = Self::default();
+        for path in files {
+            std::fs::File::open(path)
+                .and_then(|f| read_audit_log(BufReader::new(f), &mut obs))
+                .map_err(|source| InsightsError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        Ok(obs)
+    }
+
+    /// The allowed edges of a saved `/callgraph` document.
+    pub fn from_callgraph_file(path: &Path) -> Result<Self, InsightsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| InsightsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let graph: CallGraph = serde_json::from_str(&text).map_err(|e| InsightsError::Invalid {
+            origin: path.display().to_string(),
+            message: format!("not a hallpass call graph: {e}"),
+        })?;
+        let mut obs = Self::default();
+        read_callgraph(&graph, &mut obs);
+        Ok(obs)
+    }
+
     /// Distinct (destination, source) pairs with usable calls.
-    #[cfg(test)]
     pub fn calls_len(&self) -> usize {
         self.calls.len()
     }
 
+    /// Distinct destinations with usable calls.
+    pub fn destinations(&self) -> usize {
+        self.calls
+            .keys()
+            .map(|(d, _)| d)
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+
+    /// Records read, usable or not.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
     /// Records skipped, all reasons.
-    #[cfg(test)]
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
+    }
+
+    /// Records skipped, by reason.
+    pub fn skipped(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.skipped.iter().map(|(why, n)| (*why, *n))
     }
 
     fn skip(&mut self, why: &'static str) {
@@ -316,13 +329,9 @@ fn route_templates(calls: &MethodCalls, max_literals: usize) -> Vec<String> {
     keep
 }
 
-/// The suggested policy text.
-pub fn policy_yaml(
-    obs: &Observations,
-    mode: SuggestMode,
-    max_literals: usize,
-    origin: &str,
-) -> String {
+/// The suggested policy text; `origin` says what it was made from (it
+/// goes into the header comment).
+pub fn policy_yaml(obs: &Observations, mode: Mode, max_literals: usize, origin: &str) -> String {
     let mut trust_domains = BTreeSet::new();
     for (destination, source) in obs.calls.keys() {
         for id in [destination, source] {
@@ -354,8 +363,8 @@ pub fn policy_yaml(
                 out,
                 "    mode: {}",
                 match mode {
-                    SuggestMode::Audit => "audit",
-                    SuggestMode::Enforce => "enforce",
+                    Mode::Audit => "audit",
+                    Mode::Enforce => "enforce",
                 }
             );
             let _ = writeln!(out, "    allow:");
@@ -411,72 +420,48 @@ pub fn policy_yaml(
     out
 }
 
-/// Run `hallpass policy suggest`; returns the exit code.
-pub fn run_suggest(args: &SuggestArgs) -> u8 {
-    let mut obs = Observations::default();
-    let origin;
-    if let Some(path) = &args.from_callgraph {
-        let graph: CallGraph = match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| {
-                serde_json::from_str(&t).map_err(|e| format!("not a hallpass call graph: {e}"))
-            }) {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
-                return 2;
-            }
-        };
-        read_callgraph(&graph, &mut obs);
-        origin = format!("the call graph {}", path.display());
-    } else {
-        for path in &args.from_audit_log {
-            let read =
-                std::fs::File::open(path).and_then(|f| read_audit_log(BufReader::new(f), &mut obs));
-            if let Err(e) = read {
-                eprintln!("error: cannot read {}: {e}", path.display());
-                return 2;
-            }
-        }
-        let files: Vec<String> = args
-            .from_audit_log
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        origin = format!("the audit log {}", files.join(", "));
-    }
-    for (why, n) in &obs.skipped {
-        eprintln!("skipped {n}: {why}");
-    }
+/// A suggested policy that compiles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    /// The policy YAML.
+    pub text: String,
+    /// Rules in it.
+    pub rules: usize,
+    /// Destinations in it.
+    pub destinations: usize,
+}
+
+/// The least-privilege policy for `obs`, checked by compiling it; `None`
+/// when nothing went through to a named destination.
+pub fn suggest(
+    obs: &Observations,
+    mode: Mode,
+    max_literals: usize,
+    origin: &str,
+) -> Result<Option<Suggestion>, InsightsError> {
     if obs.calls.is_empty() {
-        eprintln!(
-            "error: nothing to suggest: no call in the input went through to a named destination"
-        );
-        return 1;
+        return Ok(None);
     }
-    let text = policy_yaml(&obs, args.mode, args.max_literals, &origin);
+    let text = policy_yaml(obs, mode, max_literals, origin);
     if let Err(e) = CompiledPolicy::from_yaml(&text) {
-        eprintln!("error: the suggested policy does not compile (a hallpass bug): {e}\n{text}");
-        return 1;
+        return Err(InsightsError::Invalid {
+            origin: "the suggested policy".into(),
+            message: format!("does not compile (a hallpass bug): {e}\n{text}"),
+        });
     }
     let rules = text.matches("\n      - name: ").count();
-    match &args.output {
-        None => print!("{text}"),
-        Some(path) => {
-            if let Err(e) = write_atomically(path, text.as_bytes()) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return 2;
-            }
-        }
-    }
-    eprintln!(
-        "suggested {rules} rules for {} destinations from {} records",
-        obs.calls
-            .keys()
-            .map(|(d, _)| d)
-            .collect::<BTreeSet<_>>()
-            .len(),
-        obs.records
-    );
-    0
+    Ok(Some(Suggestion {
+        text,
+        rules,
+        destinations: obs.destinations(),
+    }))
+}
+
+/// Write the suggestion to `path`, atomically and never through a planted
+/// symlink.
+pub fn write(suggestion: &Suggestion, path: &Path) -> Result<(), InsightsError> {
+    write_atomically(path, suggestion.text.as_bytes()).map_err(|e| InsightsError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }

@@ -1,0 +1,128 @@
+//! Exit codes as documented in docs/reference.md: 64 (sysexits
+//! `EX_USAGE`) for a usage error, clap's included, and for an invalid
+//! config at `serve` start; 1 for a sidecar that cannot bind; 0 for help
+//! and version.
+#![allow(clippy::unwrap_used)]
+
+use crate::common::*;
+
+#[test]
+fn policy_usage_errors_exit_64() {
+    for args in [
+        &["policy", "check"][..],
+        &["policy", "check", "/nonexistent/policy.yaml"],
+        &["policy", "check", "x.yaml", "--format", "xml"],
+        &[
+            "policy",
+            "test",
+            "/nonexistent/p.yaml",
+            "/nonexistent/t.yaml",
+        ],
+        &[
+            "policy",
+            "explain",
+            "p.yaml",
+            "--source",
+            EHR,
+            "--destination",
+            LAB,
+        ],
+        &[
+            "policy",
+            "explain",
+            "p.yaml",
+            "--source",
+            "spiffe://hospital.example/ns/**",
+            "--destination",
+            LAB,
+            "--path",
+            "/",
+        ],
+        &[
+            "policy",
+            "explain",
+            "p.yaml",
+            "--source",
+            EHR,
+            "--destination",
+            LAB,
+            "--path",
+            "/",
+            "--time",
+            "soon",
+        ],
+    ] {
+        let run = hallpass(args);
+        assert_eq!(run.code, 64, "{args:?}: {}{}", run.stdout, run.stderr);
+    }
+}
+
+#[test]
+fn argument_errors_exit_64_and_help_exits_0() {
+    for args in [
+        &["frobnicate"][..],
+        &[],
+        &["serve"],
+        &["serve", "--config"],
+        &["policy", "explain", "p.yaml", "--source", EHR],
+        &["policy", "check", "a.yaml", "--no-such-flag"],
+    ] {
+        let run = hallpass(args);
+        assert_eq!(run.code, 64, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+        assert!(
+            run.stderr.contains("Usage: hallpass") || run.stderr.contains("try '--help'"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    for args in [&["--help"][..], &["--version"], &["policy", "--help"]] {
+        let run = hallpass(args);
+        assert_eq!(run.code, 0, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(!run.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn serve_with_an_invalid_config_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown_key = temp_file(
+        &dir,
+        "unknown.yaml",
+        "authz:\n  listen: 127.0.0.1:0\nnot_a_key: 1\n",
+    );
+    let missing = dir.path().join("missing.yaml").display().to_string();
+    for config in [unknown_key, missing] {
+        let run = hallpass(&["serve", "--config", &config]);
+        assert_eq!(run.code, 64, "{config}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("invalid config"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn serve_that_cannot_bind_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let policy = temp_file(
+        &dir,
+        "policy.yaml",
+        "version: 1\ntrust_domains: [hospital.example]\nworkloads: {}\n",
+    );
+    let config = temp_file(
+        &dir,
+        "config.yaml",
+        &format!(
+            "authz:\n  listen: 127.0.0.1:{port}\nadmin:\n  listen: 127.0.0.1:0\n\
+             workload:\n  id: {LAB}\nidentity:\n  x509_from: envoy_principal\npolicy:\n  file: {policy}\ntelemetry:\n  audit_log: \"off\"\n"
+        ),
+    );
+    let run = hallpass(&["serve", "--config", &config]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        run.stderr
+    );
+    drop(taken);
+}
