@@ -11,21 +11,21 @@
 
 mod admin;
 pub mod answer;
-mod authz;
 mod caller;
+mod check;
 pub mod config;
+mod decide;
 mod error;
+mod listen;
 mod panic_log;
 mod reload;
-mod sidecar;
-mod state;
 mod trust;
 mod workload_api;
 
-pub use authz::AuthzService;
+pub use check::AuthzService;
 pub use config::{ListenAddr, Settings, X509From};
+pub use decide::{LoadedPolicy, Outcome, Shared};
 pub use error::ServerError;
+pub use listen::Sidecar;
 pub use panic_log::log_panics;
 pub use reload::declared_graph;
-pub use sidecar::Sidecar;
-pub use state::{LoadedPolicy, Outcome, Shared};
