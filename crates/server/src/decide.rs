@@ -1,76 +1,37 @@
+//! Decide: one `CheckRequest` in; out, the [`Outcome`] the answer is built
+//! from and the [`RequestFacts`] the record step needs, together a
+//! [`Decided`]. A synchronous function of the request, the policy in force
+//! and the trust bundles in force (design §2 steps 1 to 4): the destination,
+//! the caller's identity (`caller.rs`), then the policy's one evaluator.
+//! Anything missing is an `internal_error` deny: hallpass fails closed.
+
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use arc_swap::ArcSwapOption;
 use envoy_types::ext_authz::v3::pb::CheckRequest;
-use hallpass_identity::{
-    JwtSvidVerifier, SpiffeId, VerificationCache, X509SvidVerifier, parse_spiffe_id_strict,
-};
-use hallpass_policy::{
-    CompiledPolicy, Decision, DenyReason, FixedLabel, MetricLabel, Mode, Request,
-};
-use hallpass_telemetry::{
-    AuditTarget, DecisionCounters, DecisionEvent, DecisionLabel, Metrics, Telemetry, method_label,
-    request_id, trace_id,
-};
+use hallpass_identity::{SpiffeId, parse_spiffe_id_strict};
+use hallpass_policy::{Decision, FixedLabel, MetricLabel, NoTrace, Request};
+use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode};
 
-use crate::caller::Verified;
-use crate::config::{JwtSettings, Settings, X509From};
-use crate::trust::TrustStore;
+use crate::{LoadedPolicy, Shared};
 
 /// Metric label for a caller that proved no identity.
 const UNAUTHENTICATED: &str = "unauthenticated";
 /// Metric label for a destination that is not known.
 const UNKNOWN: &str = "unknown";
 
-/// Everything the decision path and the admin endpoints share. Readers never
-/// take a lock: policy and bundles are swapped whole.
-#[derive(Debug)]
-pub struct Shared {
-    pub(crate) settings: Settings,
-    pub(crate) policy: ArcSwapOption<LoadedPolicy>,
-    pub(crate) trust: TrustStore,
-    pub(crate) draining: AtomicBool,
-    pub(crate) x509: X509SvidVerifier,
-    pub(crate) jwt: Option<(JwtSettings, JwtSvidVerifier)>,
-    pub(crate) cache: VerificationCache<Verified>,
-    /// The metrics registry.
-    pub metrics: Metrics,
-    /// The telemetry worker (call graph, anomalies, audit log).
-    pub telemetry: Telemetry,
-    /// A request path whose decision panics: the unit tests' way to prove
-    /// that a panic still ends in a counted, audited deny. Compiled into the
-    /// crate's own test build only, never into a library or binary that
-    /// ships (nor into the integration tests' build of the crate).
-    #[cfg(test)]
-    pub(crate) fault_path: std::sync::OnceLock<String>,
+/// Where an outcome's `hallpass_decisions_total` counter lives: the policy
+/// that decided, whose label table the two positions index.
+#[derive(Debug, Clone)]
+pub struct CounterSlot {
+    /// The policy that decided (kept alive until the count is made, even if
+    /// a reload swaps it out meanwhile).
+    pub policy: Arc<LoadedPolicy>,
+    /// Position of the `source` label in the policy's label table.
+    pub source: usize,
+    /// Position of the `destination` label.
+    pub destination: usize,
 }
-
-/// A compiled policy with the decision-counter handles of its label space.
-#[derive(Debug)]
-pub struct LoadedPolicy {
-    /// The matcher.
-    pub policy: CompiledPolicy,
-    /// `hallpass_decisions_total` handles, indexed by the policy's labels.
-    pub counters: DecisionCounters,
-}
-
-impl LoadedPolicy {
-    /// Pair a policy with counter slots for its labels.
-    pub fn new(policy: CompiledPolicy, metrics: &Metrics) -> Self {
-        let reasons = DenyReason::ALL
-            .iter()
-            .map(|r| r.code())
-            .chain([OK_REASON])
-            .collect();
-        let counters = DecisionCounters::new(metrics, policy.labels().to_vec(), reasons);
-        Self { policy, counters }
-    }
-}
-
-/// The `reason` label of an allow; its slot follows the deny reasons.
-const OK_REASON: &str = "ok";
 
 /// The result of one check, with its bounded labels.
 #[derive(Debug, Clone)]
@@ -91,12 +52,11 @@ pub struct Outcome {
     /// Bounded `destination` label.
     pub destination_label: Arc<str>,
     /// Credential kinds that proved the caller.
-    pub credentials: &'static [&'static str],
+    pub credentials: Credentials,
     /// A proven caller that no rule of the destination names.
     pub unknown_source: bool,
-    /// The policy that decided and the label positions in it, for the
-    /// counter handles (absent when no policy was loaded).
-    pub labelled_by: Option<(Arc<LoadedPolicy>, usize, usize)>,
+    /// The counter of this outcome (absent when no policy was loaded).
+    pub counter: Option<CounterSlot>,
 }
 
 impl Outcome {
@@ -110,9 +70,9 @@ impl Outcome {
             vouched: false,
             source_label: Arc::from(UNAUTHENTICATED),
             destination_label: Arc::from(UNKNOWN),
-            credentials: &[],
+            credentials: Credentials::NONE,
             unknown_source: false,
-            labelled_by: None,
+            counter: None,
         }
     }
 
@@ -130,83 +90,88 @@ impl Outcome {
 
     /// The `decision` metric label.
     pub fn decision_label(&self) -> DecisionLabel {
-        match (&self.decision, self.mode) {
-            (Decision::Allow { .. }, _) => DecisionLabel::Allow,
-            (Decision::Deny { .. }, Mode::Audit) => DecisionLabel::AuditDeny,
-            (Decision::Deny { .. }, Mode::Enforce) => DecisionLabel::Deny,
-        }
+        DecisionLabel::of(self.decision.is_allow(), self.mode)
     }
 
-    /// The `reason` metric label: the deny reason code, or `ok` for an allow.
-    pub fn reason_label(&self) -> &'static str {
-        match &self.decision {
-            Decision::Allow { .. } => "ok",
-            Decision::Deny { reason } => reason.code(),
+    /// The anomalies this decision shows (the telemetry worker adds the
+    /// ones that need the call history).
+    pub fn anomalies(&self) -> Anomalies {
+        Anomalies::of(
+            self.decision_label(),
+            self.decision.deny_reason(),
+            self.unknown_source,
+        )
+    }
+}
+
+/// What the record step needs of the request, read once, when deciding:
+/// borrowed from the `CheckRequest`, never copied on the way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestFacts<'r> {
+    /// The request method.
+    pub method: Method,
+    /// The raw `:path`, query included: recorded only with
+    /// `telemetry.log_raw_paths` (meshes without patient data).
+    pub path: &'r str,
+    /// Envoy's `x-request-id`, as sent (the record keeps only a UUID).
+    pub request_id: Option<&'r str>,
+    /// The W3C `traceparent` header, as sent.
+    pub traceparent: Option<&'r str>,
+}
+
+impl<'r> RequestFacts<'r> {
+    /// Read the facts of `check`; empty ones for a request without HTTP
+    /// attributes.
+    pub fn read(check: &'r CheckRequest) -> Self {
+        let Some(http) = check
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref())
+        else {
+            return Self::default();
+        };
+        let header = |name: &str| http.headers.get(name).map(String::as_str);
+        Self {
+            method: Method::parse(&http.method),
+            path: &http.path,
+            request_id: header("x-request-id"),
+            traceparent: header("traceparent"),
+        }
+    }
+}
+
+/// Everything one decision produced: what to answer, and what to record.
+#[derive(Debug, Clone)]
+pub struct Decided<'r> {
+    /// The decision and its labels.
+    pub outcome: Outcome,
+    /// The request facts the record step needs.
+    pub request: RequestFacts<'r>,
+}
+
+impl<'r> Decided<'r> {
+    /// The `internal_error` deny of a check whose decision failed (a caught
+    /// panic): nothing of the decision survives, the request facts are read
+    /// again so that the record still names the call.
+    pub(crate) fn failed(check: &'r CheckRequest) -> Self {
+        Self {
+            outcome: Outcome::denied(DenyReason::InternalError),
+            request: RequestFacts::read(check),
         }
     }
 }
 
 impl Shared {
-    /// Shared state for `settings` with nothing loaded yet (not ready).
-    pub fn new(settings: Settings, metrics: Metrics, telemetry: Telemetry) -> Self {
-        let x509 = X509SvidVerifier::new(settings.clock_skew);
-        let jwt = settings.jwt.clone().map(|j| {
-            (
-                j.clone(),
-                JwtSvidVerifier::new(j.audiences, settings.clock_skew),
-            )
-        });
-        let cache = VerificationCache::new(settings.cache_max_entries);
-        Self {
-            settings,
-            policy: ArcSwapOption::empty(),
-            trust: TrustStore::default(),
-            draining: AtomicBool::new(false),
-            x509,
-            jwt,
-            cache,
-            metrics,
-            telemetry,
-            #[cfg(test)]
-            fault_path: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// Why the sidecar is not ready, or an empty list when it is.
-    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.policy.load().is_none() {
-            out.push("no valid policy loaded");
-        }
-        let bundles = self.trust.current();
-        if self.settings.x509_from != X509From::EnvoyPrincipal
-            && bundles.as_ref().is_none_or(|b| b.is_empty())
-        {
-            out.push("no X.509 trust bundle loaded");
-        }
-        if self.jwt.is_some()
-            && bundles
-                .as_ref()
-                .is_none_or(|b| b.jwt_iter().next().is_none())
-        {
-            out.push("no JWT bundle loaded");
-        }
-        if !self.settings.bundles.is_empty() && !self.trust.files_complete.load(Ordering::Relaxed) {
-            out.push("a configured bundle file failed to load");
-        }
-        if self.settings.workload_api.is_some() && !self.trust.api_x509_seen.load(Ordering::Relaxed)
-        {
-            out.push("no bundles from the Workload API yet");
-        }
-        if self.draining.load(Ordering::Relaxed) {
-            out.push("shutting down");
-        }
-        out
-    }
-
     /// Decide one Check call. `now_ms` is Unix milliseconds: credential
     /// windows and time-bound grants are compared at that precision.
-    pub fn decide(&self, check: &CheckRequest, now_ms: i64) -> Outcome {
+    pub fn decide<'r>(&self, check: &'r CheckRequest, now_ms: i64) -> Decided<'r> {
+        let request = RequestFacts::read(check);
+        let outcome = self.outcome(check, request.method, now_ms);
+        Decided { outcome, request }
+    }
+
+    fn outcome(&self, check: &CheckRequest, method: Method, now_ms: i64) -> Outcome {
         let Some(loaded) = self.policy.load_full() else {
             return Outcome::denied(DenyReason::InternalError);
         };
@@ -227,20 +192,26 @@ impl Shared {
             return Outcome::denied(DenyReason::InternalError);
         };
         let destination_label = policy.destination_label(&destination);
-        let workload = policy.workload(&destination);
         let mode = self
             .settings
             .mode_override
-            .unwrap_or_else(|| workload.map_or(Mode::Enforce, |w| w.mode));
+            .unwrap_or_else(|| policy.mode(&destination));
+        let counter = |source: &MetricLabel| {
+            Some(CounterSlot {
+                policy: loaded.clone(),
+                source: source.index,
+                destination: destination_label.index,
+            })
+        };
         let deny = |reason, source: Option<SpiffeId>, source_label: MetricLabel| Outcome {
             decision: Decision::deny(reason),
             mode,
             source,
             vouched: false,
-            labelled_by: Some((loaded.clone(), source_label.index, destination_label.index)),
+            counter: counter(&source_label),
             source_label: source_label.text,
             destination_label: destination_label.text.clone(),
-            credentials: &[],
+            credentials: Credentials::NONE,
             unknown_source: false,
         };
 
@@ -265,102 +236,28 @@ impl Shared {
         }
         let request = Request {
             source: &caller.id,
-            method: &http.method,
+            method,
             path: &http.path,
             headers: &http.headers,
             has_jwt: caller.has_jwt,
             serial: caller.serial.as_deref(),
             now_ms,
         };
-        let (decision, _) = policy.evaluate(&destination, &request);
-        // Checked on its own, not read off the decision: a destination the
-        // policy has no entry for is decided before these checks run.
-        let vouched = policy.trusts(caller.id.trust_domain())
-            && !policy.is_revoked_id(&caller.id)
-            && !policy.is_revoked_serial(&request);
-        // A proven, non-revoked caller that no rule of this destination names.
-        let unknown_source = decision == Decision::deny(DenyReason::NoMatchingRule)
-            && workload.is_none_or(|w| {
-                !w.rules
-                    .iter()
-                    .any(|r| r.from.iter().any(|p| p.matches(&caller.id)))
-            });
+        // The policy's one evaluator: the decision, whether the caller may be
+        // named to the application (known even for a destination the policy
+        // has no entry for), and whether any rule names it at all (found by
+        // the same index walk: a deny costs no rescan of the rules).
+        let evaluation = policy.evaluate_with(&destination, &request, &mut NoTrace);
         Outcome {
-            decision,
+            unknown_source: evaluation.unknown_source(),
+            decision: evaluation.decision,
             mode,
             source: Some(caller.id),
-            vouched,
-            labelled_by: Some((loaded.clone(), source_label.index, destination_label.index)),
+            vouched: evaluation.vouched,
+            counter: counter(&source_label),
             source_label: source_label.text,
             destination_label: destination_label.text,
             credentials: caller.credentials,
-            unknown_source,
-        }
-    }
-
-    /// Count one outcome and hand its [`event`](Self::event) to telemetry.
-    pub fn record(&self, outcome: &Outcome, check: &CheckRequest, time_ms: i64) {
-        match &outcome.labelled_by {
-            Some((loaded, source, destination)) => {
-                let reason = match &outcome.decision {
-                    Decision::Allow { .. } => DenyReason::ALL.len(),
-                    Decision::Deny { reason } => reason.index(),
-                };
-                loaded
-                    .counters
-                    .inc(*source, *destination, outcome.decision_label(), reason);
-            }
-            None => self.metrics.record_decision(
-                &outcome.source_label,
-                &outcome.destination_label,
-                outcome.decision_label(),
-                outcome.reason_label(),
-            ),
-        }
-        self.telemetry.record(self.event(outcome, check, time_ms));
-    }
-
-    /// The telemetry event of one decision: bounded labels, the proven ID
-    /// (for the audit record only), correlation IDs in their fixed formats,
-    /// and never the raw path unless `telemetry.log_raw_paths` is set.
-    pub fn event(&self, outcome: &Outcome, check: &CheckRequest, time_ms: i64) -> DecisionEvent {
-        let http = check
-            .attributes
-            .as_ref()
-            .and_then(|a| a.request.as_ref())
-            .and_then(|r| r.http.as_ref());
-        let header = |name: &str| http.and_then(|h| h.headers.get(name)).map(String::as_str);
-        let (rule, route) = match &outcome.decision {
-            Decision::Allow { rule, route } => (Some(rule.clone()), Some(route.clone())),
-            Decision::Deny { .. } => (None, None),
-        };
-        DecisionEvent {
-            time_ms,
-            decision: outcome.decision_label(),
-            reason: outcome.reason_label(),
-            mode: match outcome.mode {
-                Mode::Enforce => "enforce",
-                Mode::Audit => "audit",
-            },
-            source_label: outcome.source_label.clone(),
-            // Only the audit record uses the full ID: skip the allocation without one.
-            source_id: outcome
-                .source
-                .as_ref()
-                .filter(|_| self.settings.telemetry.audit != AuditTarget::Off)
-                .map(|id| Arc::from(id.to_string())),
-            destination: outcome.destination_label.clone(),
-            method: method_label(http.map_or("", |h| h.method.as_str())),
-            route,
-            rule,
-            credentials: outcome.credentials,
-            unknown_source: outcome.unknown_source,
-            request_id: header("x-request-id").and_then(request_id),
-            trace_id: header("traceparent").and_then(trace_id),
-            raw_path: self
-                .settings
-                .log_raw_paths
-                .then(|| http.map(|h| h.path.clone()).unwrap_or_default()),
         }
     }
 }

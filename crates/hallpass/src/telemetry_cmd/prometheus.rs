@@ -129,7 +129,7 @@ pub async fn load(url: &str, policy: Option<&Path>) -> anyhow::Result<CallGraph>
     let declared = match policy {
         Some(path) => {
             let policy = CompiledPolicy::from_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-            hallpass_server::declared_graph(&policy, None).edges
+            policy.declared_graph(None).edges
         }
         None => Vec::new(),
     };

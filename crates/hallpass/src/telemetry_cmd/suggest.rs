@@ -30,11 +30,6 @@ use serde::Deserialize;
 
 use super::templates::{self, grpc_method};
 
-/// The methods a policy may name.
-const METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
-];
-
 /// Arguments of `hallpass policy suggest`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("input").required(true).args(["from_audit_log", "from_callgraph"])))]
@@ -133,7 +128,7 @@ impl Observations {
         if !exact(destination) {
             return self.skip("the destination is not a SPIFFE ID");
         }
-        if !METHODS.contains(&method) {
+        if hallpass_policy::Method::named(method).is_none() {
             return self.skip("the method is not one a policy can name");
         }
         enum Seen {
