@@ -6,6 +6,7 @@
 //! Anything missing is an `internal_error` deny: hallpass fails closed.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
 use envoy_types::ext_authz::v3::pb::CheckRequest;
@@ -105,8 +106,9 @@ impl Outcome {
 }
 
 /// What the record step needs of the request, read once, when deciding:
-/// borrowed from the `CheckRequest`, never copied on the way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// borrowed from the `CheckRequest`, never copied on the way. Its `Debug`
+/// leaves the path and the header values out: they may carry patient data.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestFacts<'r> {
     /// The request method.
     pub method: Method,
@@ -117,6 +119,17 @@ pub struct RequestFacts<'r> {
     pub request_id: Option<&'r str>,
     /// The W3C `traceparent` header, as sent.
     pub traceparent: Option<&'r str>,
+}
+
+impl fmt::Debug for RequestFacts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestFacts")
+            .field("method", &self.method)
+            .field("path", &"(withheld)")
+            .field("request_id", &self.request_id.map(|_| "(withheld)"))
+            .field("traceparent", &self.traceparent.map(|_| "(withheld)"))
+            .finish()
+    }
 }
 
 impl<'r> RequestFacts<'r> {
