@@ -1,8 +1,9 @@
 //! The whole decision, from the bytes of a `CheckRequest` to the answer and
 //! the telemetry event: prost-decode → `AuthzService::answer` (decide, answer,
-//! the panic guard) → `Shared::record` and `Shared::event` → the audit line,
-//! against a real compiled policy and real trust bundles (generated with the
-//! test kit), through a sidecar bound the way `hallpass serve` binds it.
+//! the panic guard) → `Shared::record` and `Shared::event` (from what decide
+//! returned) → the audit line, against a real compiled policy and real trust
+//! bundles (generated with the test kit), through a sidecar bound the way
+//! `hallpass serve` binds it.
 //!
 //! Invariants, checked on every input:
 //! - nothing panics (a caught panic counts too: `hallpass_panics_total`);
@@ -354,9 +355,9 @@ fuzz_target!(|data: &[u8]| {
     }
     substitute(f, &mut check);
 
-    let (outcome, response) = f.service.answer(&check, f.now_ms);
-    f.shared.record(&outcome, &check, f.now_ms);
-    let event = f.shared.event(&outcome, &check, f.now_ms);
+    let (decided, response) = f.service.answer(&check, f.now_ms);
+    f.shared.record(&decided, f.now_ms);
+    let event = f.shared.event(&decided, f.now_ms);
     f.rt.block_on(f.shared.telemetry.flush());
     for stage in ["decide", "record", "telemetry"] {
         assert_eq!(
@@ -395,7 +396,7 @@ fuzz_target!(|data: &[u8]| {
             }
             if destination != PHARMACY_DEST {
                 assert!(
-                    outcome.decision.is_allow(),
+                    decided.outcome.decision.is_allow(),
                     "an enforcing destination let a deny through"
                 );
             }

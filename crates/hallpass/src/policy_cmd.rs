@@ -19,7 +19,9 @@ use clap::{ArgGroup, Subcommand, ValueEnum};
 use hallpass_identity::SpiffeId;
 use hallpass_policy::check::{check, unix_now_ms};
 use hallpass_policy::suite::Suite;
-use hallpass_policy::{CompiledPolicy, Request, SourcePattern, parse_rfc3339_ms, parse_serial};
+use hallpass_policy::{
+    CompiledPolicy, Method, Request, SourcePattern, parse_rfc3339_ms, parse_serial,
+};
 
 use crate::USAGE;
 
@@ -185,7 +187,7 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
             };
             let req = Request {
                 source: &source,
-                method: &method,
+                method: Method::parse(&method),
                 path: &path,
                 headers: &header_map,
                 has_jwt: jwt,

@@ -1,3 +1,5 @@
+//! Trust bundles: the X.509 and JWT authorities of each trust domain.
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

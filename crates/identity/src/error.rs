@@ -1,3 +1,5 @@
+//! Why a credential did not prove an identity.
+
 use spiffe::TrustDomain;
 
 /// Why a credential did not prove an identity.

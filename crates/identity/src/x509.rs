@@ -1,3 +1,6 @@
+//! X.509-SVID verification: Envoy's certificate encoding, the SVID leaf rules
+//! and the signature chain to the bundle of the ID's own trust domain.
+
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;

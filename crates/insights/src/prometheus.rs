@@ -145,7 +145,7 @@ pub async fn load(
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
-            hallpass_server::declared_graph(&policy, None).edges
+            policy.declared_graph(None).edges
         }
         None => Vec::new(),
     };

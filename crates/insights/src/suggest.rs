@@ -31,10 +31,6 @@ use serde::Deserialize;
 use crate::InsightsError;
 use crate::templates::{self, grpc_method};
 
-/// The methods a policy may name.
-const METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
-];
 
 /// What was seen for one method of one (destination, source).
 #[derive(Debug, Default)]
@@ -146,7 +142,7 @@ impl Observations {
         if !exact(destination) {
             return self.skip("the destination is not a SPIFFE ID");
         }
-        if !METHODS.contains(&method) {
+        if hallpass_policy::Method::named(method).is_none() {
             return self.skip("the method is not one a policy can name");
         }
         enum Seen {

@@ -14,8 +14,8 @@ use hallpass_insights::{HttpOptions, InsightsError, Source, baseline, load_all, 
 use hallpass_policy::check::check;
 use hallpass_policy::{CompiledPolicy, Decision, Mode, Request, SourcePattern};
 use hallpass_telemetry::{
-    Baseline, CallGraph, DecisionEvent, DecisionLabel, DeclaredEdge, ObservedEdge, RuleUsage,
-    audit_line,
+    Anomalies, Baseline, CallGraph, CredentialKind, Credentials, DecisionEvent, DecisionLabel,
+    DeclaredEdge, DenyReason, Method, ObservedEdge, RuleUsage, audit_line,
 };
 
 const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
@@ -168,16 +168,16 @@ fn event(
     DecisionEvent {
         time_ms: NOW_S * 1000,
         decision: DecisionLabel::Allow,
-        reason: "ok",
-        mode: "enforce",
+        reason: None,
+        mode: Mode::Enforce,
         source_label: Arc::from(source),
         source_id: Some(Arc::from(source)),
         destination: Arc::from(LAB),
-        method,
+        method: Method::parse(method),
         route: route.map(Arc::from),
         rule: route.map(|_| Arc::from("some-rule")),
-        credentials: &["x509"],
-        unknown_source: false,
+        credentials: Credentials::NONE.with(CredentialKind::X509),
+        anomalies: Anomalies::default(),
         request_id: None,
         trace_id: None,
         raw_path: raw.map(str::to_owned),
@@ -209,7 +209,7 @@ fn decide(policy: &CompiledPolicy, source: &str, method: &str, path: &str) -> De
     let headers = HashMap::new();
     let req = Request {
         source: &source,
-        method,
+        method: Method::parse(method),
         path,
         headers: &headers,
         has_jwt: false,
@@ -247,12 +247,12 @@ fn suggest_from_raw_paths_infers_templates_and_compiles() {
     // An audit-mode destination: would-be denies that went through count.
     let mut would = event(BILLING, "GET", Some("/invoices/2026-000123"), None);
     would.decision = DecisionLabel::AuditDeny;
-    would.reason = "no_matching_rule";
+    would.reason = Some(DenyReason::NoMatchingRule);
     events.push(would);
     // Denied calls, and calls denied for credential reasons, never count.
     let mut denied = event(BILLING, "DELETE", Some("/patients/MRN-00417/results"), None);
     denied.decision = DecisionLabel::Deny;
-    denied.reason = "no_matching_rule";
+    denied.reason = Some(DenyReason::NoMatchingRule);
     events.push(denied);
     let mut revoked = event(
         "spiffe://hospital.example/ns/legacy/sa/fax-gateway",
@@ -261,7 +261,7 @@ fn suggest_from_raw_paths_infers_templates_and_compiles() {
         None,
     );
     revoked.decision = DecisionLabel::AuditDeny;
-    revoked.reason = "revoked";
+    revoked.reason = Some(DenyReason::Revoked);
     events.push(revoked);
     // A caller the policy did not name and that proved nothing.
     events.push(event(
@@ -332,7 +332,7 @@ fn suggest_without_raw_paths_uses_route_templates() {
             // An audit_deny without a raw path says nothing about the path.
             let mut e = event(BILLING, "GET", None, None);
             e.decision = DecisionLabel::AuditDeny;
-            e.reason = "no_matching_rule";
+            e.reason = Some(DenyReason::NoMatchingRule);
             e
         },
     ];
@@ -495,7 +495,7 @@ fn suggest_writes_a_file_and_reports_nothing_to_do() {
     // Only denies: nothing to suggest.
     let mut d = event(EHR, "GET", Some("/x"), None);
     d.decision = DecisionLabel::Deny;
-    d.reason = "no_matching_rule";
+    d.reason = Some(DenyReason::NoMatchingRule);
     std::fs::write(&log_file, log(&[d])).unwrap();
     assert_eq!(suggest_from(std::slice::from_ref(&log_file)).unwrap(), None);
     let missing = suggest_from(&[dir.path().join("nope.jsonl")]).unwrap_err();
@@ -837,7 +837,7 @@ fn report_and_export_against_a_running_sidecar() {
     shared.telemetry.record(reads.clone());
     let mut denied = event(BILLING, "GET", None, None);
     denied.decision = DecisionLabel::Deny;
-    denied.reason = "no_matching_rule";
+    denied.reason = Some(DenyReason::NoMatchingRule);
     shared.telemetry.record(denied);
 
     let graph = load_all(std::slice::from_ref(&admin_source), &options).unwrap();

@@ -7,8 +7,10 @@
 //!
 //! - `exact`: rules name exact SPIFFE IDs;
 //! - `wildcard`: rules name `spiffe://…/ns/team-N/**` patterns;
-//! - `linear`: the reference scan (`evaluate_linear`) over the exact policy,
-//!   for contrast.
+//! - `linear`: the reference scan (`tests/reference.rs`, the property
+//!   tests' specification) over the exact policy, for contrast;
+//! - `denied`: the exact policy, a caller no rule names: the deny (and its
+//!   `unknown_source` finding) must cost what an allow costs.
 //!
 //! Run: `cargo bench -p hallpass-policy --bench decide`.
 
@@ -20,8 +22,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use hallpass_policy::{CompiledPolicy, Decision, Request};
+use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Method, NoTrace, Request};
 use spiffe::SpiffeId;
+
+#[path = "../tests/reference.rs"]
+mod reference;
 
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 const DEST: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
@@ -57,16 +62,26 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(50);
-    for (kind, wildcard) in [("exact", false), ("wildcard", true), ("linear", false)] {
+    let kinds = [
+        ("exact", false),
+        ("wildcard", true),
+        ("linear", false),
+        ("denied", false),
+    ];
+    for (kind, wildcard) in kinds {
         for n in SIZES {
             let policy = policy(n, wildcard);
-            let source = id(&format!(
-                "spiffe://hospital.example/ns/team-{}/sa/client",
-                n / 2
-            ));
+            let source = if kind == "denied" {
+                id("spiffe://hospital.example/ns/stranger/sa/client")
+            } else {
+                id(&format!(
+                    "spiffe://hospital.example/ns/team-{}/sa/client",
+                    n / 2
+                ))
+            };
             let req = Request {
                 source: &source,
-                method: "GET",
+                method: Method::Get,
                 path: "/patients/p-123/results?fields=all",
                 headers: &headers,
                 has_jwt: false,
@@ -74,17 +89,32 @@ fn bench(c: &mut Criterion) {
                 now_ms: 1_780_272_000_000,
             };
             let want = format!("rule-{}", n / 2);
-            let (decision, _) = policy.evaluate(&dest, &req);
-            assert!(
-                matches!(&decision, Decision::Allow { rule, .. } if **rule == *want),
-                "{decision:?}"
-            );
-            group.bench_with_input(BenchmarkId::new(kind, n), &n, |b, _| {
-                if kind == "linear" {
-                    b.iter(|| black_box(policy.evaluate_linear(black_box(&dest), black_box(&req))));
-                } else {
-                    b.iter(|| black_box(policy.evaluate(black_box(&dest), black_box(&req))));
-                }
+            let evaluation = policy.evaluate_with(&dest, &req, &mut NoTrace);
+            if kind == "denied" {
+                assert_eq!(
+                    evaluation.decision,
+                    Decision::deny(DenyReason::NoMatchingRule)
+                );
+                assert!(evaluation.unknown_source());
+            } else {
+                assert!(
+                    matches!(&evaluation.decision, Decision::Allow { rule, .. } if **rule == *want),
+                    "{evaluation:?}"
+                );
+            }
+            group.bench_with_input(BenchmarkId::new(kind, n), &n, |b, _| match kind {
+                "linear" => b.iter(|| {
+                    black_box(reference::evaluate_linear(
+                        &policy,
+                        black_box(&dest),
+                        black_box(&req),
+                    ))
+                }),
+                // What the sidecar calls: the evaluation with its findings.
+                "denied" => b.iter(|| {
+                    black_box(policy.evaluate_with(black_box(&dest), black_box(&req), &mut NoTrace))
+                }),
+                _ => b.iter(|| black_box(policy.evaluate(black_box(&dest), black_box(&req)))),
             });
         }
     }

@@ -9,11 +9,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::compile::{METHODS, format_rfc3339};
+use crate::compile::format_rfc3339;
 use crate::load::{load_document, locate_path, locate_problems};
 use crate::locate::{LocationIndex, child_path, item_path};
 use crate::{
-    CompiledPolicy, CompiledRule, Mode, PolicyDocument, PolicyError, Problem, SourcePattern,
+    CompiledPolicy, CompiledRule, Method, Mode, PolicyDocument, PolicyError, Problem, SourcePattern,
 };
 
 /// A grant that ends within this many seconds is worth a warning.
@@ -342,16 +342,19 @@ impl Lints<'_> {
     }
 }
 
-fn every_method(methods: &Option<Vec<String>>) -> bool {
+/// No `methods`, or every method a rule can name.
+fn every_method(methods: &Option<Vec<Method>>) -> bool {
     methods
         .as_ref()
-        .is_none_or(|ms| METHODS.iter().all(|m| ms.iter().any(|x| x == m)))
+        .is_none_or(|ms| Method::NAMED.iter().all(|m| ms.contains(m)))
 }
 
-fn methods_cover(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
+fn methods_cover(a: &Option<Vec<Method>>, b: &Option<Vec<Method>>) -> bool {
     match (a, b) {
         (None, _) => true,
-        (Some(_), None) => every_method(a),
+        // A list, even of all nine, never covers "any method": a method no
+        // rule can name (`PROPFIND`) is allowed only by a rule without a list.
+        (Some(_), None) => false,
         (Some(a), Some(b)) => b.iter().all(|m| a.contains(m)),
     }
 }
@@ -390,7 +393,7 @@ fn routes_cover(a: &CompiledRule, b: &CompiledRule) -> bool {
         if a.grpc.iter().flatten().any(|(ga, _)| ga.covers(gb)) {
             return true;
         }
-        if !a.method_ok("POST") {
+        if !a.method_ok(Method::Post) {
             return false;
         }
         let as_path = match gb.method() {

@@ -1,3 +1,5 @@
+//! Compiling a policy document into the immutable matcher the decision path reads.
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -8,24 +10,16 @@ use time::format_description::well_known::Rfc3339;
 use crate::document::{PolicyDocument, RuleDocument};
 use crate::load::{load_document, locate_problems};
 use crate::locate::child_path;
-use crate::trie::{RouteHit, RouteKind, SourceIndex};
-use crate::{
-    Decision, DenyReason, GrpcPattern, Mode, PolicyError, Problem, RouteTemplate, SourcePattern,
-    normalize_path,
-};
-
-/// The HTTP methods a rule may name.
-pub(crate) const METHODS: &[&str] = &[
-    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
-];
+use crate::trie::SourceIndex;
+use crate::{GrpcPattern, Method, Mode, PolicyError, Problem, RouteTemplate, SourcePattern};
 
 /// What the policy needs to know about one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     /// The proven caller identity.
     pub source: &'a SpiffeId,
-    /// HTTP method, upper case.
-    pub method: &'a str,
+    /// HTTP method, parsed once where the request came in.
+    pub method: Method,
     /// Raw `:path`, query included (it is stripped here).
     pub path: &'a str,
     /// Request headers, names lower case.
@@ -47,8 +41,8 @@ pub struct CompiledRule {
     pub name: Arc<str>,
     /// Who may call.
     pub from: Vec<SourcePattern>,
-    /// Allowed methods; `None` is any.
-    pub methods: Option<Vec<String>>,
+    /// Allowed methods, as listed; `None` is any.
+    pub methods: Option<Vec<Method>>,
     /// Path templates; with `grpc`, `None` for both means any path.
     pub paths: Option<Vec<(RouteTemplate, Arc<str>)>>,
     /// gRPC patterns.
@@ -83,57 +77,10 @@ impl CompiledRule {
                 .all(|(k, v)| req.headers.get(k) == Some(v))
     }
 
-    /// Is the request's method one the rule allows (for HTTP routes)?
-    pub(crate) fn method_ok(&self, method: &str) -> bool {
-        self.methods
-            .as_ref()
-            .is_none_or(|m| m.iter().any(|x| x == method))
-    }
-
-    /// The route label if method, path, headers and credentials match; the
-    /// time window is checked separately so that `grant_expired` can be told
-    /// apart from `no_matching_rule`.
-    pub(crate) fn route_for<S: AsRef<str>>(
-        &self,
-        req: &Request<'_>,
-        segments: &[S],
-    ) -> Option<Arc<str>> {
-        if !self.credentials_and_headers_hold(req) {
-            return None;
-        }
-        self.route_ignoring_conditions(req.method, segments)
-    }
-
-    /// The route label if method and path match (headers, JWT and time not
-    /// considered).
-    pub(crate) fn route_ignoring_conditions<S: AsRef<str>>(
-        &self,
-        method: &str,
-        segments: &[S],
-    ) -> Option<Arc<str>> {
-        let method_ok = self.method_ok(method);
-        let grpc_route = || {
-            // gRPC calls are always POST; `methods` does not apply to them.
-            if method != "POST" {
-                return None;
-            }
-            self.grpc
-                .as_ref()?
-                .iter()
-                .find(|(p, _)| p.matches(segments))
-                .map(|(_, l)| l.clone())
-        };
-        match (&self.paths, &self.grpc) {
-            (None, None) => method_ok.then(any_route),
-            (paths, _) => {
-                let http = paths.as_ref().filter(|_| method_ok).and_then(|ps| {
-                    ps.iter()
-                        .find(|(t, _)| t.matches(segments))
-                        .map(|(_, l)| l.clone())
-                });
-                http.or_else(grpc_route)
-            }
-        }
+    /// Does the rule allow `method` on its HTTP routes (its `methods`, or
+    /// any method when it lists none)? gRPC patterns need `POST` instead.
+    pub fn method_ok(&self, method: Method) -> bool {
+        self.methods.as_ref().is_none_or(|m| m.contains(&method))
     }
 
     /// Is `now_ms` inside the rule's `not_before`/`not_after` window (both
@@ -152,67 +99,7 @@ pub struct CompiledWorkload {
     /// Rules in file order.
     pub rules: Vec<CompiledRule>,
     /// Sources → route tries of the rules naming them.
-    index: SourceIndex,
-}
-
-impl CompiledWorkload {
-    /// First match in file order, found through the index: only rules that
-    /// name this source and have a template matching this path are looked at.
-    fn decide<S: AsRef<str>>(&self, req: &Request<'_>, segments: &[S]) -> Decision {
-        let mut hits: Vec<&RouteHit> = Vec::new();
-        self.index.matches(req.source, segments, &mut hits);
-        hits.sort_unstable_by_key(|h| (h.rule, h.position));
-        let mut expired = false;
-        for group in hits.chunk_by(|a, b| a.rule == b.rule) {
-            let rule = &self.rules[group[0].rule];
-            if !rule.credentials_and_headers_hold(req) {
-                continue;
-            }
-            let Some(hit) = group.iter().find(|h| match h.kind {
-                RouteKind::Http | RouteKind::Any => rule.method_ok(req.method),
-                RouteKind::Grpc => req.method == "POST",
-            }) else {
-                continue;
-            };
-            if rule.in_window(req.now_ms) {
-                return Decision::Allow {
-                    rule: rule.name.clone(),
-                    route: hit.label.clone(),
-                };
-            }
-            expired = true;
-        }
-        Decision::deny(if expired {
-            DenyReason::GrantExpired
-        } else {
-            DenyReason::NoMatchingRule
-        })
-    }
-
-    /// The same answer by a plain scan of every rule in file order: the
-    /// reference the index is tested against.
-    fn decide_linear<S: AsRef<str>>(&self, req: &Request<'_>, segments: &[S]) -> Decision {
-        let mut expired = false;
-        for rule in &self.rules {
-            if !rule.from.iter().any(|p| p.matches(req.source)) {
-                continue;
-            }
-            if let Some(route) = rule.route_for(req, segments) {
-                if rule.in_window(req.now_ms) {
-                    return Decision::Allow {
-                        rule: rule.name.clone(),
-                        route,
-                    };
-                }
-                expired = true;
-            }
-        }
-        Decision::deny(if expired {
-            DenyReason::GrantExpired
-        } else {
-            DenyReason::NoMatchingRule
-        })
-    }
+    pub(crate) index: SourceIndex,
 }
 
 /// An immutable, compiled policy: what the decision path reads.
@@ -439,47 +326,6 @@ impl CompiledPolicy {
         })
     }
 
-    /// Decide one request for `destination`. Returns the decision and the
-    /// destination's mode (enforce when the destination has no entry).
-    pub fn evaluate(&self, destination: &SpiffeId, req: &Request<'_>) -> (Decision, Mode) {
-        let Some(workload) = self.workloads.get(destination) else {
-            return (Decision::deny(DenyReason::NoMatchingRule), Mode::Enforce);
-        };
-        (self.decide(workload, req), workload.mode)
-    }
-
-    /// [`CompiledPolicy::evaluate`] by a plain scan of every rule of the
-    /// destination in file order, without the index. Same answers, linear
-    /// cost: the reference semantics that tests hold the index to.
-    pub fn evaluate_linear(&self, destination: &SpiffeId, req: &Request<'_>) -> (Decision, Mode) {
-        let Some(workload) = self.workloads.get(destination) else {
-            return (Decision::deny(DenyReason::NoMatchingRule), Mode::Enforce);
-        };
-        let decision = match self.precheck(req) {
-            Err(reason) => Decision::deny(reason),
-            Ok(path) => workload.decide_linear(req, path.segments()),
-        };
-        (decision, workload.mode)
-    }
-
-    fn decide(&self, workload: &CompiledWorkload, req: &Request<'_>) -> Decision {
-        match self.precheck(req) {
-            Err(reason) => Decision::deny(reason),
-            Ok(path) => workload.decide(req, path.segments()),
-        }
-    }
-
-    /// Trust domain, revocation and path safety, in that order.
-    fn precheck<'r>(&self, req: &Request<'r>) -> Result<crate::NormalizedPath<'r>, DenyReason> {
-        if !self.trust_domains.contains(req.source.trust_domain()) {
-            return Err(DenyReason::UntrustedTrustDomain);
-        }
-        if self.revoked.contains(req.source) || self.serial_revoked(req) {
-            return Err(DenyReason::Revoked);
-        }
-        normalize_path(req.path).ok_or(DenyReason::AmbiguousPath)
-    }
-
     /// Is this exact ID on the `revoked.ids` list?
     pub fn is_revoked_id(&self, id: &SpiffeId) -> bool {
         self.revoked.contains(id)
@@ -507,6 +353,13 @@ impl CompiledPolicy {
     /// The compiled entry of a destination.
     pub fn workload(&self, destination: &SpiffeId) -> Option<&CompiledWorkload> {
         self.workloads.get(destination)
+    }
+
+    /// A destination's mode: enforce when the policy has no entry for it.
+    pub fn mode(&self, destination: &SpiffeId) -> Mode {
+        self.workloads
+            .get(destination)
+            .map_or(Mode::Enforce, |w| w.mode)
     }
 
     /// Destinations with an entry.
@@ -589,15 +442,14 @@ fn compile_rule(
         ms.iter()
             .enumerate()
             .filter_map(|(i, m)| {
-                if METHODS.contains(&m.as_str()) {
-                    Some(m.clone())
-                } else {
+                let named = Method::named(m);
+                if named.is_none() {
                     bad(
                         format!("{path}.methods[{i}]"),
                         format!("unknown HTTP method `{m}` (use upper case)"),
                     );
-                    None
                 }
+                named
             })
             .collect::<Vec<_>>()
     });

@@ -1,3 +1,5 @@
+//! The policy file's serde model (design §5), and its shape for located errors.
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -130,6 +132,7 @@ where
 /// unknown key and wrong type at once. It mirrors the serde model above;
 /// `tests/load.rs` keeps the two in step.
 pub(crate) mod shape {
+    use crate::Mode;
     use crate::locate::{Field, Shape};
 
     const fn field(name: &'static str, shape: &'static Shape, required: bool) -> Field {
@@ -144,7 +147,7 @@ pub(crate) mod shape {
     static STRS: Shape = Shape::List(&STR);
     static INT: Shape = Shape::Int;
     static BOOL: Shape = Shape::Bool;
-    static MODE: Shape = Shape::OneOf(&["enforce", "audit"]);
+    static MODE: Shape = Shape::OneOf(&[Mode::Enforce.as_str(), Mode::Audit.as_str()]);
     static HEADERS: Shape = Shape::Dict(&STR);
     static SERIAL: Shape = Shape::Struct(&[
         field("trust_domain", &STR, true),

@@ -1,3 +1,5 @@
+//! Why a policy could not be loaded: every problem, with its place.
+
 use std::fmt;
 
 /// One problem in a policy file, with its place.

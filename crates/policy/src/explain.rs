@@ -1,17 +1,20 @@
 //! `hallpass policy explain`: the evaluation of one request, step by step.
 //!
-//! The trace walks every rule of the destination in file order and checks
-//! each condition separately, so it can say why a rule did not match; its
-//! decision is the one [`CompiledPolicy::evaluate`] gives (the tests hold the
-//! two together).
+//! The trace is written by an [`Observer`] of the evaluator itself
+//! ([`CompiledPolicy::evaluate_with`], the function the sidecar decides
+//! with): the decision shown is the evaluator's, and so is the verdict on
+//! every rule it looked at. The rules it never looked at (they do not name
+//! the caller, or none of their routes matches the path) are then described
+//! condition by condition, so the trace can say why each one did not match.
 
 use std::fmt;
 use std::sync::Arc;
 
 use spiffe::SpiffeId;
 
-use crate::compile::{CompiledRule, format_rfc3339};
-use crate::{CompiledPolicy, Decision, DenyReason, Mode, Request, normalize_path};
+use crate::compile::{CompiledRule, CompiledWorkload, format_rfc3339};
+use crate::evaluate::{Observer, RuleVerdict};
+use crate::{CompiledPolicy, Decision, Method, Mode, NormalizedPath, Request};
 
 /// One check, passed or not, with what was compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +27,43 @@ pub struct Step {
     pub detail: String,
 }
 
+/// The evaluator's verdict on one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleOutcome {
+    /// Not looked at: the rule does not name the caller, or none of its
+    /// routes matches the path.
+    NotCandidate,
+    /// A required header or JWT-SVID is missing.
+    Conditions,
+    /// A route matches the path, but not with this method.
+    Method,
+    /// Every condition holds but the time window.
+    OutsideWindow {
+        /// The route label that matched.
+        route: Arc<str>,
+    },
+    /// Every condition holds.
+    Match {
+        /// The route label that matched.
+        route: Arc<str>,
+    },
+}
+
+impl From<&RuleVerdict<'_>> for RuleOutcome {
+    fn from(verdict: &RuleVerdict<'_>) -> Self {
+        match verdict {
+            RuleVerdict::Conditions => Self::Conditions,
+            RuleVerdict::Method => Self::Method,
+            RuleVerdict::OutsideWindow(route) => Self::OutsideWindow {
+                route: Arc::clone(route),
+            },
+            RuleVerdict::Match(route) => Self::Match {
+                route: Arc::clone(route),
+            },
+        }
+    }
+}
+
 /// How one rule fared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleTrace {
@@ -33,23 +73,21 @@ pub struct RuleTrace {
     pub name: Arc<str>,
     /// Source, method, route, headers, JWT and time window, in that order.
     pub checks: Vec<Step>,
-    /// The route label when source, method, path, headers and JWT all match.
-    pub route: Option<Arc<str>>,
-    /// Whether the time window holds as well.
-    pub in_window: bool,
+    /// The evaluator's verdict.
+    pub outcome: RuleOutcome,
 }
 
 impl RuleTrace {
     /// Every condition holds, time window included.
     pub fn matches(&self) -> bool {
-        self.route.is_some() && self.in_window
+        matches!(self.outcome, RuleOutcome::Match { .. })
     }
 }
 
 /// The evaluation of one request, for people.
 #[derive(Debug, Clone)]
 pub struct Explanation {
-    /// The decision (the same as [`CompiledPolicy::evaluate`]).
+    /// The decision: the evaluator's, the one the sidecar makes.
     pub decision: Decision,
     /// The destination's mode.
     pub mode: Mode,
@@ -63,8 +101,115 @@ pub struct Explanation {
     pub winner: Option<usize>,
 }
 
+/// The observer that writes the trace while the evaluator decides.
+struct Tracer<'q> {
+    destination: &'q SpiffeId,
+    req: &'q Request<'q>,
+    steps: Vec<Step>,
+    /// The normalised path's segments, once the path check passed.
+    segments: Option<Vec<String>>,
+    /// Verdicts on the rules the evaluator looked at, by index.
+    verdicts: Vec<Option<RuleOutcome>>,
+}
+
+impl Observer for Tracer<'_> {
+    const EVERY_RULE: bool = true;
+
+    fn destination(&mut self, workload: Option<&CompiledWorkload>) {
+        let Some(workload) = workload else {
+            self.steps.push(Step {
+                what: "destination",
+                ok: false,
+                detail: format!(
+                    "{} has no entry in the policy: every call is denied",
+                    self.destination
+                ),
+            });
+            return;
+        };
+        self.verdicts = vec![None; workload.rules.len()];
+        let note = match workload.mode {
+            Mode::Enforce => "",
+            Mode::Audit => " (a deny is recorded as audit_deny and let through)",
+        };
+        self.steps.push(Step {
+            what: "destination",
+            ok: true,
+            detail: format!(
+                "{} rule(s), mode {}{note}",
+                workload.rules.len(),
+                workload.mode
+            ),
+        });
+    }
+
+    fn trust_domain(&mut self, trusted: bool) {
+        let td = self.req.source.trust_domain();
+        self.steps.push(Step {
+            what: "trust domain",
+            ok: trusted,
+            detail: if trusted {
+                format!("{td} is listed in trust_domains")
+            } else {
+                format!("{td} is not listed in trust_domains")
+            },
+        });
+    }
+
+    fn revocation(&mut self, id_revoked: bool, serial_revoked: bool) {
+        self.steps.push(Step {
+            what: "revocation",
+            ok: !(id_revoked || serial_revoked),
+            detail: match (id_revoked, serial_revoked) {
+                (true, _) => format!("{} is in revoked.ids", self.req.source),
+                (_, true) => "the certificate serial is in revoked.serials".into(),
+                _ if self.req.serial.is_some() => {
+                    "neither the ID nor the certificate serial is revoked".into()
+                }
+                _ => "the ID is not revoked (no certificate serial given)".into(),
+            },
+        });
+    }
+
+    fn path(&mut self, path: Option<&NormalizedPath<'_>>) {
+        let raw = self.req.path;
+        let Some(path) = path else {
+            self.steps.push(Step {
+                what: "path",
+                ok: false,
+                detail: format!(
+                    "{raw:?} is ambiguous (dot or empty segment, encoded / or \\, bad escape or too long)"
+                ),
+            });
+            return;
+        };
+        let segments: Vec<String> = path.segments().iter().map(|s| s.to_string()).collect();
+        let shown: String = if segments.is_empty() {
+            "/".into()
+        } else {
+            segments.iter().map(|s| format!("/{s}")).collect()
+        };
+        self.steps.push(Step {
+            what: "path",
+            ok: true,
+            detail: format!(
+                "{raw:?} normalises to {shown} ({} segment(s); query stripped, escapes decoded)",
+                segments.len()
+            ),
+        });
+        self.segments = Some(segments);
+    }
+
+    fn rule(&mut self, index: usize, verdict: &RuleVerdict<'_>) {
+        if let Some(slot) = self.verdicts.get_mut(index) {
+            *slot = Some(verdict.into());
+        }
+    }
+}
+
 impl CompiledPolicy {
-    /// Evaluate one request and say why, rule by rule.
+    /// Evaluate one request and say why, rule by rule. The decision comes
+    /// from [`CompiledPolicy::evaluate_with`], the sidecar's evaluator.
     pub fn explain(&self, destination: &SpiffeId, req: &Request<'_>) -> Explanation {
         let request = format!(
             "{} {}\n  from {}\n  to   {}\n  at   {}, credentials: {}",
@@ -75,118 +220,44 @@ impl CompiledPolicy {
             format_rfc3339(req.now_ms),
             if req.has_jwt { "x509, jwt" } else { "x509" },
         );
-        let mut out = Explanation {
-            decision: Decision::deny(DenyReason::NoMatchingRule),
-            mode: Mode::Enforce,
-            request,
+        let mut tracer = Tracer {
+            destination,
+            req,
             steps: Vec::new(),
-            rules: Vec::new(),
-            winner: None,
+            segments: None,
+            verdicts: Vec::new(),
         };
-        let Some(workload) = self.workload(destination) else {
-            out.steps.push(Step {
-                what: "destination",
-                ok: false,
-                detail: format!("{destination} has no entry in the policy: every call is denied"),
-            });
-            return out;
+        let evaluation = self.evaluate_with(destination, req, &mut tracer);
+        let rules: Vec<RuleTrace> = match (self.workload(destination), &tracer.segments) {
+            (Some(workload), Some(segments)) => workload
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(index, rule)| {
+                    let outcome = tracer
+                        .verdicts
+                        .get_mut(index)
+                        .and_then(Option::take)
+                        .unwrap_or(RuleOutcome::NotCandidate);
+                    RuleTrace {
+                        index,
+                        name: rule.name.clone(),
+                        checks: describe(rule, req, segments),
+                        outcome,
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
         };
-        out.mode = workload.mode;
-        out.steps.push(Step {
-            what: "destination",
-            ok: true,
-            detail: format!(
-                "{} rule(s), mode {}",
-                workload.rules.len(),
-                match workload.mode {
-                    Mode::Enforce => "enforce",
-                    Mode::Audit => "audit (a deny is recorded as audit_deny and let through)",
-                }
-            ),
-        });
-        let td = req.source.trust_domain();
-        let trusted = self.trusts(td);
-        out.steps.push(Step {
-            what: "trust domain",
-            ok: trusted,
-            detail: if trusted {
-                format!("{td} is listed in trust_domains")
-            } else {
-                format!("{td} is not listed in trust_domains")
-            },
-        });
-        if !trusted {
-            out.decision = Decision::deny(DenyReason::UntrustedTrustDomain);
-            return out;
+        let winner = rules.iter().find(|r| r.matches()).map(|r| r.index);
+        Explanation {
+            decision: evaluation.decision,
+            mode: evaluation.mode,
+            request,
+            steps: tracer.steps,
+            rules,
+            winner,
         }
-        let id_revoked = self.is_revoked_id(req.source);
-        let serial_revoked = self.is_revoked_serial(req);
-        out.steps.push(Step {
-            what: "revocation",
-            ok: !(id_revoked || serial_revoked),
-            detail: match (id_revoked, serial_revoked) {
-                (true, _) => format!("{} is in revoked.ids", req.source),
-                (_, true) => "the certificate serial is in revoked.serials".into(),
-                _ if req.serial.is_some() => {
-                    "neither the ID nor the certificate serial is revoked".into()
-                }
-                _ => "the ID is not revoked (no certificate serial given)".into(),
-            },
-        });
-        if id_revoked || serial_revoked {
-            out.decision = Decision::deny(DenyReason::Revoked);
-            return out;
-        }
-        let Some(path) = normalize_path(req.path) else {
-            out.steps.push(Step {
-                what: "path",
-                ok: false,
-                detail: format!(
-                    "{:?} is ambiguous (dot or empty segment, encoded / or \\, bad escape or too long)",
-                    req.path
-                ),
-            });
-            out.decision = Decision::deny(DenyReason::AmbiguousPath);
-            return out;
-        };
-        let segments = path.segments();
-        let shown: String = if segments.is_empty() {
-            "/".into()
-        } else {
-            segments.iter().map(|s| format!("/{s}")).collect()
-        };
-        out.steps.push(Step {
-            what: "path",
-            ok: true,
-            detail: format!(
-                "{:?} normalises to {shown} ({} segment(s); query stripped, escapes decoded)",
-                req.path,
-                segments.len()
-            ),
-        });
-        let mut expired = false;
-        for (index, rule) in workload.rules.iter().enumerate() {
-            let trace = trace_rule(index, rule, req, segments);
-            if out.winner.is_none() {
-                if trace.matches() {
-                    out.winner = Some(index);
-                    out.decision = Decision::Allow {
-                        rule: rule.name.clone(),
-                        route: trace
-                            .route
-                            .clone()
-                            .unwrap_or_else(crate::compile::any_route),
-                    };
-                } else if trace.route.is_some() {
-                    expired = true;
-                }
-            }
-            out.rules.push(trace);
-        }
-        if out.winner.is_none() && expired {
-            out.decision = Decision::deny(DenyReason::GrantExpired);
-        }
-        out
     }
 }
 
@@ -195,12 +266,39 @@ fn list<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
     format!("[{}]", items.join(", "))
 }
 
-fn trace_rule<S: AsRef<str>>(
-    index: usize,
-    rule: &CompiledRule,
-    req: &Request<'_>,
+/// The route label the rule's routes give this method and path, headers,
+/// JWT and time aside: `paths` for a method the rule allows, then `grpc` for
+/// a `POST`; a rule with neither allows any path.
+fn described_route<'r, S: AsRef<str>>(
+    rule: &'r CompiledRule,
+    method: Method,
     segments: &[S],
-) -> RuleTrace {
+) -> Option<&'r str> {
+    let method_ok = rule.method_ok(method);
+    if rule.paths.is_none() && rule.grpc.is_none() {
+        return method_ok.then_some(crate::compile::ANY_ROUTE);
+    }
+    let http = rule
+        .paths
+        .iter()
+        .flatten()
+        .filter(|_| method_ok)
+        .find(|(t, _)| t.matches(segments))
+        .map(|(_, label)| &**label);
+    let grpc = || {
+        rule.grpc
+            .iter()
+            .flatten()
+            .filter(|_| method == Method::Post)
+            .find(|(g, _)| g.matches(segments))
+            .map(|(_, label)| &**label)
+    };
+    http.or_else(grpc)
+}
+
+/// Each condition of one rule against the request, in words: source,
+/// method, route, headers, JWT and time window.
+fn describe<S: AsRef<str>>(rule: &CompiledRule, req: &Request<'_>, segments: &[S]) -> Vec<Step> {
     let mut checks = Vec::new();
     let source = rule.from.iter().find(|p| p.matches(req.source));
     checks.push(Step {
@@ -213,7 +311,7 @@ fn trace_rule<S: AsRef<str>>(
     });
     let has_http = rule.paths.is_some() || rule.grpc.is_none();
     let http_method = rule.method_ok(req.method);
-    let grpc_method = rule.grpc.is_some() && req.method == "POST";
+    let grpc_method = rule.grpc.is_some() && req.method == Method::Post;
     let methods = match &rule.methods {
         None => "any method".to_owned(),
         Some(ms) => list(ms),
@@ -231,7 +329,7 @@ fn trace_rule<S: AsRef<str>>(
         if !method_detail.is_empty() {
             method_detail.push_str("; ");
         }
-        method_detail.push_str(if req.method == "POST" {
+        method_detail.push_str(if req.method == Method::Post {
             "gRPC calls are POST"
         } else {
             "gRPC patterns need POST"
@@ -242,8 +340,8 @@ fn trace_rule<S: AsRef<str>>(
         ok: (has_http && http_method) || grpc_method,
         detail: method_detail,
     });
-    let route = rule.route_ignoring_conditions(req.method, segments);
-    let route_detail = match (&route, &rule.paths, &rule.grpc) {
+    let route = described_route(rule, req.method, segments);
+    let route_detail = match (route, &rule.paths, &rule.grpc) {
         (Some(r), None, None) => format!("any path (the rule lists no paths or grpc): {r}"),
         (Some(r), _, _) => format!("matches {r}"),
         (None, None, None) => "any path, but not this method".to_owned(),
@@ -326,14 +424,7 @@ fn trace_rule<S: AsRef<str>>(
             (false, false) => format!("expired: {window}"),
         },
     });
-    let route = rule.route_for(req, segments).filter(|_| source.is_some());
-    RuleTrace {
-        index,
-        name: rule.name.clone(),
-        checks,
-        route,
-        in_window,
-    }
+    checks
 }
 
 fn mark(ok: bool) -> &'static str {
@@ -371,10 +462,14 @@ impl fmt::Display for Explanation {
             "rules (file order; the first whose every condition holds decides):"
         )?;
         for r in &self.rules {
-            let verdict = match (self.winner, r.matches(), &r.route) {
-                (Some(w), true, _) if w == r.index => "MATCH: decides".to_owned(),
-                (Some(w), true, _) => format!("matches too, but #{w} comes first"),
-                (_, false, Some(_)) => "would match, but is outside its time window".to_owned(),
+            let verdict = match (self.winner, &r.outcome) {
+                (Some(w), RuleOutcome::Match { .. }) if w == r.index => "MATCH: decides".to_owned(),
+                (Some(w), RuleOutcome::Match { .. }) => {
+                    format!("matches too, but #{w} comes first")
+                }
+                (_, RuleOutcome::OutsideWindow { .. }) => {
+                    "would match, but is outside its time window".to_owned()
+                }
                 _ => "no match".to_owned(),
             };
             writeln!(f, "  #{} {}: {verdict}", r.index, r.name)?;

@@ -9,23 +9,32 @@
 //! of rules that cannot apply to the caller. The server keeps the compiled
 //! policy behind an `Arc` and swaps it whole on reload.
 //!
-//! Every evaluation ends in a typed [`Decision`]; a deny carries a
-//! [`DenyReason`] whose [`DenyReason::code`] is the stable wire and metric value.
+//! One evaluator decides: [`CompiledPolicy::evaluate_with`], generic over an
+//! [`Observer`]. The sidecar passes [`NoTrace`] (it compiles to nothing);
+//! [`CompiledPolicy::explain`] passes an observer that writes the trace, so
+//! `explain` cannot disagree with the sidecar. Every evaluation ends in a
+//! typed [`Decision`]; a deny carries a [`DenyReason`] whose
+//! [`DenyReason::code`] is the stable wire and metric value.
 //!
 //! The tooling behind `hallpass policy check|test|explain` lives here too, so
 //! it runs the exact code the sidecar runs: [`check`] (located errors and
-//! lints), [`suite`] (decision test cases) and [`CompiledPolicy::explain`].
+//! lints), [`suite`] (decision test cases) and [`CompiledPolicy::explain`];
+//! so does the declared call graph ([`CompiledPolicy::declared_graph`]) that
+//! the sidecar's telemetry and the offline tools compare traffic with.
 
 pub mod check;
 mod compile;
 mod decision;
+mod declared;
 mod document;
 mod error;
+mod evaluate;
 mod explain;
 mod load;
 mod locate;
 mod matchers;
 mod path;
+mod probe;
 pub mod suite;
 mod trie;
 
@@ -33,14 +42,18 @@ pub use compile::{
     CompiledPolicy, CompiledRule, CompiledWorkload, FixedLabel, MetricLabel, Request,
     parse_rfc3339_ms, parse_serial,
 };
-pub use decision::{Decision, DenyReason, Mode};
+pub use decision::Decision;
 pub use document::{
     PolicyDocument, RevokedDocument, RevokedSerialDocument, RuleDocument, WorkloadDocument,
 };
 pub use error::{PolicyError, Problem};
-pub use explain::{Explanation, RuleTrace, Step};
+pub use evaluate::{Evaluation, NoTrace, Observer, RuleVerdict};
+pub use explain::{Explanation, RuleOutcome, RuleTrace, Step};
 pub use load::load_document;
 pub use locate::{Location, LocationIndex, child_path, item_path};
 pub use matchers::{GrpcPattern, RouteTemplate, SourcePattern};
 pub use path::{NormalizedPath, normalize_path};
+pub use probe::matcher_calls;
 pub use trie::{RouteHit, RouteKind, RouteTrie};
+// The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.
+pub use hallpass_vocab::{DeclaredEdge, DeclaredGraph, DenyReason, Method, Mode};

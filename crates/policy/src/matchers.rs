@@ -1,3 +1,6 @@
+//! Typed matchers parsed once from policy text: source patterns, route
+//! templates and gRPC patterns.
+
 use std::fmt;
 
 use spiffe::{SpiffeId, TrustDomain};
@@ -105,6 +108,7 @@ impl SourcePattern {
 
     /// Does `id` match this pattern?
     pub fn matches(&self, id: &SpiffeId) -> bool {
+        crate::probe::count();
         match self {
             Self::Exact(exact) => exact == id,
             Self::OneBelow {
@@ -275,6 +279,7 @@ impl RouteTemplate {
 
     /// Does a normalised, decoded path (its segments) match?
     pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        crate::probe::count();
         let fixed = self.segments.len();
         let len_ok = if self.any_depth {
             path.len() > fixed
@@ -342,6 +347,7 @@ impl GrpcPattern {
 
     /// Does the gRPC request path (`/package.Service/Method`, as segments) match?
     pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        crate::probe::count();
         match path {
             [service, method] => {
                 service.as_ref() == self.service

@@ -1,3 +1,5 @@
+//! Request path normalisation: what is safe to match, and what is ambiguous.
+
 use std::borrow::Cow;
 
 use percent_encoding::percent_decode_str;

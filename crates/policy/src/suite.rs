@@ -374,7 +374,7 @@ impl Case {
         } else {
             let req = Request {
                 source: &self.source,
-                method: &self.method,
+                method: crate::Method::parse(&self.method),
                 path: &self.path,
                 headers: &self.headers,
                 has_jwt: self.jwt,

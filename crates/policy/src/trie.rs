@@ -230,15 +230,38 @@ impl SourceIndex {
     }
 
     /// Append the route hits of every rule that names `source` (exactly or by
-    /// a pattern) and whose templates match `segments`.
+    /// a pattern) and whose templates match `segments`. Returns whether any
+    /// rule names `source` at all, matching templates or not: the walk finds
+    /// that out on its way, so an `unknown_source` costs no second look.
     pub(crate) fn matches<'a, S: AsRef<str>>(
         &'a self,
         source: &SpiffeId,
         segments: &[S],
         out: &mut Vec<&'a RouteHit>,
-    ) {
-        if let Some(trie) = self.exact.get(source) {
+    ) -> bool {
+        let mut named = false;
+        self.for_each_trie(source, |trie| {
+            named = true;
             trie.matches(segments, out);
+        });
+        named
+    }
+
+    /// Does any rule name `source`, exactly or by a pattern? The same walk
+    /// as [`SourceIndex::matches`]: one hash lookup and one trie path as deep
+    /// as the ID, never a scan of the rules.
+    pub(crate) fn names(&self, source: &SpiffeId) -> bool {
+        let mut named = false;
+        self.for_each_trie(source, |_| named = true);
+        named
+    }
+
+    /// Call `f` with the route trie of every source entry that applies to
+    /// `source`: its exact entry, then the `/**` and `/*` entries along its
+    /// ID path.
+    fn for_each_trie<'a>(&'a self, source: &SpiffeId, mut f: impl FnMut(&'a RouteTrie)) {
+        if let Some(trie) = self.exact.get(source) {
+            f(trie);
         }
         let Some(mut node) = self.patterns.get(source.trust_domain()) else {
             return;
@@ -249,12 +272,12 @@ impl SourceIndex {
         loop {
             if remaining >= 1 {
                 if let Some(trie) = &node.any_below {
-                    trie.matches(segments, out);
+                    f(trie);
                 }
                 if remaining == 1
                     && let Some(trie) = &node.one_below
                 {
-                    trie.matches(segments, out);
+                    f(trie);
                 }
             }
             let Some(segment) = id_segments.next() else {

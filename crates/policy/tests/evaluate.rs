@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Mode, Request};
+use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Method, Mode, Request};
 use spiffe::SpiffeId;
 
 const LAB: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
@@ -142,7 +142,7 @@ impl Call {
             .collect();
         let req = Request {
             source: &source,
-            method: self.method,
+            method: Method::parse(self.method),
             path: self.path,
             headers: &headers,
             has_jwt: self.jwt,
@@ -260,6 +260,16 @@ fn exact_sources_methods_and_templates() {
         (
             "no methods listed: any method",
             call(REPORTER, "DELETE", "/reports/2026/q1"),
+            allow("reports-any-method", "/reports/**"),
+        ),
+        (
+            "no methods listed: even one no rule can name",
+            call(REPORTER, "PROPFIND", "/reports/2026/q1"),
+            allow("reports-any-method", "/reports/**"),
+        ),
+        (
+            "no methods listed: a lower-case method too",
+            call(REPORTER, "get", "/reports/2026/q1"),
             allow("reports-any-method", "/reports/**"),
         ),
     ]);

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Request};
+use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Method, Request};
 use spiffe::SpiffeId;
 
 const POLICY: &str = r#"
@@ -57,7 +57,7 @@ fn explain(
         .collect();
     let req = Request {
         source: &source,
-        method,
+        method: Method::parse(method),
         path,
         headers: &headers,
         has_jwt: false,

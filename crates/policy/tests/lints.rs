@@ -121,6 +121,25 @@ fn shadowed_by_a_longer_time_window_but_not_a_shorter_one() {
     none(&lint(&rules("2026-12-01T00:00:00Z")), "shadowed_rule");
 }
 
+/// Listing all nine methods is not "any method": a request with another
+/// method (`PROPFIND`) is allowed only by the later rule, so it is not
+/// shadowed. The other way round it is.
+#[test]
+fn every_named_method_does_not_shadow_any_method() {
+    let every = r#"      - name: every-named
+        from: [spiffe://hospital.example/ns/clinical/sa/ehr-api]
+        methods: [GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT]
+        paths: ["/reports/**"]
+"#;
+    let any = r#"      - name: any
+        from: [spiffe://hospital.example/ns/clinical/sa/ehr-api]
+        paths: ["/reports/**"]
+"#;
+    none(&lint(&format!("{every}{any}")), "shadowed_rule");
+    let f = only(&lint(&format!("{any}{every}")), "shadowed_rule");
+    assert_eq!(f.path, format!("{DEST}.allow[1]"));
+}
+
 #[test]
 fn shadowed_grpc_rule() {
     let report = lint(

@@ -8,6 +8,8 @@ mod load;
 mod locations;
 mod matchers;
 mod proptest_matchers;
+mod reference;
+mod scan;
 mod schema;
 mod suite;
 mod trie;

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use hallpass_policy::{
-    CompiledPolicy, Decision, DenyReason, RouteTemplate, SourcePattern, normalize_path,
+    CompiledPolicy, Decision, DenyReason, Method, NoTrace, RouteTemplate, RuleOutcome,
+    SourcePattern, normalize_path,
 };
 use proptest::prelude::*;
 use spiffe::SpiffeId;
@@ -67,6 +68,8 @@ const SOURCE_PATTERNS: &[&str] = &[
     "spiffe://hospital.example/**",
 ];
 const METHODS: &[&str] = &["GET", "POST", "DELETE"];
+/// Requests also use a method no rule can name.
+const REQUEST_METHODS: &[&str] = &["GET", "POST", "DELETE", "PROPFIND"];
 const TEMPLATES: &[&str] = &["/items", "/items/{id}", "/items/**", "/{x}/{y}", "/**"];
 const GRPC: &[&str] = &["pkg.Svc/Get", "pkg.Svc/*"];
 const PATHS: &[&str] = &[
@@ -183,7 +186,7 @@ struct GenRequest {
 fn gen_request() -> impl Strategy<Value = GenRequest> {
     (
         0..SOURCES.len(),
-        0..METHODS.len(),
+        0..REQUEST_METHODS.len(),
         0..PATHS.len(),
         prop::option::of(any::<bool>()),
         any::<bool>(),
@@ -219,7 +222,7 @@ fn decide(policy: &CompiledPolicy, req: &GenRequest, path: &str) -> Decision {
     }
     let request = hallpass_policy::Request {
         source: &source,
-        method: METHODS[req.method],
+        method: Method::parse(REQUEST_METHODS[req.method]),
         path,
         headers: &headers,
         has_jwt: req.jwt,
@@ -419,7 +422,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// The indexed decision (source index + route tries) equals the linear
-    /// scan of every rule in file order, and the `explain` trace agrees.
+    /// reference scan of every rule in file order; `explain` gives the same
+    /// decision, and each rule's described conditions agree with the
+    /// evaluator's verdict on it; whether any rule names the caller comes
+    /// out of the index walk as a scan would find it.
     #[test]
     fn indexed_decision_equals_linear_scan_and_explain(
         rules in prop::collection::vec(gen_rule(), 0..8),
@@ -431,7 +437,7 @@ proptest! {
             let (source, headers) = request_parts(req);
             let request = hallpass_policy::Request {
                 source: &source,
-                method: METHODS[req.method],
+                method: Method::parse(REQUEST_METHODS[req.method]),
                 path: PATHS[req.path],
                 headers: &headers,
                 has_jwt: req.jwt,
@@ -439,10 +445,47 @@ proptest! {
                 now_ms: req.now_ms,
             };
             let indexed = policy.evaluate(&dest, &request);
-            let linear = policy.evaluate_linear(&dest, &request);
+            let linear = crate::reference::evaluate_linear(&policy, &dest, &request);
             prop_assert_eq!(&indexed, &linear, "{:?}", req);
+
+            let named = policy
+                .workload(&dest)
+                .unwrap()
+                .rules
+                .iter()
+                .any(|r| r.from.iter().any(|p| p.matches(&source)));
+            let evaluation = policy.evaluate_with(&dest, &request, &mut NoTrace);
+            prop_assert_eq!(evaluation.source_named, named, "{:?}", req);
+            prop_assert_eq!(policy.names_source(&dest, &source), named);
+            prop_assert_eq!(
+                evaluation.unknown_source(),
+                !named && indexed.0 == Decision::deny(DenyReason::NoMatchingRule)
+            );
+
             let explained = policy.explain(&dest, &request);
             prop_assert_eq!(&explained.decision, &indexed.0, "{}", explained);
+            for rule in &explained.rules {
+                let ok = |what: &str| rule.checks.iter().any(|c| c.what == what && c.ok);
+                let conditions = ok("headers") && ok("jwt");
+                let all_but_time = ok("source") && ok("method") && ok("route") && conditions;
+                let consistent = match &rule.outcome {
+                    RuleOutcome::Match { .. } => all_but_time && ok("time"),
+                    RuleOutcome::OutsideWindow { .. } => all_but_time && !ok("time"),
+                    RuleOutcome::Conditions => ok("source") && !conditions,
+                    RuleOutcome::Method => ok("source") && conditions && !ok("route"),
+                    // Not looked at: it does not name the caller, or no route
+                    // of it matches the path.
+                    RuleOutcome::NotCandidate => !ok("source") || !ok("route"),
+                };
+                // And the other way round: every condition holding is a match.
+                let complete = !all_but_time
+                    || matches!(
+                        rule.outcome,
+                        RuleOutcome::Match { .. } | RuleOutcome::OutsideWindow { .. }
+                    );
+                prop_assert!(consistent && complete,
+                    "rule #{} {:?} disagrees with its checks {:?}\n{}", rule.index, rule.outcome, rule.checks, explained);
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+//! The admin HTTP endpoints: health, readiness, metrics and the call graph.
+
 use std::sync::Arc;
 
 use axum::Router;

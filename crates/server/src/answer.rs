@@ -8,7 +8,8 @@ use envoy_types::ext_authz::v3::{
     CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
 };
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
-use hallpass_policy::{Decision, DenyReason};
+use hallpass_policy::Decision;
+use hallpass_vocab::{DenyReason, reason_label};
 
 use crate::Outcome;
 
@@ -100,7 +101,10 @@ fn metadata(outcome: &Outcome) -> Struct {
         "decision".to_owned(),
         text(outcome.decision_label().as_str()),
     );
-    fields.insert("reason".to_owned(), text(outcome.reason_label()));
+    fields.insert(
+        "reason".to_owned(),
+        text(reason_label(outcome.decision.deny_reason())),
+    );
     if let Decision::Allow { rule, route } = &outcome.decision {
         fields.insert("rule".to_owned(), text(rule));
         fields.insert("route".to_owned(), text(route));

@@ -9,7 +9,7 @@ use hallpass_identity::{
     IdentityError, SpiffeId, TrustBundleSet, credential_digest, decode_envoy_certificate,
     parse_spiffe_id_strict, parse_xfcc,
 };
-use hallpass_policy::DenyReason;
+use hallpass_vocab::{CredentialKind, Credentials, DenyReason};
 
 use crate::Shared;
 use crate::config::X509From;
@@ -26,8 +26,8 @@ pub(crate) struct Caller {
     pub(crate) serial: Option<Arc<[u8]>>,
     /// A JWT-SVID naming the same ID was verified.
     pub(crate) has_jwt: bool,
-    /// Credential kinds that proved it (`x509`, `jwt`).
-    pub(crate) credentials: &'static [&'static str],
+    /// Credential kinds that proved it.
+    pub(crate) credentials: Credentials,
 }
 
 /// What the cache remembers of one verified credential.
@@ -80,19 +80,21 @@ impl Shared {
                 id: x.id,
                 serial: x.serial,
                 has_jwt: true,
-                credentials: &["x509", "jwt"],
+                credentials: Credentials::NONE
+                    .with(CredentialKind::X509)
+                    .with(CredentialKind::Jwt),
             }),
             (Some(x), None) => Ok(Caller {
                 id: x.id,
                 serial: x.serial,
                 has_jwt: false,
-                credentials: &["x509"],
+                credentials: Credentials::NONE.with(CredentialKind::X509),
             }),
             (None, Some(j)) => Ok(Caller {
                 id: j.id,
                 serial: None,
                 has_jwt: true,
-                credentials: &["jwt"],
+                credentials: Credentials::NONE.with(CredentialKind::Jwt),
             }),
             (None, None) => Err(DenyReason::NoIdentity),
         }
@@ -212,7 +214,7 @@ impl Shared {
             })?;
         // Credential posture: counted once per distinct credential (a miss).
         self.metrics.record_credential_lifetime(
-            "x509",
+            CredentialKind::X509,
             svid.not_after.saturating_sub(svid.not_before),
             self.settings.max_lifetime_x509,
         );
@@ -253,7 +255,7 @@ impl Shared {
         })?;
         if let Some(issued) = jwt.issued {
             self.metrics.record_credential_lifetime(
-                "jwt",
+                CredentialKind::Jwt,
                 jwt.expires.saturating_sub(issued),
                 self.settings.max_lifetime_jwt,
             );

@@ -1,3 +1,5 @@
+//! Why the sidecar could not start or stopped serving.
+
 use crate::config::ConfigProblem;
 
 /// Errors that stop the sidecar from starting or serving.

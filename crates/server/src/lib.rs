@@ -1,31 +1,46 @@
 //! The hallpass sidecar: config, the Envoy ext_authz v3 gRPC service, and the
 //! admin endpoints.
 //!
-//! [`Sidecar::bind`] loads what it can (policy, trust bundles), binds both
-//! listeners and returns; [`Sidecar::run`] serves until its shutdown future
-//! resolves, then drains in-flight checks. Decisions are made by
-//! [`Shared::decide`], a synchronous function of the `CheckRequest`, the
-//! current compiled policy and the current trust bundles, so it can be tested
-//! without a network. Anything missing (policy, bundle, attributes) is a deny:
-//! hallpass fails closed, and `/readyz` says why it is not ready.
+//! One check's path through the crate, file by file:
+//!
+//! 1. `listen.rs`: [`Sidecar::bind`] loads what it can (policy, trust
+//!    bundles) and binds both listeners; [`Sidecar::run`] serves until its
+//!    shutdown future resolves, then drains in-flight checks.
+//! 2. `check.rs`: [`AuthzService`] takes one gRPC `Check` through the next
+//!    three steps, each guarded against a panic.
+//! 3. `decide.rs` (with `caller.rs` for the identity): [`Shared::decide`], a
+//!    synchronous function of the `CheckRequest`, the current compiled
+//!    policy and the current trust bundles, returns a [`Decided`]: the
+//!    [`Outcome`] and the request facts the record step needs.
+//! 4. `answer.rs`: the `CheckResponse` for an [`Outcome`].
+//! 5. `record.rs`: [`Shared::record`] counts the decision and queues its
+//!    event for telemetry; it reads nothing but the [`Decided`].
+//!
+//! Around that path: `shared.rs` (the state every step reads), `reload.rs`
+//! (policy and bundle files), `trust.rs` and `workload_api.rs` (trust
+//! bundles), `admin.rs` (the admin endpoints), `config.rs`. Anything missing
+//! (policy, bundle, attributes) is a deny: hallpass fails closed, and
+//! `/readyz` says why it is not ready.
 
 mod admin;
 pub mod answer;
-mod authz;
 mod caller;
+mod check;
 pub mod config;
+mod decide;
 mod error;
+mod listen;
 mod panic_log;
+mod record;
 mod reload;
-mod sidecar;
-mod state;
+mod shared;
 mod trust;
 mod workload_api;
 
-pub use authz::AuthzService;
+pub use check::AuthzService;
 pub use config::{ListenAddr, Settings, X509From};
+pub use decide::{CounterSlot, Decided, Outcome, RequestFacts};
 pub use error::ServerError;
+pub use listen::Sidecar;
 pub use panic_log::log_panics;
-pub use reload::declared_graph;
-pub use sidecar::Sidecar;
-pub use state::{LoadedPolicy, Outcome, Shared};
+pub use shared::{LoadedPolicy, Shared};

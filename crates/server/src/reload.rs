@@ -18,10 +18,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hallpass_identity::SpiffeId;
 use hallpass_identity::{X509Bundle, parse_spiffe_bundle};
 use hallpass_policy::CompiledPolicy;
-use hallpass_telemetry::{DeclaredEdge, DeclaredGraph};
 
 use crate::trust::SourceBundles;
 use crate::{LoadedPolicy, Shared};
@@ -102,10 +100,9 @@ impl Reloader {
             }
             Ok(bytes) => match CompiledPolicy::from_yaml(&String::from_utf8_lossy(bytes)) {
                 Ok(policy) => {
-                    shared.telemetry.policy_loaded(declared_graph(
-                        &policy,
-                        shared.settings.workload_id.as_ref(),
-                    ));
+                    shared
+                        .telemetry
+                        .policy_loaded(policy.declared_graph(shared.settings.workload_id.as_ref()));
                     shared
                         .policy
                         .store(Some(Arc::new(LoadedPolicy::new(policy, &shared.metrics))));
@@ -192,43 +189,4 @@ impl Reloader {
 
 fn read(path: &Path) -> Seen {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// The rules of a policy as call-graph edges: those of destination `only`
-/// when given (a sidecar with `workload.id`), else every destination's.
-pub fn declared_graph(policy: &CompiledPolicy, only: Option<&SpiffeId>) -> DeclaredGraph {
-    let mut edges = Vec::new();
-    for destination in policy.destinations() {
-        if only.is_some_and(|id| id != destination) {
-            continue;
-        }
-        let Some(workload) = policy.workload(destination) else {
-            continue;
-        };
-        for rule in &workload.rules {
-            let mut routes: Vec<String> = Vec::new();
-            routes.extend(
-                rule.paths
-                    .iter()
-                    .flatten()
-                    .map(|(_, label)| label.to_string()),
-            );
-            routes.extend(
-                rule.grpc
-                    .iter()
-                    .flatten()
-                    .map(|(_, label)| label.to_string()),
-            );
-            for source in &rule.from {
-                edges.push(DeclaredEdge {
-                    source: source.to_string(),
-                    destination: destination.to_string(),
-                    rule: rule.name.to_string(),
-                    routes: routes.clone(),
-                    methods: rule.methods.clone().unwrap_or_default(),
-                });
-            }
-        }
-    }
-    DeclaredGraph { edges }
 }

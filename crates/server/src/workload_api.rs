@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hallpass_identity::{JwtAuthorities, TrustDomain, X509Bundle, parse_jwk};
+use hallpass_vocab::CredentialKind;
 use spiffe::{JwtBundleSet, WorkloadApiClient, X509BundleSet};
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
@@ -79,7 +80,7 @@ async fn session(shared: &Shared, endpoint: &str, received: &mut bool) -> Result
             message = x509.next() => match message {
                 Some(Ok(set)) => {
                     *received = true;
-                    shared.metrics.record_workload_api_update("x509");
+                    shared.metrics.record_workload_api_update(CredentialKind::X509);
                     shared.trust.set_api_x509(x509_bundles(&set), &shared.metrics);
                 }
                 Some(Err(e)) => return Err(e.to_string()),
@@ -88,7 +89,7 @@ async fn session(shared: &Shared, endpoint: &str, received: &mut bool) -> Result
             message = async { jwt.as_mut()?.next().await }, if jwt.is_some() => match message {
                 Some(Ok(set)) => {
                     *received = true;
-                    shared.metrics.record_workload_api_update("jwt");
+                    shared.metrics.record_workload_api_update(CredentialKind::Jwt);
                     shared.trust.set_api_jwt(jwt_bundles(&set), &shared.metrics);
                 }
                 Some(Err(e)) => return Err(e.to_string()),

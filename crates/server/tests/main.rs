@@ -3,6 +3,7 @@
 
 mod common;
 mod config;
+mod decision_cost;
 mod identity_paths;
 mod phi_canary;
 mod reload;

@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 
+use hallpass_vocab::{Credentials, reason_label};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -44,7 +45,7 @@ struct Record<'a> {
     method: &'a str,
     route: &'a str,
     rule: &'a str,
-    credentials: &'a [&'a str],
+    credentials: Credentials,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,11 +64,11 @@ pub fn audit_line(event: &DecisionEvent, decision_id: &str) -> String {
         time,
         decision_id,
         decision: event.decision.as_str(),
-        reason: event.reason,
-        mode: event.mode,
+        reason: reason_label(event.reason),
+        mode: event.mode.as_str(),
         source: event.source_id.as_deref().unwrap_or(&event.source_label),
         destination: &event.destination,
-        method: event.method,
+        method: event.method.as_str(),
         route: event.route.as_deref().unwrap_or(""),
         rule: event.rule.as_deref().unwrap_or(""),
         credentials: event.credentials,

@@ -3,22 +3,8 @@
 //! for people (`/callgraph.dot`, `/callgraph.html`) is the job of the
 //! `hallpass-callgraph-page` crate.
 
+use hallpass_vocab::DeclaredEdge;
 use serde::{Deserialize, Serialize};
-
-/// A rule's permission for one source pattern: an edge of the declared graph.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeclaredEdge {
-    /// Source pattern as written in the policy.
-    pub source: String,
-    /// Destination SPIFFE ID.
-    pub destination: String,
-    /// Rule name.
-    pub rule: String,
-    /// Route templates and gRPC patterns (empty = any path).
-    pub routes: Vec<String>,
-    /// Methods (empty = any).
-    pub methods: Vec<String>,
-}
 
 /// An observed edge with its counters and flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

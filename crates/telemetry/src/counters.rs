@@ -11,68 +11,72 @@
 
 use std::sync::{Arc, OnceLock};
 
+use hallpass_vocab::{DecisionLabel, DenyReason, reason_label};
 use prometheus::{IntCounter, IntCounterVec};
 
-use crate::DecisionLabel;
+/// Reason slots: every deny reason, then `ok`.
+const REASONS: usize = DenyReason::ALL.len() + 1;
+
+/// The slot of a reason (`None` is an allow, `ok`).
+const fn reason_slot(reason: Option<DenyReason>) -> usize {
+    match reason {
+        Some(r) => r.index(),
+        None => DenyReason::ALL.len(),
+    }
+}
 
 /// Counter handles for one policy's label space.
 #[derive(Debug)]
 pub struct DecisionCounters {
     vec: IntCounterVec,
     labels: Vec<Arc<str>>,
-    reasons: Vec<&'static str>,
     by_destination: Vec<OnceLock<Box<[OnceLock<IntCounter>]>>>,
 }
 
 impl DecisionCounters {
     /// Slots for every `(source, destination, decision, reason)` combination,
     /// where sources and destinations are positions in `labels`.
-    pub fn new(
-        metrics: &crate::Metrics,
-        labels: Vec<Arc<str>>,
-        reasons: Vec<&'static str>,
-    ) -> Self {
+    pub fn new(metrics: &crate::Metrics, labels: Vec<Arc<str>>) -> Self {
         let by_destination = (0..labels.len()).map(|_| OnceLock::new()).collect();
         Self {
             vec: metrics.decisions.clone(),
             labels,
-            reasons,
             by_destination,
         }
     }
 
-    /// Count one decision. Indices out of range fall back to a label lookup
-    /// with `unknown` values (never a panic, never a lost count).
-    pub fn inc(&self, source: usize, destination: usize, decision: DecisionLabel, reason: usize) {
-        let (n, nr) = (self.labels.len(), self.reasons.len());
-        let Some(group) = self
-            .by_destination
-            .get(destination)
-            .filter(|_| source < n && reason < nr)
-        else {
-            let label = |i: usize| self.labels.get(i).map_or("unknown", |s| s.as_ref());
-            let r = self.reasons.get(reason).copied().unwrap_or("unknown");
-            self.vec
-                .with_label_values(&[label(source), label(destination), decision.as_str(), r])
-                .inc();
-            return;
-        };
-        let slots = group.get_or_init(|| {
-            (0..n * DecisionLabel::ALL.len() * nr)
-                .map(|_| OnceLock::new())
-                .collect()
-        });
-        let index = (source * DecisionLabel::ALL.len() + decision.index()) * nr + reason;
-        // In range by the checks above; `get` keeps a slip from being a panic.
+    /// Count one decision (`reason` is `None` for an allow). Label positions
+    /// out of range fall back to a label lookup with `unknown` values (never
+    /// a panic, never a lost count).
+    pub fn inc(
+        &self,
+        source: usize,
+        destination: usize,
+        decision: DecisionLabel,
+        reason: Option<DenyReason>,
+    ) {
+        let n = self.labels.len();
         let label = |i: usize| self.labels.get(i).map_or("unknown", |s| s.as_ref());
         let counter = || {
             self.vec.with_label_values(&[
                 label(source),
                 label(destination),
                 decision.as_str(),
-                self.reasons.get(reason).copied().unwrap_or("unknown"),
+                reason_label(reason),
             ])
         };
+        let Some(group) = self.by_destination.get(destination).filter(|_| source < n) else {
+            counter().inc();
+            return;
+        };
+        let slots = group.get_or_init(|| {
+            (0..n * DecisionLabel::ALL.len() * REASONS)
+                .map(|_| OnceLock::new())
+                .collect()
+        });
+        let index =
+            (source * DecisionLabel::ALL.len() + decision.index()) * REASONS + reason_slot(reason);
+        // In range by the check above; `get` keeps a slip from being a panic.
         match slots.get(index) {
             Some(slot) => slot.get_or_init(counter).inc(),
             None => counter().inc(),
@@ -81,6 +85,6 @@ impl DecisionCounters {
 
     /// Slots of one destination group (the memory bound per destination served).
     pub fn slots_per_destination(&self) -> usize {
-        self.labels.len() * DecisionLabel::ALL.len() * self.reasons.len()
+        self.labels.len() * DecisionLabel::ALL.len() * REASONS
     }
 }

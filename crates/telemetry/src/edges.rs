@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+use hallpass_vocab::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::TelemetryError;
@@ -72,7 +73,7 @@ impl EdgeKey {
             );
         }
         let method = &*self.method;
-        if crate::method_label(method) != method {
+        if Method::parse(method).as_str() != method {
             return bad(
                 "method",
                 method,

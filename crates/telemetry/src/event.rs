@@ -2,70 +2,10 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
-use crate::DecisionLabel;
-
-/// Kinds of `hallpass_call_path_anomalies_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnomalyKind {
-    /// A call was denied (or would have been, in audit mode).
-    Denied,
-    /// A proven identity that no rule of this destination names.
-    UnknownSource,
-    /// An edge not in the learned baseline.
-    NewEdge,
-    /// An edge's rate far above its moving average.
-    RateSpike,
-    /// A time-bound grant was used after (or before) its window.
-    GrantExpired,
-    /// X.509 and JWT credentials named different identities.
-    IdentityMismatch,
-    /// A revoked identity or certificate was used.
-    Revoked,
-}
-
-impl AnomalyKind {
-    /// Every kind.
-    pub const ALL: [AnomalyKind; 7] = [
-        Self::Denied,
-        Self::UnknownSource,
-        Self::NewEdge,
-        Self::RateSpike,
-        Self::GrantExpired,
-        Self::IdentityMismatch,
-        Self::Revoked,
-    ];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Denied => "denied",
-            Self::UnknownSource => "unknown_source",
-            Self::NewEdge => "new_edge",
-            Self::RateSpike => "rate_spike",
-            Self::GrantExpired => "grant_expired",
-            Self::IdentityMismatch => "identity_mismatch",
-            Self::Revoked => "revoked",
-        }
-    }
-}
+use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode};
 
 /// Route label of an edge whose request matched no rule.
 pub const UNMATCHED_ROUTE: &str = "(unmatched)";
-
-/// Bounded method label: a known HTTP method, else `OTHER`.
-pub fn method_label(method: &str) -> &'static str {
-    const METHODS: [&str; 9] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
-    ];
-    METHODS
-        .iter()
-        .find(|m| **m == method)
-        .copied()
-        .unwrap_or("OTHER")
-}
 
 /// One decision, as telemetry sees it. Every field that can become a metric
 /// label is bounded; the raw path is only present when explicitly enabled.
@@ -75,26 +15,28 @@ pub struct DecisionEvent {
     pub time_ms: i64,
     /// The decision.
     pub decision: DecisionLabel,
-    /// Reason code, or `ok`.
-    pub reason: &'static str,
-    /// `enforce` or `audit`.
-    pub mode: &'static str,
+    /// Why it was denied; `None` for an allow (labelled `ok`).
+    pub reason: Option<DenyReason>,
+    /// The destination's mode.
+    pub mode: Mode,
     /// Bounded source label.
     pub source_label: Arc<str>,
     /// The proven SPIFFE ID (audit log only; never a label).
     pub source_id: Option<Arc<str>>,
     /// Bounded destination label.
     pub destination: Arc<str>,
-    /// Bounded method label (see [`method_label`]).
-    pub method: &'static str,
+    /// The request method (bounded: unknown methods are `OTHER`).
+    pub method: Method,
     /// The matched route template, if a rule matched.
     pub route: Option<Arc<str>>,
     /// The matched rule, if any.
     pub rule: Option<Arc<str>>,
-    /// Credential kinds that proved the caller: `x509`, `jwt`.
-    pub credentials: &'static [&'static str],
-    /// A proven caller that no rule of this destination names.
-    pub unknown_source: bool,
+    /// Credential kinds that proved the caller.
+    pub credentials: Credentials,
+    /// The anomalies the decision path found (denied, unknown source,
+    /// revoked, identity mismatch, grant expired); the worker adds the ones
+    /// that need the call history (new edge, rate spike).
+    pub anomalies: Anomalies,
     /// Envoy's `x-request-id`, only in the UUID form Envoy generates (see
     /// [`request_id`]).
     pub request_id: Option<String>,

@@ -3,8 +3,9 @@
 //!
 //! Label values never come from request data. `source` and `destination` are
 //! SPIFFE IDs only when the policy names them (else `other:<trust domain>`),
-//! `decision`, `reason`, `kind` and `method` come from closed sets, and routes
-//! are templates. The decision path touches only [`DecisionCounters`] (no
+//! `decision`, `reason`, `kind` and `method` come from closed sets (the enums
+//! of `hallpass-vocab`, never strings matched at run time), and routes are
+//! templates. The decision path touches only [`DecisionCounters`] (no
 //! label hashing) and [`Telemetry::record`] (a non-blocking queue push); the
 //! worker behind the queue owns the call graph ([`EdgeTable`]), the anomaly
 //! detectors, rule usage and the audit writer.
@@ -25,14 +26,19 @@ mod text;
 mod worker;
 
 pub use audit::{AuditTarget, AuditWriter, audit_line};
-pub use callgraph::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage};
+pub use callgraph::{CallGraph, ObservedEdge, RuleUsage};
 pub use counters::DecisionCounters;
 pub use edges::{Baseline, EdgeKey, EdgeStats, EdgeTable, Observation, RateSpikeSettings};
-pub use event::{AnomalyKind, DecisionEvent, UNMATCHED_ROUTE, method_label, request_id, trace_id};
+pub use event::{DecisionEvent, UNMATCHED_ROUTE, request_id, trace_id};
 pub use file::write_atomically;
-pub use metrics::{DecisionLabel, Metrics};
+pub use metrics::Metrics;
 pub use text::{Escaped, escape_for_terminal, is_unsafe_char, json_for_terminal};
-pub use worker::{ControlMsg, DeclaredGraph, Telemetry, TelemetrySettings};
+pub use worker::{ControlMsg, Telemetry, TelemetrySettings};
+// The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.
+pub use hallpass_vocab::{
+    Anomalies, AnomalyKind, CredentialKind, Credentials, DecisionLabel, DeclaredEdge,
+    DeclaredGraph, DenyReason, Method, Mode,
+};
 
 /// Errors from telemetry setup and persistence.
 #[derive(Debug, thiserror::Error)]

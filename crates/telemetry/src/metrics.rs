@@ -5,41 +5,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use hallpass_vocab::{AnomalyKind, CredentialKind, DecisionLabel, DenyReason, reason_label};
+
 use crate::TelemetryError;
-use crate::event::AnomalyKind;
-
-/// The decision label of `hallpass_decisions_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DecisionLabel {
-    /// Allowed.
-    Allow,
-    /// Denied and enforced.
-    Deny,
-    /// Would have been denied; let through because the destination is in audit mode.
-    AuditDeny,
-}
-
-impl DecisionLabel {
-    /// Every value, in slot order.
-    pub const ALL: [DecisionLabel; 3] = [Self::Allow, Self::Deny, Self::AuditDeny];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-            Self::AuditDeny => "audit_deny",
-        }
-    }
-
-    pub(crate) const fn index(self) -> usize {
-        match self {
-            Self::Allow => 0,
-            Self::Deny => 1,
-            Self::AuditDeny => 2,
-        }
-    }
-}
 
 /// Check-duration histogram buckets (seconds): the hallpass part of a check is
 /// microseconds when warm, tens of microseconds for a fresh signature check.
@@ -223,8 +191,8 @@ impl Metrics {
             "Distinct credentials verified whose lifetime exceeds identity.max_lifetime (x509 24h, jwt 1h by default), by kind.",
             &["kind"],
         )?;
-        for kind in ["x509", "jwt"] {
-            long_lived_credentials.with_label_values(&[kind]);
+        for kind in CredentialKind::ALL {
+            long_lived_credentials.with_label_values(&[kind.as_str()]);
         }
 
         let start_time = gauge(
@@ -292,20 +260,22 @@ impl Metrics {
         })
     }
 
-    /// Record the lifetime of a freshly verified credential (`kind` is `x509`
-    /// or `jwt`), and count it as long-lived when it exceeds `max_seconds`.
+    /// Record the lifetime of a freshly verified credential, and count it as
+    /// long-lived when it exceeds `max_seconds`.
     pub fn record_credential_lifetime(
         &self,
-        kind: &'static str,
+        kind: CredentialKind,
         lifetime_seconds: i64,
         max_seconds: i64,
     ) {
         #[allow(clippy::cast_precision_loss)]
         self.credential_lifetime
-            .with_label_values(&[kind])
+            .with_label_values(&[kind.as_str()])
             .observe(lifetime_seconds.max(0) as f64);
         if lifetime_seconds > max_seconds {
-            self.long_lived_credentials.with_label_values(&[kind]).inc();
+            self.long_lived_credentials
+                .with_label_values(&[kind.as_str()])
+                .inc();
         }
     }
 
@@ -316,10 +286,10 @@ impl Metrics {
         source: &str,
         destination: &str,
         decision: DecisionLabel,
-        reason: &str,
+        reason: Option<DenyReason>,
     ) {
         self.decisions
-            .with_label_values(&[source, destination, decision.as_str(), reason])
+            .with_label_values(&[source, destination, decision.as_str(), reason_label(reason)])
             .inc();
     }
 
@@ -354,9 +324,12 @@ impl Metrics {
         self.bundle_expiry.reset();
     }
 
-    /// Count one bundle update from the Workload API (`x509` or `jwt`).
-    pub fn record_workload_api_update(&self, kind: &'static str) {
-        self.workload_api_updates.with_label_values(&[kind]).inc();
+    /// Count one bundle update from the Workload API, by the kind of
+    /// credential the bundles verify.
+    pub fn record_workload_api_update(&self, kind: CredentialKind) {
+        self.workload_api_updates
+            .with_label_values(&[kind.as_str()])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -16,7 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditTarget, AuditWriter, audit_line};
-use crate::callgraph::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage};
+use hallpass_vocab::DeclaredGraph;
+
+use crate::callgraph::{CallGraph, ObservedEdge, RuleUsage};
 use crate::edges::{Baseline, EdgeKey, EdgeTable, RateSpikeSettings};
 use crate::event::UNMATCHED_ROUTE;
 use crate::{AnomalyKind, DecisionEvent, DecisionLabel, Metrics};
@@ -52,13 +54,6 @@ impl Default for TelemetrySettings {
             rate_spike: RateSpikeSettings::default(),
         }
     }
-}
-
-/// The declared rules of the destinations this sidecar serves.
-#[derive(Debug, Clone, Default)]
-pub struct DeclaredGraph {
-    /// One entry per (rule, source pattern).
-    pub edges: Vec<DeclaredEdge>,
 }
 
 enum Control {
@@ -299,17 +294,9 @@ impl Worker {
             self.metrics
                 .record_anomaly(&event.source_label, &event.destination, kind)
         };
-        if denied {
-            anomaly(AnomalyKind::Denied);
-        }
-        match event.reason {
-            "revoked" => anomaly(AnomalyKind::Revoked),
-            "identity_mismatch" => anomaly(AnomalyKind::IdentityMismatch),
-            "grant_expired" => anomaly(AnomalyKind::GrantExpired),
-            _ => {}
-        }
-        if event.unknown_source {
-            anomaly(AnomalyKind::UnknownSource);
+        // What the decider knew; the call-history kinds follow below.
+        for kind in event.anomalies.kinds() {
+            anomaly(kind);
         }
         let key = EdgeKey {
             source: event.source_label.clone(),
@@ -318,7 +305,7 @@ impl Worker {
                 .route
                 .clone()
                 .unwrap_or_else(|| Arc::from(UNMATCHED_ROUTE)),
-            method: Arc::from(event.method),
+            method: Arc::from(event.method.as_str()),
         };
         let seen = self.edges.observe(
             &key,

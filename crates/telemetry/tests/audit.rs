@@ -6,13 +6,18 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use hallpass_telemetry::{AuditTarget, AuditWriter, audit_line, request_id, trace_id};
+use hallpass_telemetry::{
+    AuditTarget, AuditWriter, CredentialKind, Credentials, DenyReason, audit_line, request_id,
+    trace_id,
+};
 
 #[test]
 fn a_record_has_every_documented_field() {
     let mut event = allow(1_767_225_600_123); // 2026-01-01T00:00:00.123Z
     event.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
-    event.credentials = &["x509", "jwt"];
+    event.credentials = Credentials::NONE
+        .with(CredentialKind::Jwt)
+        .with(CredentialKind::X509);
     let line = audit_line(&event, "abc-1");
     assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -31,7 +36,7 @@ fn a_record_has_every_documented_field() {
     assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert!(v.get("path").is_none());
     // A deny has empty route and rule, and no optional ids when absent.
-    let mut denied = deny(0, BILLING, "no_matching_rule");
+    let mut denied = deny(0, BILLING, DenyReason::NoMatchingRule);
     denied.request_id = None;
     let v: serde_json::Value = serde_json::from_str(&audit_line(&denied, "x")).unwrap();
     assert_eq!(
@@ -48,7 +53,7 @@ fn a_raw_path_is_written_only_when_opted_in() {
     // The decision path only fills raw_path with telemetry.log_raw_paths.
     for event in [
         allow(0),
-        deny(0, BILLING, "no_matching_rule"),
+        deny(0, BILLING, DenyReason::NoMatchingRule),
         audit_deny(0, BILLING),
     ] {
         let line = audit_line(&event, "id");

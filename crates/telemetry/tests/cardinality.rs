@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use hallpass_callgraph_page::{to_dot, to_html};
-use hallpass_telemetry::{AuditTarget, DecisionLabel, Metrics, Telemetry, TelemetrySettings};
+use hallpass_telemetry::{AuditTarget, DecisionLabel, DenyReason, Metrics, Telemetry, TelemetrySettings};
 
 /// Series of one metric family in an exposition.
 fn series(text: &str, family: &str) -> usize {
@@ -45,9 +45,9 @@ async fn thousands_of_identities_and_paths_stay_bounded_and_unlogged() {
         // A caller the policy does not name: its label is the trust domain's.
         let id = format!("spiffe://hospital.example/ns/tenant-{i}/sa/app-{i}");
         let mrn = format!("MRN-{:07}", 1_000_000 + i);
-        let mut e = deny(t, "other:hospital.example", "no_matching_rule");
+        let mut e = deny(t, "other:hospital.example", DenyReason::NoMatchingRule);
         e.source_id = Some(Arc::from(id.as_str()));
-        e.unknown_source = true;
+        e.anomalies.unknown_source = true;
         e.request_id = Some(format!("req-{i}"));
         // The raw path reaches telemetry only with log_raw_paths; even then it
         // must never become a label or an edge.
@@ -56,7 +56,7 @@ async fn thousands_of_identities_and_paths_stay_bounded_and_unlogged() {
         telemetry.record(e);
         // A named caller on a templated route, with a fresh patient each time.
         let a = allow(t);
-        metrics.record_decision(&a.source_label, &a.destination, DecisionLabel::Allow, "ok");
+        metrics.record_decision(&a.source_label, &a.destination, DecisionLabel::Allow, None);
         telemetry.record(a);
     }
     let graph = telemetry.snapshot().await.unwrap();

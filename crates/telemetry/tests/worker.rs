@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use hallpass_telemetry::{
-    AuditTarget, Baseline, DeclaredEdge, DeclaredGraph, Metrics, RateSpikeSettings, Telemetry,
-    TelemetrySettings,
+    AuditTarget, Baseline, DeclaredEdge, DeclaredGraph, DenyReason, Method, Metrics,
+    RateSpikeSettings, Telemetry, TelemetrySettings,
 };
 
 fn settings() -> TelemetrySettings {
@@ -50,7 +50,7 @@ async fn events_show_up_in_the_snapshot_with_their_flags() {
     for i in 0..3 {
         telemetry.record(allow(t + i));
     }
-    telemetry.record(deny(t + 5, BILLING, "no_matching_rule"));
+    telemetry.record(deny(t + 5, BILLING, DenyReason::NoMatchingRule));
     let graph = telemetry.snapshot().await.unwrap();
     assert!(!graph.learning);
     assert_eq!(graph.observed.len(), 2);
@@ -115,15 +115,15 @@ async fn a_scripted_traffic_scenario_produces_exact_anomaly_counts() {
     telemetry.record(one.clone());
     telemetry.record(one);
     for _ in 0..2 {
-        let mut e = deny(t, BILLING, "no_matching_rule");
-        e.unknown_source = true;
+        let mut e = deny(t, BILLING, DenyReason::NoMatchingRule);
+        e.anomalies.unknown_source = true;
         telemetry.record(e);
     }
-    telemetry.record(deny(t, fax, "revoked"));
-    telemetry.record(deny(t, vendor, "grant_expired"));
-    telemetry.record(deny(t, EHR, "identity_mismatch"));
-    let mut stranger = deny(t, other, "no_matching_rule");
-    stranger.unknown_source = true;
+    telemetry.record(deny(t, fax, DenyReason::Revoked));
+    telemetry.record(deny(t, vendor, DenyReason::GrantExpired));
+    telemetry.record(deny(t, EHR, DenyReason::IdentityMismatch));
+    let mut stranger = deny(t, other, DenyReason::NoMatchingRule);
+    stranger.anomalies.unknown_source = true;
     telemetry.record(stranger);
     telemetry.record(audit_deny(
         t,
@@ -241,7 +241,7 @@ async fn policy_loads_initialise_rule_usage_and_keep_old_timestamps() {
     let t = 1_800_000_000_000;
     telemetry.record(allow(t));
     // Denies never touch rule usage.
-    telemetry.record(deny(t + 9_000, BILLING, "no_matching_rule"));
+    telemetry.record(deny(t + 9_000, BILLING, DenyReason::NoMatchingRule));
     telemetry.flush().await;
     let text = metrics.encode().unwrap();
     assert_eq!(
@@ -288,7 +288,7 @@ async fn shutdown_persists_the_learned_baseline_and_a_restart_keeps_learning() {
     let (telemetry, _) = start(learning.clone());
     let t = now_ms();
     telemetry.record(allow(t));
-    telemetry.record(deny(t, BILLING, "no_matching_rule"));
+    telemetry.record(deny(t, BILLING, DenyReason::NoMatchingRule));
     telemetry.record(audit_deny(t, "other:hospital.example"));
     let graph = telemetry.snapshot().await.unwrap();
     assert!(graph.learning && graph.observed.iter().all(|e| !e.new));
@@ -310,7 +310,7 @@ async fn shutdown_persists_the_learned_baseline_and_a_restart_keeps_learning() {
     // A restart inside the window goes on learning (and learns more).
     let (telemetry, metrics) = start(learning.clone());
     let mut post = allow(now_ms());
-    post.method = "POST";
+    post.method = Method::Post;
     telemetry.record(post);
     let graph = telemetry.snapshot().await.unwrap();
     assert!(graph.learning);
@@ -335,7 +335,7 @@ async fn shutdown_persists_the_learned_baseline_and_a_restart_keeps_learning() {
     finished.save(&path).unwrap();
     let (telemetry, metrics) = start(learning);
     let mut put = allow(now_ms());
-    put.method = "PUT";
+    put.method = Method::Put;
     telemetry.record(put);
     let graph = telemetry.snapshot().await.unwrap();
     assert!(!graph.learning && graph.observed[0].new);
@@ -374,7 +374,7 @@ async fn the_audit_file_gets_one_line_per_decision_and_no_phi() {
     for i in 0..4 {
         telemetry.record(allow(t + i));
     }
-    telemetry.record(deny(t + 9, BILLING, "no_matching_rule"));
+    telemetry.record(deny(t + 9, BILLING, DenyReason::NoMatchingRule));
     telemetry.flush().await;
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<serde_json::Value> = text

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hallpass_telemetry::{
-    AnomalyKind, AuditTarget, DecisionEvent, DecisionLabel, DeclaredEdge, DeclaredGraph, EdgeKey,
-    Metrics, Telemetry, TelemetrySettings,
+    Anomalies, AnomalyKind, AuditTarget, CredentialKind, Credentials, DecisionEvent, DecisionLabel,
+    DeclaredEdge, DeclaredGraph, DenyReason, EdgeKey, Method, Metrics, Mode, Telemetry,
+    TelemetrySettings,
 };
 
 pub const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
@@ -21,27 +22,29 @@ pub fn allow(time_ms: i64) -> DecisionEvent {
     DecisionEvent {
         time_ms,
         decision: DecisionLabel::Allow,
-        reason: "ok",
-        mode: "enforce",
+        reason: None,
+        mode: Mode::Enforce,
         source_label: Arc::from(EHR),
         source_id: Some(Arc::from(EHR)),
         destination: Arc::from(LAB),
-        method: "GET",
+        method: Method::Get,
         route: Some(Arc::from(RESULTS)),
         rule: Some(Arc::from("ehr-reads-results")),
-        credentials: &["x509"],
-        unknown_source: false,
+        credentials: Credentials::NONE.with(CredentialKind::X509),
+        anomalies: Anomalies::default(),
         request_id: Some("5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e00".into()),
         trace_id: None,
         raw_path: None,
     }
 }
 
-/// An enforced deny of `source` (a label) on lab results.
-pub fn deny(time_ms: i64, source: &str, reason: &'static str) -> DecisionEvent {
+/// An enforced deny of `source` (a label) on lab results, with the
+/// anomalies the decision path would find for `reason`.
+pub fn deny(time_ms: i64, source: &str, reason: DenyReason) -> DecisionEvent {
     DecisionEvent {
         decision: DecisionLabel::Deny,
-        reason,
+        reason: Some(reason),
+        anomalies: Anomalies::of(DecisionLabel::Deny, Some(reason), false),
         source_label: Arc::from(source),
         source_id: Some(Arc::from(source)),
         route: None,
@@ -54,8 +57,13 @@ pub fn deny(time_ms: i64, source: &str, reason: &'static str) -> DecisionEvent {
 pub fn audit_deny(time_ms: i64, source: &str) -> DecisionEvent {
     DecisionEvent {
         decision: DecisionLabel::AuditDeny,
-        mode: "audit",
-        ..deny(time_ms, source, "no_matching_rule")
+        mode: Mode::Audit,
+        anomalies: Anomalies::of(
+            DecisionLabel::AuditDeny,
+            Some(DenyReason::NoMatchingRule),
+            false,
+        ),
+        ..deny(time_ms, source, DenyReason::NoMatchingRule)
     }
 }
 
@@ -122,16 +130,21 @@ pub async fn busy_exposition() -> String {
     });
     let t = now_ms();
     telemetry.record(allow(t));
-    telemetry.record(deny(t, BILLING, "no_matching_rule"));
+    telemetry.record(deny(t, BILLING, DenyReason::NoMatchingRule));
     telemetry.record(audit_deny(t, "other:hospital.example"));
     telemetry.flush().await;
-    metrics.record_decision(EHR, LAB, DecisionLabel::Allow, "ok");
-    metrics.record_decision(BILLING, LAB, DecisionLabel::Deny, "no_matching_rule");
+    metrics.record_decision(EHR, LAB, DecisionLabel::Allow, None);
+    metrics.record_decision(
+        BILLING,
+        LAB,
+        DecisionLabel::Deny,
+        Some(DenyReason::NoMatchingRule),
+    );
     metrics.record_decision(
         "other:hospital.example",
         LAB,
         DecisionLabel::AuditDeny,
-        "no_matching_rule",
+        Some(DenyReason::NoMatchingRule),
     );
     for kind in AnomalyKind::ALL {
         metrics.record_anomaly(BILLING, LAB, kind);
@@ -142,6 +155,6 @@ pub async fn busy_exposition() -> String {
     metrics.cache_hits.inc();
     metrics.cache_misses.inc();
     metrics.workload_api_connected.set(1);
-    metrics.record_workload_api_update("x509");
+    metrics.record_workload_api_update(CredentialKind::X509);
     metrics.encode().unwrap()
 }

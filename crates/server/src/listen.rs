@@ -1,3 +1,7 @@
+//! Listen: bind the authz listener (TCP or a Unix socket) and the admin
+//! listener, serve gRPC `Check` calls and the admin endpoints, reload files
+//! and follow the Workload API in the background, and drain on shutdown.
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

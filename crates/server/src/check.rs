@@ -1,12 +1,15 @@
+//! One Check call, the way through the sidecar: [decide](crate::Shared::decide)
+//! → [answer](crate::answer) → [record](crate::Shared::record), each step
+//! guarded so that a panic is still answered, counted and audited.
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
-use hallpass_policy::DenyReason;
 use tonic::{Request, Response, Status};
 
-use crate::{Outcome, Shared, answer};
+use crate::{Decided, Shared, answer};
 
 #[cfg(test)]
 mod tests;
@@ -29,17 +32,17 @@ impl AuthzService {
     /// would turn into its failure mode, with nothing recorded).
     /// `now_ms` is Unix milliseconds. The gRPC `Check` is this, timed and
     /// recorded ([`Shared::record`]).
-    pub fn answer(&self, check: &CheckRequest, now_ms: i64) -> (Outcome, CheckResponse) {
-        let decided = catch_unwind(AssertUnwindSafe(|| {
-            let outcome = self.shared.decide(check, now_ms);
-            let response = answer::check_response(&outcome);
-            (outcome, response)
+    pub fn answer<'r>(&self, check: &'r CheckRequest, now_ms: i64) -> (Decided<'r>, CheckResponse) {
+        let answered = catch_unwind(AssertUnwindSafe(|| {
+            let decided = self.shared.decide(check, now_ms);
+            let response = answer::check_response(&decided.outcome);
+            (decided, response)
         }));
-        decided.unwrap_or_else(|_| {
+        answered.unwrap_or_else(|_| {
             self.shared.metrics.record_panic("decide");
-            let outcome = Outcome::denied(DenyReason::InternalError);
-            let response = answer::check_response(&outcome);
-            (outcome, response)
+            let decided = Decided::failed(check);
+            let response = answer::check_response(&decided.outcome);
+            (decided, response)
         })
     }
 }
@@ -62,14 +65,14 @@ impl Authorization for AuthzService {
         // Always an answer, never an Err: Err would hand the decision to
         // Envoy's failure mode instead of ours.
         let now_ms = unix_now_ms();
-        let (outcome, response) = self.answer(&check, now_ms);
+        let (decided, response) = self.answer(&check, now_ms);
         self.shared
             .metrics
             .check_duration
             .observe(started.elapsed().as_secs_f64());
         // Recording never costs the caller its answer.
         if catch_unwind(AssertUnwindSafe(|| {
-            self.shared.record(&outcome, &check, now_ms);
+            self.shared.record(&decided, now_ms);
         }))
         .is_err()
         {

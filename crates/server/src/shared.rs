@@ -1,0 +1,114 @@
+//! What every step of the data path and the admin endpoints share: the
+//! settings, the policy and trust bundles in force (swapped whole, never
+//! locked by readers), the verifiers and their cache, metrics and telemetry;
+//! and whether the sidecar is ready.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwapOption;
+use hallpass_identity::{JwtSvidVerifier, VerificationCache, X509SvidVerifier};
+use hallpass_policy::CompiledPolicy;
+use hallpass_telemetry::{DecisionCounters, Metrics, Telemetry};
+
+use crate::caller::Verified;
+use crate::config::{JwtSettings, Settings, X509From};
+use crate::trust::TrustStore;
+
+/// Everything the decision path and the admin endpoints share. Readers never
+/// take a lock: policy and bundles are swapped whole.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) settings: Settings,
+    pub(crate) policy: ArcSwapOption<LoadedPolicy>,
+    pub(crate) trust: TrustStore,
+    pub(crate) draining: AtomicBool,
+    pub(crate) x509: X509SvidVerifier,
+    pub(crate) jwt: Option<(JwtSettings, JwtSvidVerifier)>,
+    pub(crate) cache: VerificationCache<Verified>,
+    /// The metrics registry.
+    pub metrics: Metrics,
+    /// The telemetry worker (call graph, anomalies, audit log).
+    pub telemetry: Telemetry,
+    /// A request path whose decision panics: the unit tests' way to prove
+    /// that a panic still ends in a counted, audited deny. Compiled into the
+    /// crate's own test build only, never into a library or binary that
+    /// ships (nor into the integration tests' build of the crate).
+    #[cfg(test)]
+    pub(crate) fault_path: std::sync::OnceLock<String>,
+}
+
+/// A compiled policy with the decision-counter handles of its label space.
+#[derive(Debug)]
+pub struct LoadedPolicy {
+    /// The matcher.
+    pub policy: CompiledPolicy,
+    /// `hallpass_decisions_total` handles, indexed by the policy's labels.
+    pub counters: DecisionCounters,
+}
+
+impl LoadedPolicy {
+    /// Pair a policy with counter slots for its labels.
+    pub fn new(policy: CompiledPolicy, metrics: &Metrics) -> Self {
+        let counters = DecisionCounters::new(metrics, policy.labels().to_vec());
+        Self { policy, counters }
+    }
+}
+
+impl Shared {
+    /// Shared state for `settings` with nothing loaded yet (not ready).
+    pub fn new(settings: Settings, metrics: Metrics, telemetry: Telemetry) -> Self {
+        let x509 = X509SvidVerifier::new(settings.clock_skew);
+        let jwt = settings.jwt.clone().map(|j| {
+            (
+                j.clone(),
+                JwtSvidVerifier::new(j.audiences, settings.clock_skew),
+            )
+        });
+        let cache = VerificationCache::new(settings.cache_max_entries);
+        Self {
+            settings,
+            policy: ArcSwapOption::empty(),
+            trust: TrustStore::default(),
+            draining: AtomicBool::new(false),
+            x509,
+            jwt,
+            cache,
+            metrics,
+            telemetry,
+            #[cfg(test)]
+            fault_path: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Why the sidecar is not ready, or an empty list when it is.
+    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.policy.load().is_none() {
+            out.push("no valid policy loaded");
+        }
+        let bundles = self.trust.current();
+        if self.settings.x509_from != X509From::EnvoyPrincipal
+            && bundles.as_ref().is_none_or(|b| b.is_empty())
+        {
+            out.push("no X.509 trust bundle loaded");
+        }
+        if self.jwt.is_some()
+            && bundles
+                .as_ref()
+                .is_none_or(|b| b.jwt_iter().next().is_none())
+        {
+            out.push("no JWT bundle loaded");
+        }
+        if !self.settings.bundles.is_empty() && !self.trust.files_complete.load(Ordering::Relaxed) {
+            out.push("a configured bundle file failed to load");
+        }
+        if self.settings.workload_api.is_some() && !self.trust.api_x509_seen.load(Ordering::Relaxed)
+        {
+            out.push("no bundles from the Workload API yet");
+        }
+        if self.draining.load(Ordering::Relaxed) {
+            out.push("shutting down");
+        }
+        out
+    }
+}
