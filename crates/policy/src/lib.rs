@@ -37,8 +37,9 @@ pub use decision::{Decision, DenyReason, Mode};
 pub use document::{
     PolicyDocument, RevokedDocument, RevokedSerialDocument, RuleDocument, WorkloadDocument,
 };
-pub use error::{PolicyError, Problem};
+pub use error::PolicyError;
 pub use explain::{Explanation, RuleTrace, Step};
+pub use hallpass_diagnostics::{Problem, Problems};
 pub use load::load_document;
 pub use locate::{Location, LocationIndex, child_path, item_path};
 pub use matchers::{GrpcPattern, RouteTemplate, SourcePattern};
