@@ -3,6 +3,7 @@
 
 mod common;
 mod config;
+mod config_endpoint;
 mod identity_paths;
 mod phi_canary;
 mod reload;
