@@ -303,6 +303,29 @@ impl Problems {
         });
     }
 
+    /// The end of reading `text` (from `file`, when it has a name): every
+    /// problem gets its place and the file's name, in file order. `Ok` only
+    /// when a value was read and nothing was found.
+    pub fn finish<T>(
+        mut self,
+        value: Option<T>,
+        text: &str,
+        file: Option<&str>,
+    ) -> Result<T, Vec<Problem>> {
+        self.locate(text);
+        if let Some(file) = file {
+            self.in_file(file);
+        }
+        self.sort();
+        match value {
+            Some(value) if self.is_empty() => Ok(value),
+            // A loader that returns nothing has recorded why; this is a
+            // backstop, so that no path ends in an empty list of problems.
+            _ if self.is_empty() => Err(vec![Problem::new(path::ROOT, "incomplete")]),
+            _ => Err(self.found),
+        }
+    }
+
     /// `Ok(value)` when nothing was found, else every problem.
     pub fn into_result<T>(self, value: T) -> Result<T, Vec<Problem>> {
         if self.found.is_empty() {
@@ -402,6 +425,30 @@ mod tests {
         assert_eq!(paths, ["identity.x509_from", "identityx", "trust"]);
         assert!(problems.was_replaced("identity.jwt"));
         assert!(!problems.was_replaced("trust"));
+    }
+
+    #[test]
+    fn finish_places_names_and_orders_every_problem() {
+        let text = "a: 1\nb:\n  c: 2\n";
+        let mut problems = Problems::new();
+        problems.invalid("b.c", "second");
+        problems.push(Problem::new("a", "from elsewhere").in_file("$VAR"));
+        problems.invalid("a", "first");
+        let Err(found) = problems.finish(Some(()), text, Some("f.yaml")) else {
+            unreachable!("problems were found")
+        };
+        let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "f.yaml:1:4: a: first",
+                "f.yaml:3:6: b.c: second",
+                "$VAR: a: from elsewhere"
+            ]
+        );
+        assert_eq!(Problems::new().finish(Some(7), text, None), Ok(7));
+        let nothing = Problems::new().finish(None::<()>, text, None);
+        assert_eq!(nothing.map_err(|p| p.len()), Err(1));
     }
 
     #[test]

@@ -399,19 +399,9 @@ impl InjectorConfig {
         if let Some(config) = &config {
             config.validate(&mut problems);
         }
-        problems.locate(text);
-        if let Some(file) = file {
-            problems.in_file(file);
-        }
-        problems.sort();
-        match config {
-            Some(config) if problems.is_empty() => Ok(config),
-            _ if problems.is_empty() => Err(InjectorError::Config(vec![Problem::new(
-                hallpass_diagnostics::path::ROOT,
-                "incomplete configuration",
-            )])),
-            _ => Err(InjectorError::Config(problems.into_vec())),
-        }
+        problems
+            .finish(config, text, file)
+            .map_err(InjectorError::Config)
     }
 
     /// Every problem in the values of the config (empty when it is valid).

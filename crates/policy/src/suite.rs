@@ -182,14 +182,8 @@ impl Suite {
         let mut problems = Problems::new();
         let doc = de::yaml_value(text, &mut problems)
             .and_then(|v| de::from_value::<SuiteDocument>(v, &mut problems));
-        let doc = match doc {
-            Some(doc) if problems.is_empty() => doc,
-            _ => {
-                problems.locate(text);
-                problems.sort();
-                return Err(problems.into_vec());
-            }
-        };
+        let doc = problems.finish(doc, text, None)?;
+        let mut problems = Problems::new();
         let index = LocationIndex::new(text);
         let mut cases = Vec::new();
         for (i, c) in doc.tests.iter().enumerate() {

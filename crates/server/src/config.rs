@@ -542,19 +542,9 @@ impl Settings {
             config.validate(&env, &mut problems)
         });
         env.attribute(&mut problems);
-        problems.locate(text);
-        if let Some(file) = file {
-            problems.in_file(file);
-        }
-        problems.sort();
-        match settings {
-            Some(settings) if problems.is_empty() => Ok(settings),
-            _ if problems.is_empty() => Err(ServerError::Config(vec![Problem::new(
-                path::ROOT,
-                "incomplete configuration",
-            )])),
-            _ => Err(ServerError::Config(problems.into_vec())),
-        }
+        problems
+            .finish(settings, text, file)
+            .map_err(ServerError::Config)
     }
 
     /// The effective config in the file's shape (see [`Settings`]).
