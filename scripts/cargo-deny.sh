@@ -6,17 +6,9 @@
 # Usage: scripts/cargo-deny.sh [cargo-deny check arguments, default: licenses bans sources]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT="$PWD"
-CARGO_DENY_VERSION=0.20.2
-cargo_deny="$ROOT/target/tools/bin/cargo-deny"
-
-installed=""
-if [ -x "$cargo_deny" ]; then
-  installed="$("$cargo_deny" --version 2>/dev/null)" || installed=""
-fi
-if [ "$installed" != "cargo-deny $CARGO_DENY_VERSION" ]; then
-  cargo install cargo-deny --locked --version "$CARGO_DENY_VERSION" --root "$ROOT/target/tools"
-fi
+# shellcheck source=scripts/lib/cargo-tool.sh
+. scripts/lib/cargo-tool.sh
+cargo_deny="$(cargo_tool cargo-deny 0.20.2)"
 
 if [ "$#" -eq 0 ]; then
   set -- licenses bans sources
