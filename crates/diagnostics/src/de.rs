@@ -15,7 +15,7 @@
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::path::{ROOT, child_path, item_path};
+use crate::path::{ROOT, Step as Segment, child_path};
 use crate::{Location, Problem, Problems, codes};
 
 /// At most this many problems are reported from one value.
@@ -111,31 +111,8 @@ pub fn from_value<T: DeserializeOwned>(mut value: Value, problems: &mut Problems
     result
 }
 
-/// One step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
-impl From<&serde_path_to_error::Segment> for Segment {
-    fn from(s: &serde_path_to_error::Segment) -> Self {
-        use serde_path_to_error::Segment as S;
-        match s {
-            S::Seq { index } => Self::Index(*index),
-            S::Map { key } => Self::Key(key.clone()),
-            S::Enum { variant } => Self::Key(variant.clone()),
-            S::Unknown => Self::Key("?".into()),
-        }
-    }
-}
-
-fn path_of(segments: &[Segment]) -> String {
-    let path = segments.iter().fold(String::new(), |out, s| match s {
-        Segment::Key(k) => child_path(&out, k),
-        Segment::Index(i) => item_path(&out, *i),
-    });
-    crate::path::display_path(&path)
+fn path_of(steps: &[Segment]) -> String {
+    crate::path::display_path(&crate::path::join(steps))
 }
 
 /// A problem, and what to take out of the value to get past it.

@@ -67,16 +67,39 @@ pub fn is_within(path: &str, prefix: &str) -> bool {
     }
 }
 
-/// The key path serde_path_to_error recorded, in this module's style.
+/// The key path serde_path_to_error recorded, in this module's style (`""`
+/// for the root).
 pub fn from_serde(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    path.iter()
-        .fold(String::new(), |out, segment| match segment {
-            Segment::Seq { index } => item_path(&out, *index),
-            Segment::Map { key } => child_path(&out, key),
-            Segment::Enum { variant } => child_path(&out, variant),
-            Segment::Unknown => child_path(&out, "?"),
-        })
+    join(&path.iter().map(Step::from).collect::<Vec<_>>())
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A mapping key.
+    Key(String),
+    /// A list item.
+    Index(usize),
+}
+
+impl From<&serde_path_to_error::Segment> for Step {
+    fn from(s: &serde_path_to_error::Segment) -> Self {
+        use serde_path_to_error::Segment;
+        match s {
+            Segment::Seq { index } => Self::Index(*index),
+            Segment::Map { key } => Self::Key(key.clone()),
+            Segment::Enum { variant } => Self::Key(variant.clone()),
+            Segment::Unknown => Self::Key("?".into()),
+        }
+    }
+}
+
+/// The key path of `steps` (`""` for the root).
+pub(crate) fn join(steps: &[Step]) -> String {
+    steps.iter().fold(String::new(), |out, s| match s {
+        Step::Key(k) => child_path(&out, k),
+        Step::Index(i) => item_path(&out, *i),
+    })
 }
 
 #[cfg(test)]
