@@ -7,18 +7,10 @@
 # Usage: scripts/fuzz-smoke.sh [seconds per target, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT="$PWD"
 seconds="${1:-10}"
-CARGO_FUZZ_VERSION=0.13.2
-cargo_fuzz="$ROOT/target/tools/bin/cargo-fuzz"
-
-installed=""
-if [ -x "$cargo_fuzz" ]; then
-  installed="$("$cargo_fuzz" --version 2>/dev/null)" || installed=""
-fi
-if [ "$installed" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
-  cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION" --root "$ROOT/target/tools"
-fi
+# shellcheck source=scripts/lib/cargo-tool.sh
+. scripts/lib/cargo-tool.sh
+cargo_fuzz="$(cargo_tool cargo-fuzz 0.13.2)"
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -24,11 +24,17 @@ if [ "${free_kb:-0}" -lt 3000000 ]; then
     "test tools about 0.5 GB more. Link errors or 'No space left on device' below mean the disk." >&2
 fi
 
+step "Rust toolchain (rust-toolchain.toml pins the release)"
+scripts/rust-toolchain.sh
+
 step "install test tools (Envoy, h2load, promtool, helm, kubectl, ...)"
 scripts/install-test-deps.sh
 
 step "format"
 cargo fmt --all -- --check
+
+step "dependency policy (cargo-deny: licenses, bans, sources; see deny.toml)"
+scripts/cargo-deny.sh
 
 # The fuzz build goes first and, on CI, is deleted before the main build, so
 # the two never take disk space at the same time.
@@ -48,6 +54,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "sidecar build: what it links, and its lints"
 scripts/check-deps.sh
 cargo clippy -p hallpass --no-default-features --all-targets --locked -- -D warnings
+
+step "API docs (cargo doc, warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 # Every target at once: with the tests' dev-dependencies in the feature set,
 # the libraries built here are the ones nextest links later, not a second copy.

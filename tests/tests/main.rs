@@ -8,3 +8,4 @@ mod envoy_rejections;
 mod harness;
 mod injector_limits;
 mod local_mesh;
+mod serve_config;

@@ -8,7 +8,7 @@
 //!
 //! Run: `cargo bench -p hallpass-identity --bench verify`.
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

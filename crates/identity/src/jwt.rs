@@ -273,7 +273,6 @@ fn to_millis(value: f64, round: fn(f64) -> f64) -> Result<i64, IdentityError> {
     if !value.is_finite() || !(0.0..=1e12).contains(&value) {
         return Err(IdentityError::InvalidJwt("bad numeric date"));
     }
-    #[allow(clippy::cast_possible_truncation)]
     Ok(round(value * 1000.0) as i64)
 }
 

@@ -1,12 +1,22 @@
 //! The injector's config file (`hallpass inject --config FILE`), rendered by
-//! the Helm chart from its values. Unknown keys are errors; every problem is
-//! reported with its key path.
+//! the Helm chart from its values. Unknown keys are errors; every problem
+//! (every unknown key, every bad value, not only the first) is reported with
+//! its key path and line:column, through the same problem type as the policy
+//! and the sidecar config.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hallpass_diagnostics::{Problems, de};
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Deserialize;
@@ -364,45 +374,48 @@ const ENVOY_LOG_LEVELS: &[&str] = &[
 ];
 
 impl InjectorConfig {
-    /// Read and validate a YAML config file.
+    /// Read and validate a YAML config file. Problems name the file, and
+    /// the line and column of the key.
     pub fn load(path: &Path) -> Result<Self, InjectorError> {
         let text = std::fs::read_to_string(path).map_err(|source| InjectorError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_yaml(&text)
+        Self::read(&text, Some(&path.display().to_string()))
     }
 
-    /// Parse and validate YAML text.
+    /// Parse and validate YAML text. Problems carry the line and column of
+    /// the key (no file name).
     pub fn from_yaml(text: &str) -> Result<Self, InjectorError> {
-        let config: Self = if text.trim().is_empty() {
-            Self::default()
-        } else {
-            let de = serde_yaml_ng::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                InjectorError::Config(vec![Problem::new(
-                    if path == "." {
-                        "(document)".into()
-                    } else {
-                        path
-                    },
-                    e.into_inner().to_string(),
-                )])
-            })?
-        };
-        let problems = config.problems();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(InjectorError::Config(problems))
-        }
+        Self::read(text, None)
     }
 
-    /// Every problem in the config (empty when it is valid).
+    fn read(text: &str, file: Option<&str>) -> Result<Self, InjectorError> {
+        let mut problems = Problems::new();
+        let config = de::yaml_value(text, &mut problems).and_then(|mut value| {
+            de::drop_nulls(&mut value);
+            de::from_value::<Self>(value, &mut problems)
+        });
+        if let Some(config) = &config {
+            config.validate(&mut problems);
+        }
+        problems
+            .finish(config, text, file)
+            .map_err(InjectorError::Config)
+    }
+
+    /// Every problem in the values of the config (empty when it is valid).
     pub fn problems(&self) -> Vec<Problem> {
-        let mut out = Vec::new();
-        let mut problem = |key: &str, message: String| out.push(Problem::new(key, message));
+        let mut problems = Problems::new();
+        self.validate(&mut problems);
+        problems.into_vec()
+    }
+
+    /// Check every value, recording each problem with its key path. Values
+    /// that replaced a bad one while reading (see
+    /// [`hallpass_diagnostics::de::from_value`]) invent no problems.
+    fn validate(&self, problems: &mut Problems) {
+        let mut problem = |key: &str, message: String| problems.invalid(key, message);
         for (key, image) in [
             ("sidecar.image", &self.sidecar.image),
             ("envoy.image", &self.envoy.image),
@@ -431,7 +444,7 @@ impl InjectorConfig {
             if *port == 0 {
                 problem(key, "must be a port (1-65535)".into());
             }
-            if let Some((other, _)) = ports[..i].iter().find(|(_, p)| p == port) {
+            if let Some((other, _)) = ports.iter().take(i).find(|(_, p)| p == port) {
                 problem(
                     key,
                     format!("{port} is also {other}; the containers share one network namespace"),
@@ -585,7 +598,6 @@ impl InjectorConfig {
                 problem(key, "between 1 and 300 seconds".into());
             }
         }
-        out
     }
 
     /// How often the certificate files are checked.

@@ -1,33 +1,11 @@
 //! Errors of the injector: config problems, TLS material, serving.
 
-use std::fmt;
 use std::path::PathBuf;
 
 /// One problem in the injector config or in a pod's `hallpass.io/*`
-/// annotations, with the key it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Dotted key path (`sidecar.adminPort`) or annotation name (`hallpass.io/mode`).
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Problem {
-    /// A problem with `key`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
+/// annotations: the problem type every hallpass file uses. Its `path` is a
+/// key path (`sidecar.adminPort`) or an annotation name (`hallpass.io/mode`).
+pub use hallpass_diagnostics::Problem;
 
 /// Errors that stop the injector from starting or serving.
 #[derive(Debug, thiserror::Error)]

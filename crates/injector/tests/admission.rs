@@ -506,6 +506,28 @@ fn invalid_injector_config_lists_every_problem() {
 }
 
 #[test]
+fn unknown_keys_and_wrong_types_are_all_reported_with_their_places() {
+    // serde stops at its first error; the injector reads on and reports
+    // every one, with line:column and the keys that are valid.
+    let text = "sidecar:\n  imagee: x\n  adminPort: many\nenvoy:\n  concurency: 2\nlimits:\n  maxConnections: -1\n";
+    let err = InjectorConfig::from_yaml(text).unwrap_err().to_string();
+    for expected in [
+        "2:3: sidecar.imagee: unknown key; valid keys are: image, imagePullPolicy,",
+        "3:14: sidecar.adminPort: invalid type: string \"many\"",
+        "5:3: envoy.concurency: unknown key; valid keys are: image,",
+        "7:19: limits.maxConnections: invalid value: integer `-1`",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in {err}");
+    }
+    let hallpass_injector::InjectorError::Config(found) =
+        InjectorConfig::from_yaml(text).unwrap_err()
+    else {
+        panic!("a config error");
+    };
+    assert_eq!(found.len(), 4, "{found:#?}");
+}
+
+#[test]
 fn the_validator_rejects_what_the_api_server_would() {
     // Negative control: the same validation that passes the patched pods
     // refuses a pod with an unknown field and one with a wrong type.

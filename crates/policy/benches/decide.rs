@@ -14,7 +14,7 @@
 //!
 //! Run: `cargo bench -p hallpass-policy --bench decide`.
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -1,16 +1,15 @@
 //! `hallpass policy check`: every error with its place, then lints.
 //!
 //! Errors (the file cannot be loaded) and warnings (it loads, but something
-//! in it is probably not what its author meant) are both [`Finding`]s with a
-//! stable code, a key path and a line:column.
+//! in it is probably not what its author meant) are both [`Problem`]s with a
+//! stable code, a key path and a line:column, told apart by [`Severity`].
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
-use serde::Serialize;
+pub use hallpass_diagnostics::{Report, Severity};
 
 use crate::compile::format_rfc3339;
-use crate::load::{load_document, locate_path, locate_problems};
+use crate::load::{load_document, locate_problems};
 use crate::locate::{LocationIndex, child_path, item_path};
 use crate::{
     CompiledPolicy, CompiledRule, Method, Mode, PolicyDocument, PolicyError, Problem, SourcePattern,
@@ -18,122 +17,6 @@ use crate::{
 
 /// A grant that ends within this many seconds is worth a warning.
 pub const EXPIRY_WARNING_SECONDS: i64 = 7 * 24 * 3600;
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// The policy cannot be loaded.
-    Error,
-    /// The policy loads, but probably does not say what was meant.
-    Warning,
-}
-
-/// One error or warning, with its place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Error or warning.
-    pub severity: Severity,
-    /// Stable code, e.g. `unknown_key` or `shadowed_rule`.
-    pub code: &'static str,
-    /// Key path, e.g. `workloads."spiffe://…".allow[1].from[0]`.
-    pub path: String,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// 1-based column, when known.
-    pub column: Option<usize>,
-    /// What is wrong, and what to do.
-    pub message: String,
-}
-
-/// Everything `check` found in one file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    /// Findings in file order.
-    pub findings: Vec<Finding>,
-}
-
-impl Report {
-    /// Number of errors.
-    pub fn errors(&self) -> usize {
-        self.count(Severity::Error)
-    }
-
-    /// Number of warnings.
-    pub fn warnings(&self) -> usize {
-        self.count(Severity::Warning)
-    }
-
-    fn count(&self, severity: Severity) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == severity)
-            .count()
-    }
-
-    /// The codes found, in order (handy in tests).
-    pub fn codes(&self) -> Vec<&'static str> {
-        self.findings.iter().map(|f| f.code).collect()
-    }
-
-    /// `FILE:LINE:COL: severity[code]: path: message` lines, then a summary.
-    pub fn to_text(&self, file: &str) -> String {
-        let mut out = String::new();
-        for f in &self.findings {
-            let at = match (f.line, f.column) {
-                (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
-                _ => file.to_owned(),
-            };
-            let severity = match f.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            let _ = writeln!(
-                out,
-                "{at}: {severity}[{}]: {}: {}",
-                f.code, f.path, f.message
-            );
-        }
-        let _ = match (self.errors(), self.warnings()) {
-            (0, 0) => writeln!(out, "{file}: ok"),
-            (0, w) => writeln!(out, "{file}: ok, {w} warning(s)"),
-            (e, w) => writeln!(out, "{file}: {e} error(s), {w} warning(s)"),
-        };
-        out
-    }
-
-    /// `{"file", "errors", "warnings", "findings": [{severity, code, path,
-    /// line, column, message}]}` for CI.
-    pub fn to_json(&self, file: &str) -> String {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            file: &'a str,
-            errors: usize,
-            warnings: usize,
-            findings: &'a [Finding],
-        }
-        serde_json::to_string_pretty(&Out {
-            file,
-            errors: self.errors(),
-            warnings: self.warnings(),
-            findings: &self.findings,
-        })
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    }
-}
-
-impl From<&Problem> for Finding {
-    fn from(p: &Problem) -> Self {
-        Self {
-            severity: Severity::Error,
-            code: p.code,
-            path: p.path.clone(),
-            line: p.location.map(|l| l.0),
-            column: p.location.map(|l| l.1),
-            message: p.message.clone(),
-        }
-    }
-}
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
@@ -158,12 +41,10 @@ pub fn check(text: &str, now: i64) -> Report {
         Ok(p) => p,
         Err(PolicyError::Invalid(problems)) => return errors(&locate_problems(problems, text)),
         Err(e) => {
-            return errors(&[Problem {
-                code: "invalid_value",
-                path: "(document)".into(),
-                location: None,
-                message: e.to_string(),
-            }]);
+            return errors(&[Problem::new(
+                hallpass_diagnostics::path::ROOT,
+                e.to_string(),
+            )]);
         }
     };
     let index = LocationIndex::new(text);
@@ -173,32 +54,26 @@ pub fn check(text: &str, now: i64) -> Report {
     };
     lints.run(&doc, &policy, now);
     let mut findings = lints.findings;
-    findings.sort_by_key(|f| (f.line, f.column, f.severity));
-    Report { findings }
+    findings.sort_by_key(|f| (f.location, f.severity));
+    Report::new(findings)
 }
 
 fn errors(problems: &[Problem]) -> Report {
-    let mut findings: Vec<Finding> = problems.iter().map(Finding::from).collect();
-    findings.sort_by_key(|f| (f.line, f.column));
-    Report { findings }
+    let mut findings = problems.to_vec();
+    findings.sort_by_key(|f| f.location);
+    Report::new(findings)
 }
 
 struct Lints<'a> {
     index: &'a LocationIndex,
-    findings: Vec<Finding>,
+    findings: Vec<Problem>,
 }
 
 impl Lints<'_> {
     fn warn(&mut self, code: &'static str, path: String, message: String) {
-        let at = locate_path(self.index, &path);
-        self.findings.push(Finding {
-            severity: Severity::Warning,
-            code,
-            path,
-            line: at.map(|l| l.0),
-            column: at.map(|l| l.1),
-            message,
-        });
+        let at = self.index.locate(&path);
+        self.findings
+            .push(Problem::warning(code, path, message).at(at));
     }
 
     fn run(&mut self, doc: &PolicyDocument, policy: &CompiledPolicy, now: i64) {

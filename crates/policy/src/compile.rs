@@ -193,12 +193,7 @@ impl CompiledPolicy {
     pub fn compile(doc: &PolicyDocument) -> Result<Self, PolicyError> {
         let mut problems = Vec::new();
         let mut problem = |path: String, message: String| {
-            problems.push(Problem {
-                code: "invalid_value",
-                path,
-                location: None,
-                message,
-            });
+            problems.push(Problem::new(path, message));
         };
         if doc.version != 1 {
             problem(

@@ -136,11 +136,7 @@ pub(crate) mod shape {
     use crate::locate::{Field, Shape};
 
     const fn field(name: &'static str, shape: &'static Shape, required: bool) -> Field {
-        Field {
-            name,
-            shape,
-            required,
-        }
+        Field::new(name, shape, required)
     }
 
     static STR: Shape = Shape::Str;

@@ -46,9 +46,10 @@ pub use decision::Decision;
 pub use document::{
     PolicyDocument, RevokedDocument, RevokedSerialDocument, RuleDocument, WorkloadDocument,
 };
-pub use error::{PolicyError, Problem};
+pub use error::PolicyError;
 pub use evaluate::{Evaluation, NoTrace, Observer, RuleVerdict};
 pub use explain::{Explanation, RuleOutcome, RuleTrace, Step};
+pub use hallpass_diagnostics::{Problem, Problems};
 pub use load::load_document;
 pub use locate::{Location, LocationIndex, child_path, item_path};
 pub use matchers::{GrpcPattern, RouteTemplate, SourcePattern};

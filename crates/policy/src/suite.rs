@@ -24,13 +24,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
+use hallpass_diagnostics::de;
 use serde::Deserialize;
 use spiffe::SpiffeId;
 
 use crate::compile::{format_rfc3339, parse_serial};
-use crate::locate::{self, Location, LocationIndex, child_path, item_path};
+use crate::locate::{Location, LocationIndex, child_path, item_path};
 use crate::{
-    CompiledPolicy, Decision, DenyReason, Mode, Problem, Request, SourcePattern, parse_rfc3339_ms,
+    CompiledPolicy, Decision, DenyReason, Mode, Problem, Problems, Request, SourcePattern,
+    parse_rfc3339_ms,
 };
 
 /// The test file as written.
@@ -176,27 +178,13 @@ impl Suite {
     /// `now_ms` (Unix milliseconds). Every problem is reported with its key
     /// path and line:column.
     pub fn from_yaml(text: &str, now_ms: i64) -> Result<Self, Vec<Problem>> {
-        let de = serde_yaml_ng::Deserializer::from_str(text);
-        let doc: SuiteDocument = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().iter().fold(String::new(), |out, s| {
-                use serde_path_to_error::Segment;
-                match s {
-                    Segment::Seq { index } => item_path(&out, *index),
-                    Segment::Map { key } => child_path(&out, key),
-                    Segment::Enum { variant } => child_path(&out, variant),
-                    Segment::Unknown => child_path(&out, "?"),
-                }
-            });
-            let inner = e.into_inner();
-            vec![Problem {
-                code: "invalid_value",
-                path: locate::display_path(&path),
-                location: inner.location().map(|l| (l.line(), l.column())),
-                message: inner.to_string(),
-            }]
-        })?;
+        // Every unknown key and wrong type at once, each located.
+        let mut problems = Problems::new();
+        let doc = de::yaml_value(text, &mut problems)
+            .and_then(|v| de::from_value::<SuiteDocument>(v, &mut problems));
+        let doc = problems.finish(doc, text, None)?;
+        let mut problems = Problems::new();
         let index = LocationIndex::new(text);
-        let mut problems = Vec::new();
         let mut cases = Vec::new();
         for (i, c) in doc.tests.iter().enumerate() {
             let at = item_path("tests", i);
@@ -205,12 +193,8 @@ impl Suite {
                     .split('.')
                     .filter(|f| !f.is_empty())
                     .fold(at.clone(), |p, f| child_path(&p, f));
-                problems.push(Problem {
-                    code: "invalid_value",
-                    location: index.value(&path),
-                    path,
-                    message,
-                });
+                let location = index.value(&path);
+                problems.push(Problem::new(path, message).at(location));
             };
             let id = |field: &str, text: Option<&String>, bad: &mut dyn FnMut(&str, String)| {
                 let Some(text) = text else {
@@ -329,11 +313,7 @@ impl Suite {
                 });
             }
         }
-        if problems.is_empty() {
-            Ok(Self { cases })
-        } else {
-            Err(problems)
-        }
+        problems.into_result(Self { cases })
     }
 
     /// Run every case against a policy.
@@ -478,7 +458,7 @@ impl SuiteReport {
             }
             let at = c
                 .location
-                .map(|(l, col)| format!("{tests_file}:{l}:{col}"))
+                .map(|l| format!("{tests_file}:{l}"))
                 .unwrap_or_else(|| tests_file.to_owned());
             let _ = writeln!(out, "FAIL {} ({at}, {})", c.name, c.at);
             let _ = writeln!(out, "    request:  {}", c.summary());

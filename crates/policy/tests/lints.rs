@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use hallpass_policy::check::{Finding, Report, Severity, check};
+use hallpass_policy::Problem;
+use hallpass_policy::check::{Report, Severity, check};
 
 /// 2026-06-01T00:00:00Z.
 const NOW: i64 = 1_780_272_000;
@@ -19,17 +20,17 @@ fn lint(rules: &str) -> Report {
     check(&policy("enforce", rules), NOW)
 }
 
-fn with_code<'a>(report: &'a Report, code: &str) -> Vec<&'a Finding> {
+fn with_code<'a>(report: &'a Report, code: &str) -> Vec<&'a Problem> {
     report.findings.iter().filter(|f| f.code == code).collect()
 }
 
-fn only(report: &Report, code: &str) -> Finding {
+fn only(report: &Report, code: &str) -> Problem {
     assert_eq!(report.errors(), 0, "{report:#?}");
     let found = with_code(report, code);
     assert_eq!(found.len(), 1, "{report:#?}");
     let f = found[0].clone();
     assert_eq!(f.severity, Severity::Warning);
-    assert!(f.line.is_some() && f.column.is_some(), "{f:?}");
+    assert!(f.location.is_some(), "{f:?}");
     f
 }
 
@@ -68,7 +69,7 @@ fn shadowed_rule() {
     );
     let f = only(&report, "shadowed_rule");
     assert_eq!(f.path, format!("{DEST}.allow[1]"));
-    assert_eq!((f.line, f.column), (Some(11), Some(9)));
+    assert_eq!(f.location.map(|l| (l.line, l.column)), Some((11, 9)));
     assert!(f.message.contains("allow[0] (`broad`)"), "{}", f.message);
 
     // Narrower in any one respect (here a header) is not shadowed…
@@ -183,7 +184,7 @@ fn duplicate_rule_name() {
     };
     let f = only(&lint(&rules("ehr")), "duplicate_rule_name");
     assert_eq!(f.path, format!("{DEST}.allow[1].name"));
-    assert_eq!((f.line, f.column), (Some(11), Some(15)));
+    assert_eq!(f.location.map(|l| (l.line, l.column)), Some((11, 15)));
     none(&lint(&rules("ehr-writes")), "duplicate_rule_name");
 }
 
@@ -214,7 +215,11 @@ fn wide_source() {
         ));
         let f = only(&report, "wide_source");
         assert_eq!(f.path, format!("{DEST}.allow[0].from[1]"), "{wide}");
-        assert_eq!((f.line, f.column), (Some(8), Some(53)), "{wide}");
+        assert_eq!(
+            f.location.map(|l| (l.line, l.column)),
+            Some((8, 53)),
+            "{wide}"
+        );
     }
     for narrow in [
         "spiffe://hospital.example/ns/pharmacy/**",
@@ -256,7 +261,7 @@ fn unlisted_trust_domain_of_a_destination() {
     let report = check(text, NOW);
     let f = only(&report, "unlisted_trust_domain");
     assert_eq!(f.path, "workloads.\"spiffe://other.example/svc\"");
-    assert_eq!((f.line, f.column), (Some(4), Some(3)));
+    assert_eq!(f.location.map(|l| (l.line, l.column)), Some((4, 3)));
 }
 
 #[test]
@@ -269,7 +274,7 @@ fn grant_expired_and_expiring() {
     };
     let f = only(&grant(NOW - DAY), "grant_expired");
     assert_eq!(f.path, format!("{DEST}.allow[0].not_after"));
-    assert_eq!((f.line, f.column), (Some(10), Some(20)));
+    assert_eq!(f.location.map(|l| (l.line, l.column)), Some((10, 20)));
     let f = only(&grant(NOW + 3 * DAY), "grant_expiring");
     assert!(f.message.contains("in 3 day(s)"), "{}", f.message);
     let report = grant(NOW + 8 * DAY);
@@ -293,7 +298,7 @@ fn audit_mode() {
     let rules = "      - name: ehr\n        from: [spiffe://hospital.example/ehr]\n        paths: [\"/a\"]\n";
     let f = only(&check(&policy("audit", rules), NOW), "audit_mode");
     assert_eq!(f.path, format!("{DEST}.mode"));
-    assert_eq!((f.line, f.column), (Some(5), Some(11)));
+    assert_eq!(f.location.map(|l| (l.line, l.column)), Some((5, 11)));
     none(&check(&policy("enforce", rules), NOW), "audit_mode");
 }
 

@@ -307,7 +307,8 @@ fn config_schema_keys_follow_the_config_parser() {
         s.clone()
     };
     let places: &[(&str, &[&[&str]])] = &[
-        ("Listen", &[&["authz"], &["admin"]]),
+        ("Authz", &[&["authz"]]),
+        ("Admin", &[&["admin"]]),
         ("Workload", &[&["workload"]]),
         ("Trust", &[&["trust"]]),
         ("Bundle", &[&["trust", "bundles", "[]"]]),

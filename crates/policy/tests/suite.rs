@@ -133,9 +133,9 @@ fn test_file_errors_are_located() {
     expect: {decision: deny, reason: nope, rule: r}
 "#;
     let problems = Suite::from_yaml(tests, NOW).unwrap_err();
-    let got: Vec<(String, Option<(usize, usize)>)> = problems
+    let got: Vec<(String, Option<(u32, u32)>)> = problems
         .iter()
-        .map(|p| (p.path.clone(), p.location))
+        .map(|p| (p.path.clone(), p.location.map(|l| (l.line, l.column))))
         .collect();
     assert_eq!(
         got,
@@ -149,9 +149,28 @@ fn test_file_errors_are_located() {
         ],
         "{problems:#?}"
     );
-    let unknown = Suite::from_yaml("tests:\n  - name: a\n    sorce: x\n", NOW).unwrap_err();
-    assert_eq!(unknown[0].location, Some((3, 5)), "{unknown:?}");
-    assert!(unknown[0].message.contains("unknown field `sorce`"));
+    // Every problem at once, in file order: the case lacks its `expect`
+    // (reported at the case), and has an unknown key (with the valid ones).
+    // Taking the bad case out to read on does not invent a missing `tests`.
+    let found = Suite::from_yaml("tests:\n  - name: a\n    sorce: x\n", NOW).unwrap_err();
+    let got: Vec<_> = found
+        .iter()
+        .map(|p| {
+            let at = p.location.map(|l| (l.line, l.column));
+            (p.code, p.path.as_str(), at)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("missing_key", "tests[0].expect", Some((2, 5))),
+            ("unknown_key", "tests[0].sorce", Some((3, 5))),
+        ],
+        "{found:#?}"
+    );
+    let hint = found[1].hint.as_deref().unwrap_or_default();
+    assert!(hint.starts_with("valid keys are: name, "), "{hint}");
+    assert!(hint.contains("source"), "{hint}");
 }
 
 #[test]

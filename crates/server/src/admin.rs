@@ -10,12 +10,14 @@ use axum::routing::get;
 
 use crate::Shared;
 
-/// The admin HTTP routes: `/healthz`, `/readyz`, `/metrics`.
+/// The admin HTTP routes: `/healthz`, `/readyz`, `/metrics`, `/config`,
+/// `/callgraph` (JSON, `.dot`, `.html`).
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/config", get(config))
         .route("/callgraph", get(callgraph_json))
         .route("/callgraph.dot", get(callgraph_dot))
         .route("/callgraph.html", get(callgraph_html))
@@ -49,6 +51,23 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("cannot encode metrics: {e}\n"),
         ),
+    }
+}
+
+/// The effective config (`Settings` in the config file's shape, secrets
+/// redacted): what this sidecar actually runs with, after defaults and
+/// `HALLPASS_*` overrides. JSON, which is also YAML `hallpass serve` reads.
+async fn config(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    match serde_json::to_string_pretty(&shared.settings) {
+        Ok(mut text) => {
+            text.push('\n');
+            ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the config: {e}\n"),
+        )
+            .into_response(),
     }
 }
 

@@ -1,20 +1,40 @@
-//! The config file (design §4): parsed into raw sections, overridden from
-//! `HALLPASS_*` variables, then validated into [`Settings`] with every problem
-//! reported at once, each with its key path.
+//! The sidecar's config file (design §4), in three steps, each in one place:
+//!
+//! 1. [`ConfigFile`]: the serde model of the file, one struct per section,
+//!    every one `deny_unknown_fields`, every default in a `Default` impl.
+//!    `HALLPASS_*` variables are written into the YAML before it is read, so
+//!    they go through the same checks as the file.
+//! 2. A `validate()` per section parses the values into types (listen
+//!    addresses, SPIFFE IDs, trust domains, durations) and records every
+//!    problem, with its key path, its place in the file (or the variable
+//!    that set it) and a hint, into one [`Problems`] list: nothing stops at
+//!    the first mistake.
+//! 3. [`Settings`]: what the sidecar runs with. `Settings: Serialize` gives
+//!    the effective config back in the file's shape (the admin `/config`
+//!    endpoint), with every [`Redacted`] value hidden.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hallpass_diagnostics::{Problems, de, path};
 use hallpass_identity::{SpiffeId, TrustDomain, parse_spiffe_id_strict};
 use hallpass_policy::Mode;
 use hallpass_telemetry::{AuditTarget, RateSpikeSettings, TelemetrySettings};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::ServerError;
+
+pub use hallpass_diagnostics::Problem;
 
 /// Environment variables that override config keys.
 pub const ENV_OVERRIDES: &[(&str, &[&str], EnvKind)] = &[
@@ -66,133 +86,304 @@ pub enum EnvKind {
 
 /// Variables with the `HALLPASS_` prefix that are not config overrides.
 const ENV_NOT_OVERRIDES: &[&str] = &["HALLPASS_CONFIG", "HALLPASS_LOG"];
-
-/// One problem in the config, with its key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// Dotted key path, e.g. `trust.bundles[0].trust_domain`.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ListenSection {
-    listen: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct WorkloadSection {
-    id: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct TrustSection {
-    workload_api: Option<String>,
-    bundles: Vec<BundleSection>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BundleSection {
-    trust_domain: String,
-    x509: Option<PathBuf>,
-    jwt: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct IdentitySection {
-    x509_from: Option<X509From>,
-    clock_skew_seconds: Option<u64>,
-    jwt: Option<JwtSection>,
-    xfcc: Option<XfccSection>,
-    cache_max_entries: Option<usize>,
-    max_lifetime_seconds: Option<MaxLifetimeSection>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct MaxLifetimeSection {
-    x509: Option<u64>,
-    jwt: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct JwtSection {
-    header: Option<String>,
-    audiences: Vec<String>,
-    required: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct XfccSection {
-    trusted_proxies: Vec<String>,
-}
-
-/// JWT-SVID settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JwtSettings {
-    /// Request header carrying the token (lower case). For `authorization`
-    /// the value must be `Bearer <token>`; any other header holds the bare token.
-    pub header: String,
-    /// Accepted audiences: a token's `aud` must contain one of them.
-    pub audiences: Vec<String>,
-    /// Deny `no_identity` when no token is presented.
-    pub required: bool,
-}
-
-/// Trust material files of one trust domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BundleFiles {
-    /// The trust domain.
-    pub trust_domain: TrustDomain,
-    /// X.509 CAs: PEM, or a SPIFFE bundle (JWKS with `x509-svid` keys).
-    pub x509: Option<PathBuf>,
-    /// JWT-SVID keys: a SPIFFE bundle or a plain JWKS.
-    pub jwt: Option<PathBuf>,
-}
+/// The Workload API endpoint when `trust.workload_api` is not set.
+const SPIFFE_ENDPOINT_SOCKET: &str = "SPIFFE_ENDPOINT_SOCKET";
 
 /// Largest verification cache allowed.
 const MAX_CACHE_ENTRIES: usize = 1_000_000;
+/// Largest tolerated clock skew.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(600);
+/// Longest reload interval, and longest rate window.
+const MAX_INTERVAL_SECONDS: u64 = 3600;
+/// Largest edge table and telemetry queue.
+const MAX_TELEMETRY_CAPACITY: usize = 1_000_000;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct PolicySection {
-    file: Option<PathBuf>,
-    reload_interval_seconds: Option<u64>,
-    mode: Option<Mode>,
+// ------------------------------------------------------------------ redaction
+
+/// A config value that is never shown: [`Settings`]' `Serialize` (and so
+/// `/config`) writes `"<redacted>"` for it, and `Debug` prints the same.
+///
+/// Every credential a config key may ever hold (a token, a password, the
+/// path of a private key) has this type, in [`ConfigFile`] and in
+/// [`Settings`] alike; a value is read with [`Redacted::expose`]. No key of
+/// the sidecar config holds a credential today: bundle files are public CA
+/// certificates and keys, and the Workload API socket is a path. The test
+/// `every_secret_looking_key_is_redacted` walks the dump of the documented
+/// full config and fails for a key named like a credential that is shown.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted<T>(T);
+
+impl<T> Redacted<T> {
+    /// What is shown instead of the value.
+    pub const SHOWN: &'static str = "<redacted>";
+
+    /// Hide `value`.
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The value itself, for the code that uses it (never for display).
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct TelemetrySection {
-    audit_log: Option<String>,
-    audit_log_max_bytes: Option<u64>,
-    audit_log_max_files: Option<u32>,
-    log_raw_paths: bool,
-    baseline: Option<PathBuf>,
-    learning_window_seconds: Option<u64>,
-    rate_window_seconds: Option<u64>,
-    rate_spike_factor: Option<f64>,
-    rate_spike_min_requests: Option<u64>,
-    rate_spike_smoothing: Option<f64>,
-    max_edges: Option<usize>,
-    queue_capacity: Option<usize>,
+impl<T> fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Self::SHOWN)
+    }
 }
+
+impl<T> Serialize for Redacted<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(Self::SHOWN)
+    }
+}
+
+// ------------------------------------------------------------------ the file
+
+/// The config file as written (design §4). Every key is optional except
+/// `policy.file`; what is not written takes the value of the section's
+/// `Default`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    /// The ext_authz gRPC listener.
+    pub authz: AuthzSection,
+    /// The admin HTTP listener.
+    pub admin: AdminSection,
+    /// This sidecar's destination.
+    pub workload: WorkloadSection,
+    /// Where trust bundles come from.
+    pub trust: TrustSection,
+    /// How callers prove who they are.
+    pub identity: IdentitySection,
+    /// The policy file.
+    pub policy: PolicySection,
+    /// Call graph, anomaly detection and audit log.
+    pub telemetry: TelemetrySection,
+}
+
+/// `authz`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthzSection {
+    /// `host:port`, or `unix:///absolute/path.sock`.
+    pub listen: String,
+}
+
+impl Default for AuthzSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9191".into(),
+        }
+    }
+}
+
+/// `admin`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// `host:port` (TCP only: kubelet probes and Prometheus need a port).
+    pub listen: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9902".into(),
+        }
+    }
+}
+
+/// `workload`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSection {
+    /// The destination's SPIFFE ID; unset: Envoy's `destination.principal`.
+    pub id: Option<String>,
+}
+
+/// `trust`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustSection {
+    /// The SPIFFE Workload API (`unix:/path`, `unix:///path`, `tcp:host:port`);
+    /// unset: `SPIFFE_ENDPOINT_SOCKET`.
+    pub workload_api: Option<String>,
+    /// Static trust, one entry per trust domain.
+    pub bundles: Vec<BundleSection>,
+}
+
+/// `trust.bundles[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSection {
+    /// The trust domain name, lower case.
+    pub trust_domain: String,
+    /// PEM CA certificates, or a SPIFFE bundle.
+    pub x509: Option<PathBuf>,
+    /// A SPIFFE bundle or a JWKS.
+    pub jwt: Option<PathBuf>,
+}
+
+/// `identity`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySection {
+    /// Where the caller's X.509 identity comes from.
+    pub x509_from: X509From,
+    /// Tolerance on validity windows.
+    pub clock_skew_seconds: u64,
+    /// JWT-SVIDs; unset: not used.
+    pub jwt: Option<JwtSection>,
+    /// Trusted front proxies (`x509_from: xfcc`).
+    pub xfcc: XfccSection,
+    /// Verified-credential cache entries (0 = off).
+    pub cache_max_entries: usize,
+    /// Longer-lived credentials are counted.
+    pub max_lifetime_seconds: MaxLifetimeSection,
+}
+
+impl Default for IdentitySection {
+    fn default() -> Self {
+        Self {
+            x509_from: X509From::default(),
+            clock_skew_seconds: 30,
+            jwt: None,
+            xfcc: XfccSection::default(),
+            cache_max_entries: hallpass_identity::DEFAULT_CAPACITY,
+            max_lifetime_seconds: MaxLifetimeSection::default(),
+        }
+    }
+}
+
+/// `identity.max_lifetime_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaxLifetimeSection {
+    /// X.509-SVIDs.
+    pub x509: u64,
+    /// JWT-SVIDs.
+    pub jwt: u64,
+}
+
+impl Default for MaxLifetimeSection {
+    fn default() -> Self {
+        Self {
+            x509: 86_400,
+            jwt: 3_600,
+        }
+    }
+}
+
+/// `identity.jwt`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtSection {
+    /// The request header (lower case) with the token.
+    pub header: String,
+    /// Accepted audiences.
+    pub audiences: Vec<String>,
+    /// Deny `no_identity` without a token.
+    pub required: bool,
+}
+
+impl Default for JwtSection {
+    fn default() -> Self {
+        Self {
+            header: "authorization".into(),
+            audiences: Vec::new(),
+            required: false,
+        }
+    }
+}
+
+/// `identity.xfcc`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XfccSection {
+    /// SPIFFE IDs of the proxies whose header is believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// `policy`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// The policy file (required).
+    pub file: Option<PathBuf>,
+    /// How often the policy and bundle files are re-read.
+    pub reload_interval_seconds: u64,
+    /// `enforce`: enforce every destination, even those the policy audits.
+    pub mode: Option<Mode>,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        Self {
+            file: None,
+            reload_interval_seconds: 2,
+            mode: None,
+        }
+    }
+}
+
+/// `telemetry`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    /// `stdout`, `off`, or an absolute file path.
+    pub audit_log: String,
+    /// Rotate the audit file at this size.
+    pub audit_log_max_bytes: u64,
+    /// Rotated audit files kept.
+    pub audit_log_max_files: u32,
+    /// Raw request paths in audit records (only where URLs carry no PHI).
+    pub log_raw_paths: bool,
+    /// Learned call paths (read at start, written atomically).
+    pub baseline: Option<PathBuf>,
+    /// How long to learn when there is no baseline yet.
+    pub learning_window_seconds: u64,
+    /// Rate-spike window.
+    pub rate_window_seconds: u64,
+    /// A window above factor × the moving average is a spike.
+    pub rate_spike_factor: f64,
+    /// Quieter windows never spike.
+    pub rate_spike_min_requests: u64,
+    /// Weight of the newest window in the moving average.
+    pub rate_spike_smoothing: f64,
+    /// Call-graph edges tracked.
+    pub max_edges: usize,
+    /// Telemetry events queued.
+    pub queue_capacity: usize,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        let d = TelemetrySettings::default();
+        Self {
+            audit_log: "stdout".into(),
+            audit_log_max_bytes: 100 * 1024 * 1024,
+            audit_log_max_files: 5,
+            log_raw_paths: false,
+            baseline: None,
+            learning_window_seconds: d.learning_window.as_secs(),
+            rate_window_seconds: d.rate_window.as_secs(),
+            rate_spike_factor: d.rate_spike.factor,
+            rate_spike_min_requests: d.rate_spike.min_requests,
+            rate_spike_smoothing: d.rate_spike.alpha,
+            max_edges: d.max_edges,
+            queue_capacity: d.queue_capacity,
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the types
 
 /// Where the caller's X.509 identity comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum X509From {
     /// Verify the peer certificate Envoy forwards (`include_peer_certificate`).
@@ -240,7 +431,34 @@ impl fmt::Display for ListenAddr {
     }
 }
 
+/// JWT-SVID settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// Request header carrying the token (lower case). For `authorization`
+    /// the value must be `Bearer <token>`; any other header holds the bare token.
+    pub header: String,
+    /// Accepted audiences: a token's `aud` must contain one of them.
+    pub audiences: Vec<String>,
+    /// Deny `no_identity` when no token is presented.
+    pub required: bool,
+}
+
+/// Trust material files of one trust domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleFiles {
+    /// The trust domain.
+    pub trust_domain: TrustDomain,
+    /// X.509 CAs: PEM, or a SPIFFE bundle (JWKS with `x509-svid` keys).
+    pub x509: Option<PathBuf>,
+    /// JWT-SVID keys: a SPIFFE bundle or a plain JWKS.
+    pub jwt: Option<PathBuf>,
+}
+
 /// The validated configuration the sidecar runs with.
+///
+/// Serializes as the effective config in the file's shape (defaults filled
+/// in, `HALLPASS_*` and `SPIFFE_ENDPOINT_SOCKET` applied, [`Redacted`] values
+/// hidden): what `/config` shows, and itself a config hallpass accepts.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The ext_authz gRPC listener.
@@ -287,463 +505,560 @@ pub struct Settings {
 
 impl Settings {
     /// Read a config file, apply `HALLPASS_*` overrides from the process
-    /// environment and validate.
+    /// environment and validate. Problems name the file, and the line and
+    /// column of the key.
     pub fn load(path: &Path) -> Result<Self, ServerError> {
+        let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ServerError::Config(vec![ConfigProblem {
-                path: path.display().to_string(),
-                message: format!("cannot read config file: {e}"),
-            }])
+            ServerError::Config(vec![
+                Problem::new(path::ROOT, format!("cannot read config file: {e}")).in_file(&file),
+            ])
         })?;
-        Self::from_yaml(&text, std::env::vars())
+        Self::read(&text, std::env::vars(), Some(&file))
     }
 
-    /// Parse YAML text with the given environment and validate.
+    /// Parse YAML text with the given environment and validate. Problems
+    /// carry the line and column of the key (no file name).
     pub fn from_yaml(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ServerError> {
-        let mut problems = Vec::new();
-        let mut root = match serde_yaml_ng::from_str::<Value>(text) {
-            Ok(Value::Mapping(m)) => m,
-            Ok(Value::Null) => Mapping::new(),
-            Ok(_) => {
-                return Err(ServerError::Config(vec![ConfigProblem {
-                    path: "(document)".into(),
-                    message: "the config must be a YAML mapping".into(),
-                }]));
-            }
-            Err(e) => {
-                let at = e
-                    .location()
-                    .map(|l| format!(" at line {} column {}", l.line(), l.column()));
-                return Err(ServerError::Config(vec![ConfigProblem {
-                    path: "(document)".into(),
-                    message: format!("not valid YAML{}: {e}", at.unwrap_or_default()),
-                }]));
-            }
-        };
-        let mut warnings = Vec::new();
-        let env: Vec<(String, String)> = env.into_iter().collect();
-        let spiffe_endpoint_socket = env
-            .iter()
-            .find(|(k, _)| k == "SPIFFE_ENDPOINT_SOCKET")
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty());
-        apply_env(&mut root, env, &mut warnings);
+        Self::read(text, env, None)
+    }
 
-        for key in root.keys() {
-            let name = key.as_str().unwrap_or("?");
-            if ![
-                "authz",
-                "admin",
-                "workload",
-                "trust",
-                "identity",
-                "policy",
-                "telemetry",
-            ]
-            .contains(&name)
-            {
-                problems.push(ConfigProblem {
-                    path: name.into(),
-                    message: "unknown key".into(),
-                });
+    fn read(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        file: Option<&str>,
+    ) -> Result<Self, ServerError> {
+        let env = Environment::read(env);
+        let mut problems = Problems::new();
+        let settings = de::yaml_value(text, &mut problems).and_then(|mut value| {
+            de::drop_nulls(&mut value);
+            if let Value::Mapping(root) = &mut value {
+                env.apply(root);
+            }
+            let config: ConfigFile = de::from_value(value, &mut problems)?;
+            config.validate(&env, &mut problems)
+        });
+        env.attribute(&mut problems);
+        problems
+            .finish(settings, text, file)
+            .map_err(ServerError::Config)
+    }
+
+    /// The effective config in the file's shape (see [`Settings`]).
+    pub fn to_config_file(&self) -> ConfigFile {
+        let t = &self.telemetry;
+        let defaults = TelemetrySection::default();
+        let (audit_log, audit_log_max_bytes, audit_log_max_files) = match &t.audit {
+            AuditTarget::Stdout => (
+                "stdout".into(),
+                defaults.audit_log_max_bytes,
+                defaults.audit_log_max_files,
+            ),
+            AuditTarget::Off => (
+                "off".into(),
+                defaults.audit_log_max_bytes,
+                defaults.audit_log_max_files,
+            ),
+            AuditTarget::File {
+                path,
+                max_bytes,
+                keep,
+            } => (path.display().to_string(), *max_bytes, *keep),
+        };
+        let seconds = |v: i64| u64::try_from(v).unwrap_or(0);
+        ConfigFile {
+            authz: AuthzSection {
+                listen: self.authz_listen.to_string(),
+            },
+            admin: AdminSection {
+                listen: self.admin_listen.to_string(),
+            },
+            workload: WorkloadSection {
+                id: self.workload_id.as_ref().map(ToString::to_string),
+            },
+            trust: TrustSection {
+                workload_api: self.workload_api.clone(),
+                bundles: self
+                    .bundles
+                    .iter()
+                    .map(|b| BundleSection {
+                        trust_domain: b.trust_domain.to_string(),
+                        x509: b.x509.clone(),
+                        jwt: b.jwt.clone(),
+                    })
+                    .collect(),
+            },
+            identity: IdentitySection {
+                x509_from: self.x509_from,
+                clock_skew_seconds: self.clock_skew.as_secs(),
+                jwt: self.jwt.as_ref().map(|j| JwtSection {
+                    header: j.header.clone(),
+                    audiences: j.audiences.clone(),
+                    required: j.required,
+                }),
+                xfcc: XfccSection {
+                    trusted_proxies: self
+                        .xfcc_trusted_proxies
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                },
+                cache_max_entries: self.cache_max_entries,
+                max_lifetime_seconds: MaxLifetimeSection {
+                    x509: seconds(self.max_lifetime_x509),
+                    jwt: seconds(self.max_lifetime_jwt),
+                },
+            },
+            policy: PolicySection {
+                file: Some(self.policy_file.clone()),
+                reload_interval_seconds: self.reload_interval.as_secs(),
+                mode: self.mode_override,
+            },
+            telemetry: TelemetrySection {
+                audit_log,
+                audit_log_max_bytes,
+                audit_log_max_files,
+                log_raw_paths: self.log_raw_paths,
+                baseline: t.baseline_path.clone(),
+                learning_window_seconds: t.learning_window.as_secs(),
+                rate_window_seconds: t.rate_window.as_secs(),
+                rate_spike_factor: t.rate_spike.factor,
+                rate_spike_min_requests: t.rate_spike.min_requests,
+                rate_spike_smoothing: t.rate_spike.alpha,
+                max_edges: t.max_edges,
+                queue_capacity: t.queue_capacity,
+            },
+        }
+    }
+}
+
+impl Serialize for Settings {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_config_file().serialize(serializer)
+    }
+}
+
+// ------------------------------------------------------------------ validation
+
+impl ConfigFile {
+    /// Every section's checks, then those that span sections. `None` when a
+    /// problem was recorded.
+    fn validate(&self, env: &Environment, problems: &mut Problems) -> Option<Settings> {
+        let mut warnings = env.warnings.clone();
+        let authz_listen = self.authz.validate(problems);
+        let admin_listen = self.admin.validate(problems);
+        let workload_id = self.workload.validate(problems);
+        let trust = self
+            .trust
+            .validate(env.spiffe_endpoint_socket.as_deref(), problems);
+        let identity = self.identity.validate(problems, &mut warnings);
+        let policy = self.policy.validate(problems);
+        let (telemetry, log_raw_paths) = self.telemetry.validate(problems);
+
+        // What spans sections: each identity path needs its trust material.
+        let from_api = trust.workload_api.is_some();
+        if identity.x509_from != X509From::EnvoyPrincipal
+            && !from_api
+            && !trust.bundles.iter().any(|b| b.x509.is_some())
+        {
+            problems.push(
+                Problem::new(
+                    "trust",
+                    "verifying certificates needs trust.workload_api or at least one trust.bundles[].x509 file",
+                )
+                .with_hint("or identity.x509_from: envoy_principal, to trust Envoy's own validation"),
+            );
+        }
+        if identity.jwt.is_some() && !from_api && !trust.bundles.iter().any(|b| b.jwt.is_some()) {
+            problems.invalid(
+                "identity.jwt",
+                "JWT-SVIDs need trust.workload_api or at least one trust.bundles[].jwt file",
+            );
+        }
+
+        Some(Settings {
+            authz_listen: authz_listen?,
+            admin_listen: admin_listen?,
+            workload_id: workload_id?,
+            bundles: trust.bundles,
+            workload_api: trust.workload_api,
+            x509_from: identity.x509_from,
+            xfcc_trusted_proxies: identity.xfcc_trusted_proxies,
+            jwt: identity.jwt,
+            cache_max_entries: identity.cache_max_entries,
+            max_lifetime_x509: identity.max_lifetime_x509,
+            max_lifetime_jwt: identity.max_lifetime_jwt,
+            clock_skew: identity.clock_skew,
+            policy_file: policy.file?,
+            reload_interval: policy.reload_interval,
+            mode_override: policy.mode,
+            telemetry,
+            log_raw_paths,
+            warnings,
+        })
+    }
+}
+
+impl AuthzSection {
+    fn validate(&self, problems: &mut Problems) -> Option<ListenAddr> {
+        problems.check("authz.listen", ListenAddr::parse(&self.listen))
+    }
+}
+
+impl AdminSection {
+    fn validate(&self, problems: &mut Problems) -> Option<SocketAddr> {
+        match problems.check("admin.listen", ListenAddr::parse(&self.listen))? {
+            ListenAddr::Tcp(addr) => Some(addr),
+            ListenAddr::Unix(_) => {
+                problems.invalid(
+                    "admin.listen",
+                    "the admin listener must be TCP (kubelet probes and Prometheus need a port)",
+                );
+                None
             }
         }
-        let mut failed: Vec<&str> = Vec::new();
-        let authz: ListenSection = section(&root, "authz", &mut problems).unwrap_or_else(|| {
-            failed.push("authz");
-            ListenSection::default()
-        });
-        let admin: ListenSection = section(&root, "admin", &mut problems).unwrap_or_else(|| {
-            failed.push("admin");
-            ListenSection::default()
-        });
-        let workload: WorkloadSection =
-            section(&root, "workload", &mut problems).unwrap_or_else(|| {
-                failed.push("workload");
-                WorkloadSection::default()
-            });
-        let trust: TrustSection = section(&root, "trust", &mut problems).unwrap_or_else(|| {
-            failed.push("trust");
-            TrustSection::default()
-        });
-        let identity: IdentitySection =
-            section(&root, "identity", &mut problems).unwrap_or_else(|| {
-                failed.push("identity");
-                IdentitySection::default()
-            });
-        let policy: PolicySection = section(&root, "policy", &mut problems).unwrap_or_else(|| {
-            failed.push("policy");
-            PolicySection::default()
-        });
-        let telemetry: TelemetrySection = section(&root, "telemetry", &mut problems)
-            .unwrap_or_else(|| {
-                failed.push("telemetry");
-                TelemetrySection::default()
-            });
+    }
+}
 
-        // A section with a type error was replaced by its defaults; checks on
-        // those defaults would only invent problems, so they are not reported.
-        let mut problem = |path: &str, message: String| {
-            let section = path.split(['.', '[']).next().unwrap_or_default();
-            if failed.contains(&section) {
-                return;
-            }
-            problems.push(ConfigProblem {
-                path: path.into(),
-                message,
-            })
-        };
+impl WorkloadSection {
+    /// `Some(None)` when unset; `None` after a problem.
+    fn validate(&self, problems: &mut Problems) -> Option<Option<SpiffeId>> {
+        match &self.id {
+            None => Some(None),
+            Some(id) => problems
+                .check("workload.id", parse_spiffe_id_strict(id))
+                .map(Some),
+        }
+    }
+}
 
-        let authz_listen = ListenAddr::parse(authz.listen.as_deref().unwrap_or("127.0.0.1:9191"))
-            .map_err(|m| problem("authz.listen", m))
-            .ok();
-        let admin_listen =
-            match ListenAddr::parse(admin.listen.as_deref().unwrap_or("127.0.0.1:9902")) {
-                Ok(ListenAddr::Tcp(a)) => Some(a),
-                Ok(ListenAddr::Unix(_)) => {
-                    problem(
-                    "admin.listen",
-                    "the admin listener must be TCP (kubelet probes and Prometheus need a port)"
-                        .into(),
-                );
-                    None
-                }
-                Err(m) => {
-                    problem("admin.listen", m);
-                    None
-                }
-            };
-        let workload_id = workload.id.as_deref().and_then(|id| {
-            parse_spiffe_id_strict(id)
-                .map_err(|m| problem("workload.id", m.into()))
-                .ok()
-        });
-        let workload_api = trust.workload_api.clone().or(spiffe_endpoint_socket);
+/// Validated `trust`.
+struct TrustSettings {
+    workload_api: Option<String>,
+    bundles: Vec<BundleFiles>,
+}
+
+impl TrustSection {
+    fn validate(&self, endpoint_socket: Option<&str>, problems: &mut Problems) -> TrustSettings {
+        let from_env = self.workload_api.is_none() && endpoint_socket.is_some();
+        let workload_api = self
+            .workload_api
+            .clone()
+            .or_else(|| endpoint_socket.map(str::to_owned));
         if let Some(endpoint) = &workload_api
             && !(endpoint.starts_with("unix:") || endpoint.starts_with("tcp:"))
         {
-            {
-                problem(
-                    "trust.workload_api",
-                    format!(
-                        "`{endpoint}` must start with unix: or tcp: (e.g. unix:///run/spire/agent.sock)"
-                    ),
-                );
-            }
+            let problem = Problem::new(
+                "trust.workload_api",
+                format!("`{endpoint}` must start with unix: or tcp:"),
+            )
+            .with_hint("e.g. unix:///run/spire/agent.sock");
+            problems.push(if from_env {
+                problem.in_file(format!("${SPIFFE_ENDPOINT_SOCKET}"))
+            } else {
+                problem
+            });
         }
-        let mut bundles = Vec::new();
-        for (i, b) in trust.bundles.iter().enumerate() {
-            let at = format!("trust.bundles[{i}]");
-            match TrustDomain::new(&b.trust_domain) {
-                Ok(td) if td.as_str() == b.trust_domain => {
-                    if b.x509.is_none() && b.jwt.is_none() {
-                        problem(
-                            &at,
-                            "give an x509 bundle file, a jwt bundle file, or both".into(),
-                        );
-                    }
-                    if bundles.iter().any(|f: &BundleFiles| f.trust_domain == td) {
-                        problem(&format!("{at}.trust_domain"), format!("{td} appears twice"));
-                    }
-                    bundles.push(BundleFiles {
-                        trust_domain: td,
-                        x509: b.x509.clone(),
-                        jwt: b.jwt.clone(),
-                    });
+        let mut bundles: Vec<BundleFiles> = Vec::new();
+        for (i, b) in self.bundles.iter().enumerate() {
+            let at = path::item_path("trust.bundles", i);
+            let td_at = path::child_path(&at, "trust_domain");
+            let td = match TrustDomain::new(&b.trust_domain) {
+                Ok(td) if td.as_str() == b.trust_domain => td,
+                Ok(_) => {
+                    problems.invalid(td_at, "write the trust domain name alone, in lower case");
+                    continue;
                 }
-                Ok(_) => problem(
-                    &format!("{at}.trust_domain"),
-                    "write the trust domain name alone, in lower case".into(),
-                ),
-                Err(e) => problem(
-                    &format!("{at}.trust_domain"),
-                    format!("not a trust domain: {e}"),
-                ),
+                Err(e) => {
+                    problems.invalid(td_at, format!("not a trust domain: {e}"));
+                    continue;
+                }
+            };
+            if b.x509.is_none() && b.jwt.is_none() {
+                problems.invalid(&at, "give an x509 bundle file, a jwt bundle file, or both");
             }
-        }
-        let has_x509_source = workload_api.is_some() || bundles.iter().any(|b| b.x509.is_some());
-        let has_jwt_source = workload_api.is_some() || bundles.iter().any(|b| b.jwt.is_some());
-        let x509_from = identity.x509_from.unwrap_or_default();
-        if x509_from != X509From::EnvoyPrincipal && !has_x509_source {
-            problem("trust", "verifying certificates needs trust.workload_api or at least one trust.bundles[].x509 file".into());
-        }
-        let mut xfcc_trusted_proxies = Vec::new();
-        let proxies = identity
-            .xfcc
-            .as_ref()
-            .map(|x| x.trusted_proxies.as_slice())
-            .unwrap_or_default();
-        for (i, p) in proxies.iter().enumerate() {
-            match parse_spiffe_id_strict(p) {
-                Ok(id) => xfcc_trusted_proxies.push(id),
-                Err(m) => problem(&format!("identity.xfcc.trusted_proxies[{i}]"), m.into()),
+            if bundles.iter().any(|f| f.trust_domain == td) {
+                problems.invalid(td_at, format!("{td} appears twice"));
             }
+            bundles.push(BundleFiles {
+                trust_domain: td,
+                x509: b.x509.clone(),
+                jwt: b.jwt.clone(),
+            });
         }
-        if x509_from == X509From::Xfcc && proxies.is_empty() {
-            problem(
+        TrustSettings {
+            workload_api,
+            bundles,
+        }
+    }
+}
+
+/// Validated `identity`.
+struct IdentitySettings {
+    x509_from: X509From,
+    xfcc_trusted_proxies: Vec<SpiffeId>,
+    jwt: Option<JwtSettings>,
+    cache_max_entries: usize,
+    max_lifetime_x509: i64,
+    max_lifetime_jwt: i64,
+    clock_skew: Duration,
+}
+
+impl IdentitySection {
+    fn validate(&self, problems: &mut Problems, warnings: &mut Vec<String>) -> IdentitySettings {
+        let proxies = &self.xfcc.trusted_proxies;
+        let xfcc_trusted_proxies = proxies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let at = path::item_path("identity.xfcc.trusted_proxies", i);
+                problems.check(&at, parse_spiffe_id_strict(p))
+            })
+            .collect();
+        match self.x509_from {
+            X509From::Xfcc if proxies.is_empty() => problems.invalid(
                 "identity.xfcc.trusted_proxies",
-                "xfcc mode needs the SPIFFE IDs of the proxies whose header is believed".into(),
-            );
+                "xfcc mode needs the SPIFFE IDs of the proxies whose header is believed",
+            ),
+            X509From::Xfcc => {}
+            _ if !proxies.is_empty() => {
+                warnings.push("identity.xfcc: only used with x509_from: xfcc".into());
+            }
+            _ => {}
         }
-        if x509_from != X509From::Xfcc && !proxies.is_empty() {
-            warnings.push("identity.xfcc: only used with x509_from: xfcc".into());
-        }
-        let jwt = identity.jwt.as_ref().map(|j| {
-            let header = j.header.clone().unwrap_or_else(|| "authorization".into());
-            if header.is_empty()
-                || !header
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
-                problem(
-                    "identity.jwt.header",
-                    "a lower-case header name, e.g. authorization".into(),
-                );
-            }
-            if j.audiences.is_empty() || j.audiences.iter().any(String::is_empty) {
-                problem(
-                    "identity.jwt.audiences",
-                    "at least one non-empty audience is required".into(),
-                );
-            }
-            if !has_jwt_source {
-                problem(
-                    "identity.jwt",
-                    "JWT-SVIDs need trust.workload_api or at least one trust.bundles[].jwt file"
-                        .into(),
-                );
-            }
-            JwtSettings {
-                header,
-                audiences: j.audiences.clone(),
-                required: j.required,
-            }
-        });
-        let max_lifetime = identity.max_lifetime_seconds.as_ref();
-        let lifetime =
-            |v: Option<u64>, d: i64| v.map_or(d, |v| i64::try_from(v).unwrap_or(i64::MAX));
-        let cache_max_entries = identity
-            .cache_max_entries
-            .unwrap_or(hallpass_identity::DEFAULT_CAPACITY);
-        if cache_max_entries > MAX_CACHE_ENTRIES {
-            problem(
+        let jwt = self.jwt.as_ref().map(|j| j.validate(problems));
+        if self.cache_max_entries > MAX_CACHE_ENTRIES {
+            problems.invalid(
                 "identity.cache_max_entries",
                 format!("at most {MAX_CACHE_ENTRIES}"),
             );
         }
-        let clock_skew = Duration::from_secs(identity.clock_skew_seconds.unwrap_or(30));
-        if clock_skew > Duration::from_secs(600) {
-            problem("identity.clock_skew_seconds", "at most 600 seconds".into());
+        let clock_skew = Duration::from_secs(self.clock_skew_seconds);
+        if clock_skew > MAX_CLOCK_SKEW {
+            problems.invalid(
+                "identity.clock_skew_seconds",
+                format!("at most {} seconds", MAX_CLOCK_SKEW.as_secs()),
+            );
         }
-        let policy_file = policy.file.clone();
-        if policy_file.is_none() {
-            problem("policy.file", "required: the policy file to enforce".into());
+        let lifetime = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        IdentitySettings {
+            x509_from: self.x509_from,
+            xfcc_trusted_proxies,
+            jwt,
+            cache_max_entries: self.cache_max_entries,
+            max_lifetime_x509: lifetime(self.max_lifetime_seconds.x509),
+            max_lifetime_jwt: lifetime(self.max_lifetime_seconds.jwt),
+            clock_skew,
+        }
+    }
+}
+
+impl JwtSection {
+    fn validate(&self, problems: &mut Problems) -> JwtSettings {
+        let header_ok = !self.header.is_empty()
+            && self
+                .header
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !header_ok {
+            problems.push(
+                Problem::new("identity.jwt.header", "a lower-case header name")
+                    .with_hint("e.g. authorization"),
+            );
+        }
+        if self.audiences.is_empty() || self.audiences.iter().any(String::is_empty) {
+            problems.invalid(
+                "identity.jwt.audiences",
+                "at least one non-empty audience is required",
+            );
+        }
+        JwtSettings {
+            header: self.header.clone(),
+            audiences: self.audiences.clone(),
+            required: self.required,
+        }
+    }
+}
+
+/// Validated `policy`.
+struct PolicySettings {
+    file: Option<PathBuf>,
+    reload_interval: Duration,
+    mode: Option<Mode>,
+}
+
+impl PolicySection {
+    fn validate(&self, problems: &mut Problems) -> PolicySettings {
+        if self.file.is_none() {
+            problems.push(
+                Problem::error(
+                    hallpass_diagnostics::codes::MISSING_KEY,
+                    "policy.file",
+                    "required: the policy file to enforce",
+                )
+                .with_hint("e.g. policy: {file: /etc/hallpass/policy.yaml}"),
+            );
         }
         // A sidecar may only be made stricter than its policy: a per-pod
         // audit switch would let one replica of an enforced destination wave
         // denied calls through. Audit mode belongs to the policy's owner.
-        if policy.mode == Some(Mode::Audit) {
-            problem(
+        if self.mode == Some(Mode::Audit) {
+            problems.invalid(
                 "policy.mode",
                 "only `enforce` is allowed here (it enforces every destination, even those the policy audits); \
-                 audit mode is set per destination in the policy (`mode: audit`)"
-                    .into(),
+                 audit mode is set per destination in the policy (`mode: audit`)",
             );
         }
-        let reload_interval = Duration::from_secs(policy.reload_interval_seconds.unwrap_or(2));
-        if reload_interval.is_zero() || reload_interval > Duration::from_secs(3600) {
-            problem(
+        if !(1..=MAX_INTERVAL_SECONDS).contains(&self.reload_interval_seconds) {
+            problems.invalid(
                 "policy.reload_interval_seconds",
-                "must be between 1 and 3600".into(),
+                format!("must be between 1 and {MAX_INTERVAL_SECONDS}"),
             );
         }
-        let defaults = TelemetrySettings::default();
-        let audit = match telemetry.audit_log.as_deref().unwrap_or("stdout") {
+        PolicySettings {
+            file: self.file.clone(),
+            reload_interval: Duration::from_secs(self.reload_interval_seconds),
+            mode: self.mode,
+        }
+    }
+}
+
+impl TelemetrySection {
+    /// The telemetry settings, and `log_raw_paths`.
+    fn validate(&self, problems: &mut Problems) -> (TelemetrySettings, bool) {
+        let audit = match self.audit_log.as_str() {
             "stdout" => AuditTarget::Stdout,
             "off" => AuditTarget::Off,
             path if path.starts_with('/') => AuditTarget::File {
                 path: PathBuf::from(path),
-                max_bytes: telemetry.audit_log_max_bytes.unwrap_or(100 * 1024 * 1024),
-                keep: telemetry.audit_log_max_files.unwrap_or(5),
+                max_bytes: self.audit_log_max_bytes,
+                keep: self.audit_log_max_files,
             },
             _ => {
-                problem(
+                problems.invalid(
                     "telemetry.audit_log",
-                    "`stdout`, `off`, or an absolute file path".into(),
+                    "`stdout`, `off`, or an absolute file path",
                 );
                 AuditTarget::Off
             }
         };
-        if telemetry.audit_log_max_bytes.is_some_and(|b| b < 4096) {
-            problem("telemetry.audit_log_max_bytes", "at least 4096".into());
+        if self.audit_log_max_bytes < 4096 {
+            problems.invalid("telemetry.audit_log_max_bytes", "at least 4096");
         }
-        if telemetry.audit_log_max_files.is_some_and(|n| n > 100) {
-            problem("telemetry.audit_log_max_files", "at most 100".into());
+        if self.audit_log_max_files > 100 {
+            problems.invalid("telemetry.audit_log_max_files", "at most 100");
         }
-        let seconds = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
-        let rate_window = seconds(telemetry.rate_window_seconds, defaults.rate_window);
-        if rate_window.is_zero() || rate_window > Duration::from_secs(3600) {
-            problem(
+        if !(1..=MAX_INTERVAL_SECONDS).contains(&self.rate_window_seconds) {
+            problems.invalid(
                 "telemetry.rate_window_seconds",
-                "must be between 1 and 3600".into(),
+                format!("must be between 1 and {MAX_INTERVAL_SECONDS}"),
             );
         }
-        let factor = telemetry
-            .rate_spike_factor
-            .unwrap_or(defaults.rate_spike.factor);
-        if !(factor.is_finite() && factor > 1.0) {
-            problem(
-                "telemetry.rate_spike_factor",
-                "must be a number above 1".into(),
-            );
+        if !(self.rate_spike_factor.is_finite() && self.rate_spike_factor > 1.0) {
+            problems.invalid("telemetry.rate_spike_factor", "must be a number above 1");
         }
-        let smoothing = telemetry
-            .rate_spike_smoothing
-            .unwrap_or(defaults.rate_spike.alpha);
+        let smoothing = self.rate_spike_smoothing;
         if !(smoothing.is_finite() && smoothing > 0.0 && smoothing <= 1.0) {
-            problem(
+            problems.invalid(
                 "telemetry.rate_spike_smoothing",
-                "must be a number above 0 and at most 1".into(),
+                "must be a number above 0 and at most 1",
             );
         }
-        let max_edges = telemetry.max_edges.unwrap_or(defaults.max_edges);
-        if max_edges == 0 || max_edges > 1_000_000 {
-            problem(
-                "telemetry.max_edges",
-                "must be between 1 and 1000000".into(),
-            );
+        for (at, value) in [
+            ("telemetry.max_edges", self.max_edges),
+            ("telemetry.queue_capacity", self.queue_capacity),
+        ] {
+            if !(1..=MAX_TELEMETRY_CAPACITY).contains(&value) {
+                problems.invalid(
+                    at,
+                    format!("must be between 1 and {MAX_TELEMETRY_CAPACITY}"),
+                );
+            }
         }
-        let queue_capacity = telemetry.queue_capacity.unwrap_or(defaults.queue_capacity);
-        if queue_capacity == 0 || queue_capacity > 1_000_000 {
-            problem(
-                "telemetry.queue_capacity",
-                "must be between 1 and 1000000".into(),
-            );
-        }
-        let telemetry_settings = TelemetrySettings {
-            queue_capacity,
-            max_edges,
+        let settings = TelemetrySettings {
+            queue_capacity: self.queue_capacity,
+            max_edges: self.max_edges,
             audit,
-            baseline_path: telemetry.baseline.clone(),
-            learning_window: seconds(telemetry.learning_window_seconds, defaults.learning_window),
-            rate_window,
+            baseline_path: self.baseline.clone(),
+            learning_window: Duration::from_secs(self.learning_window_seconds),
+            rate_window: Duration::from_secs(self.rate_window_seconds),
             rate_spike: RateSpikeSettings {
-                factor,
-                min_requests: telemetry
-                    .rate_spike_min_requests
-                    .unwrap_or(defaults.rate_spike.min_requests),
+                factor: self.rate_spike_factor,
+                min_requests: self.rate_spike_min_requests,
                 alpha: smoothing,
             },
         };
-
-        if !problems.is_empty() {
-            return Err(ServerError::Config(problems));
-        }
-        match (authz_listen, admin_listen, policy_file) {
-            (Some(authz_listen), Some(admin_listen), Some(policy_file)) => Ok(Self {
-                authz_listen,
-                admin_listen,
-                workload_id,
-                bundles,
-                workload_api,
-                x509_from,
-                xfcc_trusted_proxies,
-                jwt,
-                cache_max_entries,
-                max_lifetime_x509: lifetime(max_lifetime.and_then(|m| m.x509), 86_400),
-                max_lifetime_jwt: lifetime(max_lifetime.and_then(|m| m.jwt), 3_600),
-                clock_skew,
-                policy_file,
-                reload_interval,
-                mode_override: policy.mode,
-                telemetry: telemetry_settings,
-                log_raw_paths: telemetry.log_raw_paths,
-                warnings,
-            }),
-            _ => Err(ServerError::Config(vec![ConfigProblem {
-                path: "(document)".into(),
-                message: "incomplete configuration".into(),
-            }])),
-        }
+        (settings, self.log_raw_paths)
     }
 }
 
-/// Deserialize one top-level section, collecting every unknown key and the
-/// first type error inside it. `None` means the section had a type error;
-/// other sections are still checked.
-fn section<T: DeserializeOwned + Default>(
-    root: &Mapping,
-    key: &str,
-    problems: &mut Vec<ConfigProblem>,
-) -> Option<T> {
-    let Some(value) = root.get(key).filter(|v| !v.is_null()) else {
-        return Some(T::default());
-    };
-    let mut unknown = Vec::new();
-    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(key_path(&p));
-    let de = serde_ignored::Deserializer::new(value.clone(), &mut on_unknown);
-    let result = serde_path_to_error::deserialize::<_, T>(de);
-    for u in unknown {
-        problems.push(ConfigProblem {
-            path: format!("{key}{u}"),
-            message: "unknown key".into(),
-        });
-    }
-    match result {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let inner = e.path().to_string();
-            let path = if inner == "." {
-                key.to_owned()
-            } else {
-                format!("{key}.{inner}")
+// ------------------------------------------------------------------ environment
+
+/// What the process environment adds to the file.
+#[derive(Debug, Default)]
+struct Environment {
+    /// `(variable, key path, value)` of every override, in the order given.
+    overrides: Vec<(&'static str, &'static [&'static str], Value)>,
+    /// `SPIFFE_ENDPOINT_SOCKET`, when set and not empty.
+    spiffe_endpoint_socket: Option<String>,
+    /// `HALLPASS_*` variables that are not settings.
+    warnings: Vec<String>,
+}
+
+impl Environment {
+    fn read(env: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut out = Self::default();
+        for (name, value) in env {
+            if name == SPIFFE_ENDPOINT_SOCKET {
+                out.spiffe_endpoint_socket = Some(value).filter(|v| !v.is_empty());
+                continue;
+            }
+            if !name.starts_with("HALLPASS_") || ENV_NOT_OVERRIDES.contains(&name.as_str()) {
+                continue;
+            }
+            let Some((var, path, kind)) = ENV_OVERRIDES.iter().find(|(n, _, _)| *n == name) else {
+                // A warning, not an error: Kubernetes injects HALLPASS_SERVICE_HOST,
+                // HALLPASS_PORT, … into every pod of a namespace with a Service
+                // named `hallpass`, and those must not stop the sidecar.
+                out.warnings
+                    .push(format!("{name}: not a hallpass setting; ignored"));
+                continue;
             };
-            problems.push(ConfigProblem {
-                path,
-                message: e.into_inner().to_string(),
+            let parsed = match (kind, value.parse::<u64>()) {
+                (EnvKind::Number, Ok(n)) => Value::Number(n.into()),
+                _ => Value::String(value),
+            };
+            out.overrides.push((var, path, parsed));
+        }
+        out
+    }
+
+    /// Write every override into the file's YAML.
+    fn apply(&self, root: &mut Mapping) {
+        for (_, path, value) in &self.overrides {
+            set_path(root, path, value.clone());
+        }
+    }
+
+    /// A problem about a value an override set names the variable, not a
+    /// place in the file.
+    fn attribute(&self, problems: &mut Problems) {
+        let set: Vec<(String, &str)> = self
+            .overrides
+            .iter()
+            .map(|(var, keys, _)| (keys.join("."), *var))
+            .collect();
+        let mut attributed = Problems::new();
+        for p in std::mem::take(problems) {
+            attributed.push(match set.iter().find(|(key, _)| p.is_within(key)) {
+                Some((_, var)) if p.file.is_none() => p.in_file(format!("${var}")),
+                _ => p,
             });
-            None
         }
-    }
-}
-
-/// `.a.b[0].c` for an ignored key, in the same style as type errors.
-fn key_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
-        Path::Map { parent, key } => format!("{}.{key}", key_path(parent)),
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => key_path(parent),
-    }
-}
-
-fn apply_env(
-    root: &mut Mapping,
-    env: impl IntoIterator<Item = (String, String)>,
-    warnings: &mut Vec<String>,
-) {
-    for (name, value) in env {
-        if !name.starts_with("HALLPASS_") || ENV_NOT_OVERRIDES.contains(&name.as_str()) {
-            continue;
-        }
-        let Some((_, path, kind)) = ENV_OVERRIDES.iter().find(|(n, _, _)| *n == name) else {
-            // A warning, not an error: Kubernetes injects HALLPASS_SERVICE_HOST,
-            // HALLPASS_PORT, … into every pod of a namespace with a Service
-            // named `hallpass`, and those must not stop the sidecar.
-            warnings.push(format!("{name}: not a hallpass setting; ignored"));
-            continue;
-        };
-        let parsed = match (kind, value.parse::<u64>()) {
-            (EnvKind::Number, Ok(n)) => Value::Number(n.into()),
-            _ => Value::String(value),
-        };
-        set_path(root, path, parsed);
+        *problems = attributed;
     }
 }
 
@@ -763,4 +1078,25 @@ fn set_path(root: &mut Mapping, path: &[&str], value: Value) {
         node = m;
     }
     node.insert(Value::String((*last).into()), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_values_never_show() {
+        let secret = Redacted::new("s3cr3t-token".to_owned());
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        assert_eq!(
+            serde_json::to_string(&secret).ok().as_deref(),
+            Some("\"<redacted>\"")
+        );
+        assert_eq!(secret.expose(), "s3cr3t-token");
+        let read: Option<Redacted<String>> = serde_yaml_ng::from_str("token-from-file").ok();
+        assert_eq!(
+            read.as_ref().map(Redacted::expose).map(String::as_str),
+            Some("token-from-file")
+        );
+    }
 }

@@ -1,14 +1,15 @@
 //! Why the sidecar could not start or stopped serving.
 
-use crate::config::ConfigProblem;
+use crate::config::Problem;
 
 /// Errors that stop the sidecar from starting or serving.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The config is invalid; every problem found is listed.
+    /// The config is invalid; every problem found is listed, each with its
+    /// key path and its place (`FILE:LINE:COL`, or the variable that set it).
     #[error("invalid config:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
-    Config(Vec<ConfigProblem>),
+    Config(Vec<Problem>),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hallpass_server::config::ConfigProblem;
+use hallpass_server::config::Problem;
 use hallpass_server::{ListenAddr, ServerError, Settings, X509From};
 use hallpass_telemetry::AuditTarget;
 
@@ -64,7 +64,7 @@ fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn problems(text: &str, env: Vec<(String, String)>) -> Vec<ConfigProblem> {
+fn problems(text: &str, env: Vec<(String, String)>) -> Vec<Problem> {
     match Settings::from_yaml(text, env) {
         Err(ServerError::Config(problems)) => problems,
         Err(other) => panic!("expected a config error, got {other:?}"),
@@ -72,14 +72,14 @@ fn problems(text: &str, env: Vec<(String, String)>) -> Vec<ConfigProblem> {
     }
 }
 
-fn paths(problems: &[ConfigProblem]) -> Vec<&str> {
+fn paths(problems: &[Problem]) -> Vec<&str> {
     let mut p: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
     p.sort_unstable();
     p
 }
 
 /// The single problem reported for `text`, which must be at `path`.
-fn only_problem_at(text: &str, env: Vec<(String, String)>, path: &str) -> ConfigProblem {
+fn only_problem_at(text: &str, env: Vec<(String, String)>, path: &str) -> Problem {
     let found = problems(text, env);
     assert_eq!(paths(&found), [path], "{found:#?}");
     found.into_iter().next().unwrap()
@@ -440,12 +440,29 @@ fn environment_can_supply_what_the_file_lacks() {
 
 #[test]
 fn bad_environment_values_are_reported_at_the_key_they_set() {
+    // The key is in the file too: the problem names the variable that set
+    // the bad value, not the file's line.
+    for text in [MINIMAL, FULL] {
+        let p = only_problem_at(
+            text,
+            env(&[("HALLPASS_AUTHZ_LISTEN", "not-an-address")]),
+            "authz.listen",
+        );
+        assert!(p.message.contains("not-an-address"), "{p}");
+        assert_eq!(p.file.as_deref(), Some("$HALLPASS_AUTHZ_LISTEN"), "{p}");
+        assert_eq!(p.location, None, "{p}");
+        assert!(
+            p.to_string()
+                .starts_with("$HALLPASS_AUTHZ_LISTEN: authz.listen: `not-an-address`"),
+            "{p}"
+        );
+    }
     let p = only_problem_at(
-        MINIMAL,
-        env(&[("HALLPASS_AUTHZ_LISTEN", "not-an-address")]),
-        "authz.listen",
+        "policy:\n  file: /p.yaml\n",
+        env(&[("SPIFFE_ENDPOINT_SOCKET", "/run/spire/agent.sock")]),
+        "trust.workload_api",
     );
-    assert!(p.message.contains("not-an-address"), "{p}");
+    assert_eq!(p.file.as_deref(), Some("$SPIFFE_ENDPOINT_SOCKET"), "{p}");
 }
 
 #[test]
@@ -597,4 +614,267 @@ fn a_type_error_does_not_invent_problems_in_sibling_keys() {
 fn numeric_looking_environment_value_for_a_path_key_is_a_path() {
     let s = Settings::from_yaml(MINIMAL, env(&[("HALLPASS_POLICY_FILE", "2024")])).unwrap();
     assert_eq!(s.policy_file, PathBuf::from("2024"));
+}
+
+// ---------------------------------------------------------------- places and hints
+
+/// Line and column of a problem, for compact tables.
+fn at(p: &Problem) -> Option<(u32, u32)> {
+    p.location.map(|l| (l.line, l.column))
+}
+
+const PLACED: &str = "\
+trust:
+  bundles:
+    - trust_domain: hospital.example
+      x509: /etc/hallpass/hospital.pem
+admin:
+  lisen: 127.0.0.1:1
+policy:
+  file: /p.yaml
+  reload_interval_seconds: 0
+";
+
+#[test]
+fn problems_carry_the_line_and_column_of_their_key_and_a_hint() {
+    let found = problems(PLACED, no_env());
+    let got: Vec<_> = found
+        .iter()
+        .map(|p| (p.code, p.path.as_str(), at(p)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("unknown_key", "admin.lisen", Some((6, 3))),
+            (
+                "invalid_value",
+                "policy.reload_interval_seconds",
+                Some((9, 28))
+            ),
+        ],
+        "{found:#?}"
+    );
+    assert_eq!(found[0].hint.as_deref(), Some("valid keys are: listen"));
+    let top = &problems("polcy:\n  file: /p.yaml\n", no_env())[0];
+    assert_eq!(
+        top.hint.as_deref(),
+        Some("valid keys are: authz, admin, workload, trust, identity, policy, telemetry"),
+        "{top}"
+    );
+}
+
+#[test]
+fn a_loaded_file_names_itself_in_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, PLACED).unwrap();
+    let text = Settings::load(&path).unwrap_err().to_string();
+    let file = path.display();
+    assert!(
+        text.contains(&format!(
+            "{file}:6:3: admin.lisen: unknown key; valid keys are: listen"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{file}:9:28: policy.reload_interval_seconds: must be between 1 and 3600"
+        )),
+        "{text}"
+    );
+    let missing = dir.path().join("absent.yaml");
+    let text = Settings::load(&missing).unwrap_err().to_string();
+    assert!(
+        text.contains(&format!("{}: (document): cannot read", missing.display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_bad_value_of_one_section_is_reported() {
+    // serde stops at the first; each of these is reported, with its place.
+    let text = format!(
+        "{MINIMAL}identity:\n  clock_skew_seconds: many\n  x509_from: trust_me\n  cache_max_entries: -1\n  jwt: {{audiences: [a], reqired: true}}\n"
+    );
+    let found = problems(&text, no_env());
+    let got: Vec<_> = found.iter().map(|p| (p.code, p.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            ("wrong_type", "identity.clock_skew_seconds"),
+            ("invalid_value", "identity.x509_from"),
+            ("invalid_value", "identity.cache_max_entries"),
+            ("unknown_key", "identity.jwt.reqired"),
+        ],
+        "{found:#?}"
+    );
+    assert!(found.iter().all(|p| p.location.is_some()), "{found:#?}");
+    assert_eq!(
+        found[1].hint.as_deref(),
+        Some("valid values are: peer_certificate, envoy_principal, xfcc")
+    );
+}
+
+#[test]
+fn an_empty_section_is_the_same_as_an_absent_one() {
+    let text = format!("{MINIMAL}identity:\nworkload:\ntelemetry:\n  baseline:\n");
+    let s = Settings::from_yaml(&text, no_env()).unwrap();
+    assert_eq!(s.clock_skew, Duration::from_secs(30));
+    assert_eq!(s.telemetry.baseline_path, None);
+}
+
+// ---------------------------------------------------------------- the effective config
+
+/// `s` without its warnings, which are about how it was written.
+fn debug_without_warnings(s: &Settings) -> String {
+    let mut s = s.clone();
+    s.warnings.clear();
+    format!("{s:?}")
+}
+
+#[test]
+fn settings_serialize_as_a_config_that_reads_back_the_same() {
+    let xfcc = merge(
+        MINIMAL,
+        "identity:\n  x509_from: xfcc\n  xfcc:\n    trusted_proxies: [spiffe://hospital.example/ns/edge/sa/gateway]\n",
+    );
+    let file_audit = merge(
+        MINIMAL,
+        "telemetry:\n  audit_log: /var/log/hallpass/audit.jsonl\n  audit_log_max_bytes: 8192\n  audit_log_max_files: 2\n  baseline: /var/lib/hallpass/baseline.json\n  log_raw_paths: true\n",
+    );
+    let enforce = merge(MINIMAL, "policy:\n  file: /p.yaml\n  mode: enforce\n");
+    for text in [FULL, MINIMAL, &xfcc, &file_audit, &enforce] {
+        let settings = Settings::from_yaml(text, no_env()).unwrap();
+        // JSON is YAML: what /config shows, hallpass serve reads.
+        let dump = serde_json::to_string_pretty(&settings).unwrap();
+        let again = Settings::from_yaml(&dump, no_env()).unwrap_or_else(|e| panic!("{e}\n{dump}"));
+        assert_eq!(
+            debug_without_warnings(&again),
+            debug_without_warnings(&settings),
+            "{dump}"
+        );
+        assert_eq!(serde_json::to_string_pretty(&again).unwrap(), dump);
+    }
+}
+
+#[test]
+fn the_effective_config_fills_in_defaults_and_the_environment() {
+    let s = Settings::from_yaml(
+        MINIMAL,
+        env(&[
+            ("HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS", "7"),
+            ("SPIFFE_ENDPOINT_SOCKET", "unix:///run/spire/agent.sock"),
+        ]),
+    )
+    .unwrap();
+    let v = serde_json::to_value(&s).unwrap();
+    // The seven sections, in the file's order (serde_json's Value sorts them).
+    let text = serde_json::to_string(&s).unwrap();
+    let sections = [
+        "authz",
+        "admin",
+        "workload",
+        "trust",
+        "identity",
+        "policy",
+        "telemetry",
+    ];
+    let order: Vec<usize> = sections
+        .iter()
+        .map(|k| text.find(&format!("\"{k}\":{{")).unwrap())
+        .collect();
+    assert!(order.is_sorted(), "{text}");
+    assert_eq!(v.as_object().unwrap().len(), sections.len());
+    assert_eq!(v["authz"]["listen"], "127.0.0.1:9191");
+    assert_eq!(v["admin"]["listen"], "127.0.0.1:9902");
+    assert_eq!(v["workload"]["id"], serde_json::Value::Null);
+    assert_eq!(v["trust"]["workload_api"], "unix:///run/spire/agent.sock");
+    assert_eq!(v["identity"]["x509_from"], "peer_certificate");
+    assert_eq!(v["identity"]["clock_skew_seconds"], 30);
+    assert_eq!(v["identity"]["cache_max_entries"], 4096);
+    assert_eq!(v["identity"]["max_lifetime_seconds"]["x509"], 86_400);
+    assert_eq!(v["policy"]["file"], "/etc/hallpass/policy.yaml");
+    assert_eq!(v["policy"]["reload_interval_seconds"], 7);
+    assert_eq!(v["telemetry"]["audit_log"], "stdout");
+    assert_eq!(v["telemetry"]["rate_spike_factor"], 5.0);
+    assert_eq!(v["telemetry"]["queue_capacity"], 10_000);
+}
+
+/// The full config shown in docs/configuration.md.
+fn documented_config() -> String {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+    )
+    .unwrap();
+    let start = doc
+        .find("```yaml\nauthz:")
+        .expect("a full config in the docs")
+        + 8;
+    let len = doc[start..].find("```").unwrap();
+    doc[start..start + len].to_owned()
+}
+
+/// Every key path of `v`, with its value (list items as `[i]`).
+fn leaves(v: &serde_json::Value, path: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                out.push((p.clone(), child.clone()));
+                leaves(child, &p, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                leaves(child, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_documented_config_names_every_key_and_shows_no_secret() {
+    let text = documented_config();
+    let settings = Settings::from_yaml(&text, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    let dump = serde_json::to_value(&settings).unwrap();
+    let mut shown = Vec::new();
+    leaves(&dump, "", &mut shown);
+    let written: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let mut documented = Vec::new();
+    leaves(&written, "", &mut documented);
+    let documented: std::collections::BTreeSet<&str> =
+        documented.iter().map(|(p, _)| p.as_str()).collect();
+    // Every key the sidecar has is in the documented config, so a key added
+    // later is documented (and so goes through the check below).
+    for (path, _) in &shown {
+        assert!(
+            documented.contains(path.as_str()),
+            "{path} is not in the full config of docs/configuration.md"
+        );
+    }
+    // A key named like a credential is shown redacted, or not at all.
+    let secret = [
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "credential",
+        "private",
+        "key",
+    ];
+    for (path, value) in &shown {
+        let key = path.rsplit('.').next().unwrap_or(path).to_ascii_lowercase();
+        if secret.iter().any(|s| key.contains(s)) {
+            assert!(
+                value.is_null() || value == "<redacted>",
+                "{path} looks like a credential and is shown: {value}"
+            );
+        }
+    }
+    assert!(shown.len() > 40, "{shown:?}");
 }

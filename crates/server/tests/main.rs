@@ -4,6 +4,7 @@
 mod common;
 mod config;
 mod decision_cost;
+mod config_endpoint;
 mod identity_paths;
 mod phi_canary;
 mod reload;

@@ -326,7 +326,6 @@ impl EdgeTable {
             return spikes;
         }
         for (key, stats) in &mut self.edges {
-            #[allow(clippy::cast_precision_loss)]
             let rate = stats.window as f64 / seconds;
             let full = stats.windows_closed >= 1;
             let primed = stats.windows_closed >= 2;

@@ -268,7 +268,6 @@ impl Metrics {
         lifetime_seconds: i64,
         max_seconds: i64,
     ) {
-        #[allow(clippy::cast_precision_loss)]
         self.credential_lifetime
             .with_label_values(&[kind.as_str()])
             .observe(lifetime_seconds.max(0) as f64);

@@ -49,13 +49,7 @@ pub mod pb {
     //!
     //! Exposed so that a test can speak raw gRPC to the fake, for example to
     //! send a request without the security header.
-    #![allow(
-        missing_docs,
-        missing_debug_implementations,
-        unreachable_pub,
-        clippy::all,
-        clippy::pedantic
-    )]
+    #![allow(missing_docs, missing_debug_implementations, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/_.rs"));
 }
 

@@ -1,0 +1,466 @@
+//! Where things are in a YAML file: a located tree, a key path →
+//! line:column index, and a shape check that reports every unknown key,
+//! duplicate key, missing key and wrong type at once (serde stops at the
+//! first).
+//!
+//! Why `saphyr-parser` rather than a hand-written locator: YAML puts values
+//! in block and flow styles, plain or quoted, across lines, with comments and
+//! anchors; a locator that guesses from indentation gets flow lists
+//! (`from: [a, b]`), multi-line flow maps and quoted keys wrong, and a wrong
+//! line number is worse than none. `saphyr-parser` is a pure-Rust YAML 1.2
+//! event parser with spans and two small dependencies (`arraydeque`,
+//! `thiserror`); `serde_yaml_ng` keeps libyaml's marks to itself. This runs
+//! only when a file has a problem or is being checked, never on the decision
+//! path or on a successful reload.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle};
+
+use crate::path::{child_path, display_path, item_path, parent_path};
+use crate::{Location, Problem, Problems, codes};
+
+/// A YAML value with its place.
+#[derive(Debug, Clone)]
+pub struct Node {
+    value: Value,
+    at: Location,
+}
+
+#[derive(Debug, Clone)]
+enum Value {
+    Scalar { text: String, plain: bool },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// Where the value starts.
+    pub fn location(&self) -> Location {
+        self.at
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar { text, plain: true }
+            if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    fn describe(&self) -> String {
+        match &self.value {
+            Value::Scalar { .. } if self.is_null() => "nothing".into(),
+            Value::Scalar { text, .. } => format!("`{text}`"),
+            Value::Seq(_) => "a list".into(),
+            Value::Map(_) => "a mapping".into(),
+        }
+    }
+}
+
+enum Frame {
+    Seq(Vec<Node>, Location, usize),
+    Map(Vec<(Node, Node)>, Option<Node>, Location, usize),
+}
+
+/// Parse the first YAML document of `text` into a located tree. `Ok(None)`
+/// is an empty document. Aliases are expanded (with the anchor's location).
+/// A syntax error is a [`codes::YAML_SYNTAX`] problem at its place.
+pub fn parse(text: &str) -> Result<Option<Node>, Box<Problem>> {
+    let mut parser = Parser::new_from_str(text);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.map_err(|e| {
+            let at = Location::new(e.marker().line(), e.marker().col() + 1);
+            Box::new(
+                Problem::error(
+                    codes::YAML_SYNTAX,
+                    crate::path::ROOT,
+                    format!("not valid YAML: {}", e.info()),
+                )
+                .at(Some(at)),
+            )
+        })?;
+        let at = Location::new(span.start.line(), span.start.col() + 1);
+        let done = match event {
+            Event::Scalar(text, style, anchor, _) => Some((
+                Node {
+                    value: Value::Scalar {
+                        text: text.into_owned(),
+                        plain: style == ScalarStyle::Plain,
+                    },
+                    at,
+                },
+                anchor,
+            )),
+            Event::SequenceStart(anchor, _) => {
+                stack.push(Frame::Seq(Vec::new(), at, anchor));
+                None
+            }
+            Event::MappingStart(anchor, _) => {
+                stack.push(Frame::Map(Vec::new(), None, at, anchor));
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
+                Some(Frame::Seq(items, at, anchor)) => Some((
+                    Node {
+                        value: Value::Seq(items),
+                        at,
+                    },
+                    anchor,
+                )),
+                Some(Frame::Map(entries, _, at, anchor)) => Some((
+                    Node {
+                        value: Value::Map(entries),
+                        at,
+                    },
+                    anchor,
+                )),
+                None => None,
+            },
+            Event::Alias(id) => anchors.get(&id).cloned().map(|n| (n, 0)),
+            _ => None,
+        };
+        let Some((node, anchor)) = done else { continue };
+        if anchor != 0 {
+            anchors.insert(anchor, node.clone());
+        }
+        match stack.last_mut() {
+            Some(Frame::Seq(items, ..)) => items.push(node),
+            Some(Frame::Map(entries, key, ..)) => match key.take() {
+                Some(k) => entries.push((k, node)),
+                None => *key = Some(node),
+            },
+            None => return Ok(Some(node)),
+        }
+    }
+    Ok(None)
+}
+
+/// Key path → location of the value and of the key.
+#[derive(Debug, Clone, Default)]
+pub struct LocationIndex {
+    values: HashMap<String, Location>,
+    keys: HashMap<String, Location>,
+}
+
+impl LocationIndex {
+    /// Index a YAML text. An unparseable text gives an empty index.
+    pub fn new(text: &str) -> Self {
+        let mut index = Self::default();
+        if let Ok(Some(root)) = parse(text) {
+            index.add("", &root);
+        }
+        index
+    }
+
+    fn add(&mut self, path: &str, node: &Node) {
+        self.values.insert(path.to_owned(), node.at);
+        match &node.value {
+            Value::Scalar { .. } => {}
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.add(&item_path(path, i), item);
+                }
+            }
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let Value::Scalar { text, .. } = &k.value else {
+                        continue;
+                    };
+                    let p = child_path(path, text);
+                    // The first of duplicate keys keeps its place.
+                    if self.keys.contains_key(&p) {
+                        continue;
+                    }
+                    self.keys.insert(p.clone(), k.at);
+                    self.add(&p, v);
+                }
+            }
+        }
+    }
+
+    /// Where the value at `path` starts; for a path that is not in the file
+    /// (a missing key), where its nearest enclosing value starts.
+    pub fn value(&self, path: &str) -> Option<Location> {
+        let mut p = path;
+        loop {
+            if let Some(at) = self.values.get(p) {
+                return Some(*at);
+            }
+            p = parent_path(p)?;
+        }
+    }
+
+    /// Where the key of `path` is written (or its value, for a list item).
+    pub fn key(&self, path: &str) -> Option<Location> {
+        self.keys.get(path).copied().or_else(|| self.value(path))
+    }
+
+    /// Where a problem about `path` points: the key when it is quoted (a
+    /// destination ID is the subject, not its mapping), else the value.
+    pub fn locate(&self, path: &str) -> Option<Location> {
+        if path.ends_with('"') {
+            self.key(path)
+        } else {
+            self.value(path)
+        }
+    }
+}
+
+/// The expected shape of a YAML value, for [`check_shape`].
+#[derive(Debug)]
+pub enum Shape {
+    /// A plain whole number.
+    Int,
+    /// Any scalar.
+    Str,
+    /// `true` or `false`.
+    Bool,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// A list of values of one shape.
+    List(&'static Shape),
+    /// A mapping with free string keys (unique) and values of one shape.
+    Dict(&'static Shape),
+    /// A mapping with these keys only.
+    Struct(&'static [Field]),
+}
+
+/// One key of a [`Shape::Struct`].
+#[derive(Debug)]
+pub struct Field {
+    /// The key.
+    pub name: &'static str,
+    /// Its value's shape.
+    pub shape: &'static Shape,
+    /// Must the key be there?
+    pub required: bool,
+}
+
+impl Field {
+    /// A key `name` whose value has `shape`.
+    pub const fn new(name: &'static str, shape: &'static Shape, required: bool) -> Self {
+        Self {
+            name,
+            shape,
+            required,
+        }
+    }
+}
+
+impl Shape {
+    fn expected(&self) -> String {
+        match self {
+            Self::Int => "a whole number".into(),
+            Self::Str => "a string".into(),
+            Self::Bool => "true or false".into(),
+            Self::OneOf(words) => format!("one of {}", quoted_list(words)),
+            Self::List(inner) => format!("a list of {}", plural(inner)),
+            Self::Dict(_) | Self::Struct(_) => "a mapping".into(),
+        }
+    }
+}
+
+fn plural(shape: &Shape) -> &'static str {
+    match shape {
+        Shape::Int => "numbers",
+        Shape::Str | Shape::OneOf(_) => "strings",
+        Shape::Bool => "booleans",
+        Shape::List(_) => "lists",
+        Shape::Dict(_) | Shape::Struct(_) => "mappings",
+    }
+}
+
+fn quoted_list(words: &[&str]) -> String {
+    words
+        .iter()
+        .map(|w| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Check `node` against `shape`, recording one problem per mistake found.
+/// Lenient where serde is (any scalar is a string, an optional key may be
+/// empty), so that what passes here fails in serde only for reasons this
+/// does not model.
+pub fn check_shape(node: &Node, shape: &Shape, path: &str, out: &mut Problems) {
+    let wrong = |out: &mut Problems| {
+        out.push(
+            Problem::error(
+                codes::WRONG_TYPE,
+                display_path(path),
+                format!("expected {}, found {}", shape.expected(), node.describe()),
+            )
+            .at(Some(node.at)),
+        );
+    };
+    match (shape, &node.value) {
+        (Shape::Str, Value::Scalar { .. }) => {}
+        (Shape::Int, Value::Scalar { text, plain: true })
+            if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {}
+        (Shape::Bool, Value::Scalar { text, plain: true })
+            if matches!(
+                text.as_str(),
+                "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+            ) => {}
+        (Shape::OneOf(words), Value::Scalar { text, .. }) if words.contains(&text.as_str()) => {}
+        (Shape::List(inner), Value::Seq(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                check_shape(item, inner, &item_path(path, i), out);
+            }
+        }
+        (Shape::Dict(inner), Value::Map(entries)) => {
+            let mut seen: Vec<&str> = Vec::new();
+            for (k, v) in entries {
+                let Some(key) = scalar_key(k, path, out) else {
+                    continue;
+                };
+                if seen.contains(&key) {
+                    out.push(
+                        Problem::error(
+                            codes::DUPLICATE_KEY,
+                            child_path(path, key),
+                            format!("duplicate key `{key}`"),
+                        )
+                        .at(Some(k.at)),
+                    );
+                    continue;
+                }
+                seen.push(key);
+                check_shape(v, inner, &child_path(path, key), out);
+            }
+        }
+        (Shape::Struct(fields), Value::Map(entries)) => {
+            let mut seen: Vec<&str> = Vec::new();
+            for (k, v) in entries {
+                let Some(key) = scalar_key(k, path, out) else {
+                    continue;
+                };
+                let at = child_path(path, key);
+                let Some(field) = fields.iter().find(|f| f.name == key) else {
+                    let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+                    out.push(
+                        Problem::error(
+                            codes::UNKNOWN_KEY,
+                            at,
+                            format!(
+                                "unknown field `{key}`, expected one of {}",
+                                quoted_list(&names)
+                            ),
+                        )
+                        .at(Some(k.at)),
+                    );
+                    continue;
+                };
+                if seen.contains(&key) {
+                    out.push(
+                        Problem::error(
+                            codes::DUPLICATE_KEY,
+                            at,
+                            format!("duplicate field `{key}`"),
+                        )
+                        .at(Some(k.at)),
+                    );
+                    continue;
+                }
+                seen.push(key);
+                if !v.is_null() || field.required {
+                    check_shape(v, field.shape, &at, out);
+                }
+            }
+            for field in fields.iter().filter(|f| f.required) {
+                if !seen.contains(&field.name) {
+                    out.push(
+                        Problem::error(
+                            codes::MISSING_KEY,
+                            child_path(path, field.name),
+                            format!("missing field `{}`", field.name),
+                        )
+                        .at(Some(node.at)),
+                    );
+                }
+            }
+        }
+        _ => wrong(out),
+    }
+}
+
+fn scalar_key<'a>(k: &'a Node, path: &str, out: &mut Problems) -> Option<&'a str> {
+    match &k.value {
+        Value::Scalar { text, .. } => Some(text),
+        _ => {
+            out.push(
+                Problem::error(
+                    codes::WRONG_TYPE,
+                    display_path(path),
+                    "keys must be strings",
+                )
+                .at(Some(k.at)),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(line: usize, column: usize) -> Option<Location> {
+        Some(Location::new(line, column))
+    }
+
+    #[test]
+    fn flow_and_block_values_are_located() {
+        let text = "a:\n  b: [x, \"y\"]\n  c:\n    - k: 1\n      l: {m: n}\n";
+        let index = LocationIndex::new(text);
+        assert_eq!(index.value("a.b[0]"), at(2, 7));
+        assert_eq!(index.value("a.b[1]"), at(2, 10));
+        assert_eq!(index.key("a.c"), at(3, 3));
+        assert_eq!(index.value("a.c[0].k"), at(4, 10));
+        assert_eq!(index.key("a.c[0].l"), at(5, 7));
+        assert_eq!(index.value("a.c[0].l.m"), at(5, 14));
+        assert_eq!(index.value("a.c[0].missing"), at(4, 7));
+    }
+
+    #[test]
+    fn a_syntax_error_is_one_located_problem() {
+        let Err(p) = parse("a: [\n") else {
+            unreachable!("not YAML")
+        };
+        assert_eq!(p.code, codes::YAML_SYNTAX);
+        assert_eq!(p.path, "(document)");
+        assert!(p.location.is_some(), "{p}");
+    }
+
+    #[test]
+    fn the_shape_check_reports_every_mistake() {
+        static STR: Shape = Shape::Str;
+        static INT: Shape = Shape::Int;
+        static ITEM: Shape = Shape::Struct(&[Field::new("name", &STR, true)]);
+        static ITEMS: Shape = Shape::List(&ITEM);
+        static ROOT: Shape = Shape::Struct(&[
+            Field::new("n", &INT, false),
+            Field::new("items", &ITEMS, false),
+        ]);
+        let text = "n: many\nitems:\n  - nme: a\n  - name: b\n    name: c\nextra: 1\n";
+        let Ok(Some(root)) = parse(text) else {
+            unreachable!("valid YAML")
+        };
+        let mut out = Problems::new();
+        check_shape(&root, &ROOT, "", &mut out);
+        let got: Vec<(&str, &str, Option<Location>)> = out
+            .iter()
+            .map(|p| (p.code, p.path.as_str(), p.location))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("wrong_type", "n", at(1, 4)),
+                ("unknown_key", "items[0].nme", at(3, 5)),
+                ("missing_key", "items[0].name", at(3, 5)),
+                ("duplicate_key", "items[1].name", at(5, 5)),
+                ("unknown_key", "extra", at(6, 1)),
+            ]
+        );
+    }
+}
