@@ -31,7 +31,6 @@ use serde::Deserialize;
 use crate::InsightsError;
 use crate::templates::{self, grpc_method};
 
-
 /// What was seen for one method of one (destination, source).
 #[derive(Debug, Default)]
 struct MethodCalls {

@@ -3,8 +3,8 @@
 
 mod common;
 mod config;
-mod decision_cost;
 mod config_endpoint;
+mod decision_cost;
 mod identity_paths;
 mod phi_canary;
 mod reload;

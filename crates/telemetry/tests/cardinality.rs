@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use common::*;
 use hallpass_callgraph_page::{to_dot, to_html};
-use hallpass_telemetry::{AuditTarget, DecisionLabel, DenyReason, Metrics, Telemetry, TelemetrySettings};
+use hallpass_telemetry::{
+    AuditTarget, DecisionLabel, DenyReason, Metrics, Telemetry, TelemetrySettings,
+};
 
 /// Series of one metric family in an exposition.
 fn series(text: &str, family: &str) -> usize {
