@@ -8,6 +8,14 @@
 //!
 //! A missing Envoy is a test failure with a clear message, never a skip.
 
+// Test-only crate: the harness stops loudly on the unexpected, like a test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

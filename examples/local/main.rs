@@ -12,7 +12,15 @@
 //! sidecar reloads it). `--quick` shortens every phase (the test command runs it). `--keep` leaves
 //! everything running until Enter is pressed (or Ctrl-C, which the terminal
 //! sends to every process of the group). Every process is stopped by PID on exit.
-#![allow(clippy::unwrap_used)]
+
+// A demo and test harness (in the test-only hallpass-e2e crate): it stops
+// loudly on the unexpected, like a test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

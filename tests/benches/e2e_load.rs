@@ -13,7 +13,14 @@
 //! Figures are reported as ratios against the floor measured in the same run.
 //! Run with `scripts/bench-e2e.sh` (builds the release binary first).
 //! `BENCH_REQUESTS` sets the loaded run's size (default 20000).
-#![allow(clippy::unwrap_used)]
+
+// A benchmark stops loudly on the unexpected, like a test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::net::SocketAddr;
 use std::process::Command;

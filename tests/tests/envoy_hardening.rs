@@ -5,7 +5,6 @@
 //! listed by hand, so a new one cannot be forgotten; configs that tests and
 //! demos generate are checked where they are started
 //! (`Workdir::start_envoy`, the local mesh, the rejection tests).
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,5 @@
 //! End-to-end: caller Envoy --mTLS--> callee Envoy --ext_authz--> `hallpass serve`
 //! --> echo app, all real processes on loopback, using the shipped configs.
-#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! presents each bad credential over mTLS to a callee Envoy that leaves
 //! certificate verification to hallpass (`callee-hallpass-verifies.yaml`),
 //! and hallpass's 401 and reason code must come back to the caller.
-#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::Path;

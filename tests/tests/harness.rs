@@ -1,5 +1,4 @@
 //! The harness's own guarantees that the other end-to-end tests lean on.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hallpass_e2e::free_ports;
 

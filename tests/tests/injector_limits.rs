@@ -6,8 +6,6 @@
 //! memory (VmHWM) must stay under the chart's memory limit for the injector,
 //! and it must answer an AdmissionReview afterwards.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;

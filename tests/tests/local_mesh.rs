@@ -1,7 +1,6 @@
 //! The shortened run of the local mesh demo (`examples/local`): real Envoys,
 //! hallpass sidecars and Prometheus; the on-call summary must show the
 //! incident, and only the incident, as new call paths.
-#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 

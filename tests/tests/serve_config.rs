@@ -1,7 +1,6 @@
 //! `hallpass serve`'s config through the real binary: `/config` shows what
 //! the process runs with, environment overrides included, and a bad config
 //! is refused before anything is bound, every problem in its place.
-#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};

@@ -46,7 +46,6 @@ struct Seen<'a> {
 }
 
 fn observed(s: &Seen<'_>) -> ObservedEdge {
-    #[allow(clippy::cast_precision_loss)]
     let ewma_rps = (s.allowed + s.denied) as f64 / 3600.0;
     ObservedEdge {
         source: s.source.to_owned(),

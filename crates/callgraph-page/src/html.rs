@@ -59,16 +59,27 @@ impl Placed {
 
 /// Column (call depth) of every node: longest path from a node nobody
 /// calls, over the links that are not back edges of a depth-first walk.
+///
+/// Every index is below `nodes.len()` (the caller builds `edges` from
+/// `nodes`); one that is not is left out rather than indexed.
 fn columns(nodes: &[String], edges: &BTreeSet<(usize, usize)>) -> Vec<usize> {
     let n = nodes.len();
     let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
     for &(a, b) in edges {
-        if a != b {
-            out[a].push(b);
+        if a != b
+            && b < n
+            && let Some(callees) = out.get_mut(a)
+        {
+            callees.push(b);
         }
     }
     // Iterative DFS: 0 = unvisited, 1 = on the stack, 2 = done.
     let mut state = vec![0_u8; n];
+    let set = |state: &mut [u8], i: usize, to: u8| {
+        if let Some(s) = state.get_mut(i) {
+            *s = to;
+        }
+    };
     let mut forward: BTreeSet<(usize, usize)> = BTreeSet::new();
     let has_caller: BTreeSet<usize> = edges.iter().filter(|(a, b)| a != b).map(|e| e.1).collect();
     let roots = (0..n)
@@ -76,27 +87,27 @@ fn columns(nodes: &[String], edges: &BTreeSet<(usize, usize)>) -> Vec<usize> {
         .chain(0..n)
         .collect::<Vec<_>>();
     for root in roots {
-        if state[root] != 0 {
+        if state.get(root) != Some(&0) {
             continue;
         }
         let mut stack = vec![(root, 0_usize)];
-        state[root] = 1;
+        set(&mut state, root, 1);
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if let Some(&to) = out[node].get(*next) {
+            if let Some(&to) = out.get(node).and_then(|callees| callees.get(*next)) {
                 *next += 1;
-                match state[to] {
-                    0 => {
+                match state.get(to) {
+                    Some(0) => {
                         forward.insert((node, to));
-                        state[to] = 1;
+                        set(&mut state, to, 1);
                         stack.push((to, 0));
                     }
-                    1 => {} // a back edge: ignored for the columns
-                    _ => {
+                    Some(1) | None => {} // a back edge: ignored for the columns
+                    Some(_) => {
                         forward.insert((node, to));
                     }
                 }
             } else {
-                state[node] = 2;
+                set(&mut state, node, 2);
                 stack.pop();
             }
         }
@@ -106,8 +117,13 @@ fn columns(nodes: &[String], edges: &BTreeSet<(usize, usize)>) -> Vec<usize> {
     for _ in 0..n {
         let mut changed = false;
         for &(a, b) in &forward {
-            if col[b] < col[a] + 1 {
-                col[b] = col[a] + 1;
+            let Some(depth) = col.get(a).map(|c| c + 1) else {
+                continue;
+            };
+            if let Some(cb) = col.get_mut(b)
+                && *cb < depth
+            {
+                *cb = depth;
                 changed = true;
             }
         }
@@ -127,7 +143,9 @@ fn layout(
     let ncols = col.iter().copied().max().map_or(1, |m| m + 1);
     let mut by_col: Vec<Vec<usize>> = vec![Vec::new(); ncols];
     for (i, c) in col.iter().enumerate() {
-        by_col[*c].push(i);
+        if let Some(members) = by_col.get_mut(*c) {
+            members.push(i);
+        }
     }
     // Rows: the first column by name, then each node by the mean row of the
     // nodes linked to it in earlier columns (stable, so ties keep name order).
@@ -139,16 +157,20 @@ fn layout(
                 let linked: Vec<f64> = edges
                     .iter()
                     .filter_map(|&(a, b)| {
-                        if b == i && col[a] < c {
-                            Some(row[a])
-                        } else if a == i && col[b] < c {
-                            Some(row[b])
+                        let other = if b == i {
+                            a
+                        } else if a == i {
+                            b
+                        } else {
+                            return None;
+                        };
+                        if col.get(other).is_some_and(|&oc| oc < c) {
+                            row.get(other).copied()
                         } else {
                             None
                         }
                     })
                     .collect();
-                #[allow(clippy::cast_precision_loss)]
                 let key = if linked.is_empty() {
                     f64::MAX
                 } else {
@@ -160,19 +182,17 @@ fn layout(
         keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
         *members = keyed.into_iter().map(|(_, i)| i).collect();
         for (r, &i) in members.iter().enumerate() {
-            #[allow(clippy::cast_precision_loss)]
-            let r = r as f64;
-            row[i] = r;
+            if let Some(slot) = row.get_mut(i) {
+                *slot = r as f64;
+            }
         }
     }
     let half_width = |i: usize| {
-        #[allow(clippy::cast_precision_loss)]
-        let chars = short(&nodes[i]).chars().count() as f64;
+        let chars = nodes.get(i).map_or(0, |n| short(n).chars().count()) as f64;
         (chars * CHAR_W + 24.0).max(90.0) / 2.0
     };
     // At least three rows of room, so arcs over skipped columns stay inside.
     let rows = by_col.iter().map(Vec::len).max().unwrap_or(1).max(3);
-    #[allow(clippy::cast_precision_loss)]
     let height = rows as f64 * ROW_H + 2.0 * MARGIN;
     let mut placed = vec![
         Placed {
@@ -188,17 +208,16 @@ fn layout(
         let widest = members.iter().map(|&i| half_width(i)).fold(45.0, f64::max);
         // Spread each column over the full height, so the links into a
         // sparse column fan out instead of bunching in the middle.
-        #[allow(clippy::cast_precision_loss)]
         let step = (height - 2.0 * MARGIN) / members.len().max(1) as f64;
         for (r, &i) in members.iter().enumerate() {
-            #[allow(clippy::cast_precision_loss)]
-            let y = MARGIN + (r as f64 + 0.5) * step;
-            placed[i] = Placed {
-                x: x + widest,
-                y,
-                hw: half_width(i),
-                hh: BOX_H / 2.0,
-            };
+            if let Some(slot) = placed.get_mut(i) {
+                *slot = Placed {
+                    x: x + widest,
+                    y: MARGIN + (r as f64 + 0.5) * step,
+                    hw: half_width(i),
+                    hh: BOX_H / 2.0,
+                };
+            }
         }
         x += 2.0 * widest + COL_GAP;
     }
@@ -278,7 +297,11 @@ fn svg(graph: &CallGraph) -> String {
         let (Some(&a), Some(&b)) = (index.get(from.as_str()), index.get(to.as_str())) else {
             continue;
         };
-        let (p, q) = (placed[a], placed[b]);
+        let (Some(&p), Some(&q), Some(&col_a), Some(&col_b)) =
+            (placed.get(a), placed.get(b), col.get(a), col.get(b))
+        else {
+            continue;
+        };
         let title = escape(&format!(
             "{} → {}: {} ({} requests)",
             short(from),
@@ -319,11 +342,10 @@ fn svg(graph: &CallGraph) -> String {
             let (dx, dy) = (q.x - p.x, q.y - p.y);
             let len = (dx * dx + dy * dy).sqrt().max(1.0);
             let reverse = edges.contains(&(b, a));
-            let span = col[a].abs_diff(col[b]);
+            let span = col_a.abs_diff(col_b);
             // Bend to one side of the direction of travel: links within a
             // column, and links over skipped columns, arc around the boxes
             // in between; a link that also runs back gets its own arc.
-            #[allow(clippy::cast_precision_loss)]
             let bend = if span == 0 {
                 (0.3 * len).clamp(40.0, 160.0)
             } else {
@@ -363,8 +385,7 @@ fn svg(graph: &CallGraph) -> String {
         }
     }
     svg.push_str(&labels);
-    for (i, name) in nodes.iter().enumerate() {
-        let p = placed[i];
+    for (name, p) in nodes.iter().zip(&placed) {
         let pattern = name.ends_with("/*") || name.ends_with("/**");
         let other = name.starts_with("other:") || name == "unauthenticated" || name == "unknown";
         let _ = writeln!(

@@ -1,6 +1,5 @@
 //! `/callgraph.dot` and `/callgraph.html`: colours, flags, escaping, and a
 //! page that is self-contained (nothing loaded from anywhere).
-#![allow(clippy::unwrap_used)]
 
 use hallpass_callgraph_page::{to_dot, to_html};
 use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage};

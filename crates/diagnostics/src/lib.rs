@@ -19,14 +19,6 @@
 //! Nothing here runs on the decision path: only when a file is loaded,
 //! reloaded or checked.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-#![warn(missing_docs)]
-
 pub mod de;
 pub mod path;
 mod problem;

@@ -2,7 +2,6 @@
 //! `EX_USAGE`) for a usage error, clap's included, and for an invalid
 //! config at `serve` start; 1 for a sidecar that cannot bind; 0 for help
 //! and version.
-#![allow(clippy::unwrap_used)]
 
 use crate::common::*;
 

@@ -1,6 +1,5 @@
 //! `hallpass inject --render` on pods that try to weaken or forge their
 //! protection.
-#![allow(clippy::unwrap_used)]
 
 use crate::common::*;
 

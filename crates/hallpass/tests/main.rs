@@ -2,6 +2,15 @@
 //! docs/testing.md, "How the test build is kept small"). The tools and
 //! injector tests need the features that build those commands.
 
+// A test stops loudly on the unexpected: unwrap, expect, panic and
+// indexing are how a test says so.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 mod exit_codes;
 #[cfg(feature = "injector")]

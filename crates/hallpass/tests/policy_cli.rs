@@ -1,7 +1,6 @@
 //! `hallpass policy check|test|explain` as a user runs them: output and
 //! exit codes (0 ok, 1 errors or failures, 64 usage). These commands are in
 //! the sidecar build too.
-#![allow(clippy::unwrap_used)]
 
 use crate::common::*;
 

@@ -1,6 +1,5 @@
 //! The offline tools (`report --state`, `baseline show`) on files a
 //! compromised workload may have written: nothing reaches the terminal raw.
-#![allow(clippy::unwrap_used)]
 
 use crate::common::*;
 

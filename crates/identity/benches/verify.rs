@@ -8,7 +8,13 @@
 //!
 //! Run: `cargo bench -p hallpass-identity --bench verify`.
 
-#![allow(clippy::unwrap_used)]
+// A benchmark stops loudly on the unexpected, like a test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

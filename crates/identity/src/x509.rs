@@ -241,6 +241,5 @@ fn svid_id(cert: &X509Certificate<'_>) -> Result<SpiffeId, IdentityError> {
 
 /// A serial number as compared for revocation: big-endian, no leading zeros.
 pub fn normalize_serial(raw: &[u8]) -> Vec<u8> {
-    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
-    raw[start..].to_vec()
+    raw.iter().copied().skip_while(|b| *b == 0).collect()
 }

@@ -2,8 +2,6 @@
 //! proves an identity, and the strict SPIFFE ID parser only ever accepts the
 //! canonical spelling.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::LazyLock;
 
 use hallpass_identity::{

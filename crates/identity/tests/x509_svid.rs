@@ -5,13 +5,11 @@
 //!
 //! Every certificate is made fresh by `hallpass-testkit` (rcgen); nothing is pasted.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use hallpass_identity::{
     IdentityError, SpiffeId, TrustBundleSet, TrustDomain, VerifiedSvid, X509Bundle,
-    X509SvidVerifier, decode_envoy_certificate,
+    X509SvidVerifier, decode_envoy_certificate, normalize_serial,
 };
 use hallpass_testkit::{Ca, Svid, SvidSpec};
 use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
@@ -685,4 +683,12 @@ fn intermediate_of_a_rogue_root_does_not_help() {
         .verify(&bundles(&[&root]), &der(&svid), &chain, now_ms())
         .unwrap_err();
     assert!(matches!(err, IdentityError::ChainInvalid(_)), "{err:?}");
+}
+
+#[test]
+fn serials_lose_their_leading_zeros_only() {
+    assert_eq!(normalize_serial(&[0, 0, 1, 0, 2]), [1, 0, 2]);
+    assert_eq!(normalize_serial(&[7]), [7]);
+    assert_eq!(normalize_serial(&[0, 0]), [] as [u8; 0]);
+    assert_eq!(normalize_serial(&[]), [] as [u8; 0]);
 }

@@ -4,13 +4,6 @@
 //! its key path and line:column, through the same problem type as the policy
 //! and the sidecar config.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

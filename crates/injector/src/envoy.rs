@@ -75,8 +75,9 @@ fn static_cluster(name: &str, address: Value, h2: bool, connect_timeout: &str) -
             "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": address } }] }]
         }
     });
-    if h2 {
-        cluster["typed_extension_protocol_options"] = h2_options();
+    // `json!({..})` is always an object.
+    if h2 && let Some(fields) = cluster.as_object_mut() {
+        fields.insert("typed_extension_protocol_options".into(), h2_options());
     }
     cluster
 }

@@ -404,7 +404,7 @@ fn resolve(
         }
     }
     for (i, (port, what)) in ours.iter().enumerate() {
-        if let Some((_, other)) = ours[..i].iter().find(|(p, _)| p == port) {
+        if let Some((_, other)) = ours.iter().take(i).find(|(p, _)| p == port) {
             problems.push(Problem::new(
                 annotations::INBOUND_PORT,
                 format!("{port} is both the {other} and the {what} port"),

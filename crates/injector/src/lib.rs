@@ -28,8 +28,6 @@
 //! `charts/hallpass` renders the [`InjectorConfig`] and the
 //! MutatingWebhookConfiguration; `docs/kubernetes.md` is the operator's guide.
 
-#![warn(missing_docs)]
-
 pub mod annotations;
 pub mod config;
 pub mod envoy;

@@ -121,8 +121,11 @@ impl Owned {
                 names(&expected.containers)
             ));
         }
-        for (name, (list, actual)) in &self.containers {
-            let (want_list, want) = &expected.containers[name];
+        // The names are equal (checked above) and both maps are sorted, so
+        // the two walks meet the same name at each step.
+        for ((name, (list, actual)), (want_list, want)) in
+            self.containers.iter().zip(expected.containers.values())
+        {
             if list != want_list {
                 return Some(format!(
                     "container {name} is in {list}, the injector puts it in {want_list}"
@@ -139,10 +142,8 @@ impl Owned {
                 names(&expected.volumes)
             ));
         }
-        for (name, actual) in &self.volumes {
-            if let Some(at) =
-                first_difference(&normalize(actual), &normalize(&expected.volumes[name]), "")
-            {
+        for ((name, actual), want) in self.volumes.iter().zip(expected.volumes.values()) {
+            if let Some(at) = first_difference(&normalize(actual), &normalize(want), "") {
                 return Some(format!("volume {name} differs at {at}"));
             }
         }

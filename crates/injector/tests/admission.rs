@@ -4,8 +4,6 @@
 //! kubernetes-validate (strict) for Kubernetes 1.35. Feeding the patched pod
 //! back proves the injector never injects twice.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common;
 
 use common::*;

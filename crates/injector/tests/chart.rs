@@ -11,8 +11,6 @@
 //! serves TLS for the webhook's Service name, and the sidecar config plus
 //! the injector's HALLPASS_* variables load in hallpass's own config parser.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common;
 
 use std::collections::BTreeSet;

@@ -4,8 +4,6 @@
 //! agent socket that does not exist here: validation does not connect, so
 //! the bootstrap validates without SPIRE.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common;
 
 use std::process::Command;

@@ -2,8 +2,6 @@
 //! on both webhook paths, health and metrics, and the serving certificate
 //! replaced on disk (as cert-manager and the kubelet do) without a restart.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common;
 
 use std::net::SocketAddr;

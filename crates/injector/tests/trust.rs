@@ -6,8 +6,6 @@
 //! value that would allow it); every pod admitted with a patch passes
 //! kubernetes-validate.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common;
 
 use common::*;

@@ -83,7 +83,6 @@ pub async fn load(
     .await?;
     for sample in &decisions {
         let key = (label(sample, "source"), label(sample, "destination"));
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let count = number(sample).round().max(0.0) as u64;
         let edge = edges.entry(key.clone()).or_insert_with(|| ObservedEdge {
             source: key.0.clone(),
@@ -135,7 +134,6 @@ pub async fn load(
     .map(|s| RuleUsage {
         destination: label(s, "destination"),
         rule: label(s, "rule"),
-        #[allow(clippy::cast_possible_truncation)]
         last_match_seconds: number(s) as i64,
     })
     .collect();

@@ -1,7 +1,6 @@
 //! The analyses behind `hallpass report`, `hallpass baseline` and `hallpass
 //! policy suggest`, on hand-made call graphs and audit logs, and against a
 //! running sidecar.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -3,7 +3,6 @@
 //! token on the wire, an unknown issuer refused, no downgrade from HTTPS on
 //! a redirect, the token kept from another host, and the Prometheus query
 //! encoded so that Prometheus reads back the exact PromQL.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};

@@ -14,7 +14,13 @@
 //!
 //! Run: `cargo bench -p hallpass-policy --bench decide`.
 
-#![allow(clippy::unwrap_used)]
+// A benchmark stops loudly on the unexpected, like a test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -121,13 +121,19 @@ impl Lints<'_> {
                 } else {
                     names.insert(&rule.name, j);
                 }
-                if let Some(i) = (0..j).find(|&i| rule_covers(&workload.rules[i], rule)) {
+                if let Some((i, earlier)) = workload
+                    .rules
+                    .iter()
+                    .take(j)
+                    .enumerate()
+                    .find(|(_, earlier)| rule_covers(earlier, rule))
+                {
                     self.warn(
                         "shadowed_rule",
                         at.clone(),
                         format!(
                             "never decides: allow[{i}] (`{}`) comes first and matches every request this rule matches",
-                            workload.rules[i].name
+                            earlier.name
                         ),
                     );
                 }

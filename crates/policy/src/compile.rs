@@ -367,10 +367,17 @@ impl CompiledPolicy {
         &self.labels
     }
 
+    /// Every index comes from building `labels` (`compile`), so `get`
+    /// cannot miss; if it did, the label would read `unknown` rather than
+    /// stop the decision.
     fn label(&self, index: usize) -> MetricLabel {
         MetricLabel {
             index,
-            text: self.labels[index].clone(),
+            text: self
+                .labels
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(FixedLabel::Unknown.as_str())),
         }
     }
 
@@ -549,10 +556,11 @@ pub fn parse_serial(text: &str) -> Result<Vec<u8>, String> {
     } else {
         hex
     };
-    let bytes: Vec<u8> = (0..padded.len())
-        .step_by(2)
-        .filter_map(|i| u8::from_str_radix(&padded[i..i + 2], 16).ok())
-        .collect();
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    Ok(bytes[start..].to_vec())
+    // ASCII hex digits only (checked above), so every pair is one byte.
+    Ok(padded
+        .as_bytes()
+        .chunks(2)
+        .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .skip_while(|b| *b == 0)
+        .collect())
 }

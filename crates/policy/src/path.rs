@@ -70,18 +70,14 @@ pub fn normalize_path(raw: &str) -> Option<NormalizedPath<'_>> {
 
 /// Every `%` is followed by two hex digits.
 fn valid_escapes(seg: &str) -> bool {
-    let b = seg.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let ok = b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+    let mut bytes = seg.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let ok = bytes.next().is_some_and(|h| h.is_ascii_hexdigit())
+                && bytes.next().is_some_and(|h| h.is_ascii_hexdigit());
             if !ok {
                 return false;
             }
-            i += 3;
-        } else {
-            i += 1;
         }
     }
     true

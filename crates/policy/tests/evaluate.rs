@@ -1,8 +1,6 @@
 //! Decision tables for `CompiledPolicy::evaluate`: one compiled policy (the
 //! shape of design §5), and one row per behaviour a bug could break.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashMap;
 
 use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Method, Mode, Request};

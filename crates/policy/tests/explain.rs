@@ -1,7 +1,5 @@
 //! `policy explain`: the trace names each check and each rule, and says why.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashMap;
 
 use hallpass_policy::{CompiledPolicy, Decision, DenyReason, Method, Request};

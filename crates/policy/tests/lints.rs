@@ -1,8 +1,6 @@
 //! `policy check` lints: one test per lint, each with a policy that has the
 //! problem and one that does not. Findings carry their key path and place.
 
-#![allow(clippy::unwrap_used)]
-
 use hallpass_policy::Problem;
 use hallpass_policy::check::{Report, Severity, check};
 

@@ -1,8 +1,6 @@
 //! Loading a policy: unknown keys and every other mistake are errors, each
 //! problem carries its key path, and metric labels stay bounded.
 
-#![allow(clippy::unwrap_used)]
-
 use hallpass_policy::{CompiledPolicy, PolicyError, Problem};
 use spiffe::{SpiffeId, TrustDomain};
 
@@ -320,4 +318,16 @@ fn trusted_domains_and_destinations_are_exposed() {
     let wl = policy.workload(&id(LAB)).unwrap();
     let names: Vec<&str> = wl.rules.iter().map(|r| &*r.name).collect();
     assert_eq!(names, ["ehr", "pharmacy", "vendor"]);
+}
+
+#[test]
+fn revocation_serials_parse_to_bytes_without_leading_zeros() {
+    use hallpass_policy::parse_serial;
+    assert_eq!(parse_serial("00:0a:1b").unwrap(), [0x0a, 0x1b]);
+    assert_eq!(parse_serial("abc").unwrap(), [0x0a, 0xbc]);
+    assert_eq!(parse_serial("0:00").unwrap(), [] as [u8; 0]);
+    assert_eq!(parse_serial("FF00").unwrap(), [0xff, 0x00]);
+    for bad in ["", ":", "0g", "é1", &"a".repeat(129)] {
+        assert!(parse_serial(bad).is_err(), "{bad:?}");
+    }
 }

@@ -1,8 +1,6 @@
 //! Every problem has a line:column and a key path: YAML errors, shape errors
 //! (all at once, not just serde's first) and compile errors deep in the file.
 
-#![allow(clippy::unwrap_used)]
-
 use hallpass_policy::check::check;
 use hallpass_policy::{CompiledPolicy, Location, LocationIndex, PolicyError, Problem};
 

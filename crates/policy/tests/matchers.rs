@@ -1,8 +1,6 @@
 //! Tables for the typed matchers: `SourcePattern`, `RouteTemplate`,
 //! `GrpcPattern` and `normalize_path`.
 
-#![allow(clippy::unwrap_used)]
-
 use hallpass_policy::{GrpcPattern, RouteTemplate, SourcePattern, normalize_path};
 use spiffe::SpiffeId;
 

@@ -1,7 +1,5 @@
 //! Properties of the matchers and of policy evaluation.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 

@@ -7,8 +7,6 @@
 //! A rescan of every rule after a deny once made a denied call 17 times
 //! dearer than an allowed one at this size.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 

@@ -6,8 +6,6 @@
 //! interpreter of exactly the keywords the two schemas use. Any other keyword
 //! fails the test, so the schemas cannot drift into what is not checked.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

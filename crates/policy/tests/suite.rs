@@ -1,8 +1,6 @@
 //! `policy test`: a passing suite, a failing case with its diff, located
 //! errors in the test file, and the shipped example suite.
 
-#![allow(clippy::unwrap_used)]
-
 use hallpass_policy::CompiledPolicy;
 use hallpass_policy::suite::Suite;
 

@@ -1,8 +1,6 @@
 //! The route trie returns every matching template, like a scan of all
 //! templates would; and the indexed decision equals the linear reference.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

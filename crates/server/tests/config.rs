@@ -3,8 +3,6 @@
 //! `HALLPASS_*` variables override the file; features this build does not
 //! have are refused rather than silently ignored (fail closed).
 
-#![allow(clippy::unwrap_used)]
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

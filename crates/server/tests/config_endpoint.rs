@@ -1,7 +1,6 @@
 //! `/config` on the admin listener of a running sidecar, over HTTP: the
 //! effective settings in the config file's shape, which hallpass itself
 //! accepts as a config.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

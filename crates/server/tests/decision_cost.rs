@@ -10,8 +10,6 @@
 //! deny, to find out whether any named the caller: 10,000 matcher calls here,
 //! and a denied call 17 times dearer than an allowed one.
 
-#![allow(clippy::unwrap_used)]
-
 use std::fmt::Write as _;
 use std::sync::Arc;
 

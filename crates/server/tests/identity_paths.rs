@@ -1,7 +1,6 @@
 //! The identity paths of a check through a running sidecar: JWT-SVIDs alone
 //! and with an X.509-SVID, `require_jwt`, identity mismatch, XFCC from a
 //! trusted proxy, revocation by certificate serial, and the verification cache.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

@@ -3,7 +3,6 @@
 //! reach no sink: not the audit log, not a log line (at debug level), not
 //! the metrics, not the dynamic metadata or headers of the answer, and not
 //! the call graph in any of its forms.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

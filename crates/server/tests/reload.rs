@@ -7,7 +7,6 @@
 //! The tests first find the reload loop's phase (the moment a change takes
 //! effect is a tick), then time each write against it, with at least 0.25 s
 //! of margin on every side of the 1 s interval.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

@@ -1,7 +1,6 @@
 //! In-process tests: a bound `Sidecar` driven by a real tonic gRPC client, with
 //! generated certificates. These cover readiness, reload, audit mode and the
 //! transport variants without Envoy (the Envoy path is in `tests/`).
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

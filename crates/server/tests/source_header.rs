@@ -3,7 +3,6 @@
 //! trust domain the policy does not list) through, but the answer removes
 //! the header instead of vouching for it; an application that trusts the
 //! header must never see a revoked identity in it.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

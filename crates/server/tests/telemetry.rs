@@ -1,6 +1,5 @@
 //! Telemetry through a running sidecar: anomaly counters, the call graph
 //! endpoints, the audit log file, and the baseline persisted at shutdown.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

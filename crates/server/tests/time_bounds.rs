@@ -1,7 +1,6 @@
 //! Time bounds through the gRPC API, against the real clock: a time-bound
 //! grant and an X.509-SVID end at their own millisecond, not up to a second
 //! later (the time was once truncated to whole seconds before comparing).
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

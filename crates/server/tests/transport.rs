@@ -5,7 +5,6 @@
 //! client that sends one check at a time got a denied answer every ~41 ms.
 //! This is a correctness test of that stall, not a benchmark: the bound is
 //! generous (50 checks in under a second; the stall made it about 2 s).
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

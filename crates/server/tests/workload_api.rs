@@ -2,7 +2,6 @@
 //! `spiffe` client inside it, and a fake SPIRE agent serving the public
 //! Workload API proto on a Unix socket. Rotation, a dropped trust domain,
 //! disconnects and readiness.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

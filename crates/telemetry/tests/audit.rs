@@ -1,5 +1,4 @@
 //! The audit log: record format, the raw-path opt-in, and size-based rotation.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

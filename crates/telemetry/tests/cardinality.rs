@@ -2,7 +2,6 @@
 //! leave the metric series and the call graph the size the labels allow, and
 //! neither a caller's own SPIFFE ID (when the policy does not name it) nor a
 //! raw path reaches a metric or the call graph.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

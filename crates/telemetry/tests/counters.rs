@@ -1,6 +1,5 @@
 //! Decision counters: slot arithmetic lands on the right series, and
 //! out-of-range indices fall back to a label lookup without panicking.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

@@ -1,6 +1,5 @@
 //! The edge table (learning, new edges, caps), rate spikes and the baseline
 //! file (round trip, atomic write, merge).
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

@@ -1,6 +1,5 @@
 //! The shipped Grafana dashboard: valid JSON, the panels the docs promise,
 //! and PromQL that only names metrics hallpass really exports.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

@@ -2,7 +2,6 @@
 //! `scripts/install-test-deps.sh`) checks the shipped alert rules, runs their
 //! unit tests, and lints a real `/metrics` exposition. These tests fail, never
 //! skip, when promtool is missing.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

@@ -1,6 +1,5 @@
 //! The telemetry worker end to end: events in, call graph, anomaly counters,
 //! rule usage, the audit file and the persisted baseline out.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

@@ -256,7 +256,6 @@ fn dechunk(mut data: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -539,8 +539,6 @@ pub fn bundle_json(issuers: &[&JwtIssuer], cas: &[&Ca]) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     fn decode(part: &str) -> Value {

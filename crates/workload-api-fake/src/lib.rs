@@ -39,8 +39,6 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
-
 mod fake;
 mod service;
 

@@ -1,5 +1,14 @@
 //! The fake Workload API, read by the real `spiffe` client.
 
+// A test stops loudly on the unexpected: unwrap, expect, panic and
+// indexing are how a test says so.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! Running the built `hallpass` binary the way a user does.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

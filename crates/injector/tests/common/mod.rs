@@ -7,7 +7,7 @@
 //! kubernetes-validate on PATH or in `target/tools/bin`, where they are looked
 //! up here.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code)]
 
 pub mod https;
 

@@ -1,5 +1,5 @@
 //! Shared helpers for the in-process sidecar tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! Shared helpers for the telemetry tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
