@@ -24,7 +24,7 @@ if [ "${free_kb:-0}" -lt 3000000 ]; then
     "test tools about 0.5 GB more. Link errors or 'No space left on device' below mean the disk." >&2
 fi
 
-step "Rust toolchain (rust-toolchain.toml pins the release)"
+step "Rust toolchain (the pinned release, 1.95.0)"
 scripts/rust-toolchain.sh
 
 step "install test tools (Envoy, h2load, promtool, helm, kubectl, ...)"
