@@ -464,3 +464,211 @@ mod tests {
         );
     }
 }
+
+/// `text` without the entries of the top-level block mapping `section`
+/// whose keys `keep` refuses, cut out line by line, so what is left is the
+/// original text verbatim, and how many entries were cut; `None` when nothing would be cut or the text is
+/// not in the one shape this cuts safely (a block mapping at the root and
+/// under `section`, each key first on its line, no anchors, tags or
+/// complex keys, one document): the caller then reads the whole text.
+///
+/// The parser streams: no event outlives its step, so a sidecar that needs
+/// one entry of a mesh-wide file does not hold the events of every other
+/// entry in memory (serde's YAML reader loads the whole document's events
+/// first). Entries cut out are only parsed as YAML, never checked further.
+pub fn keep_entries(
+    text: &str,
+    section: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Option<(String, usize)> {
+    // Byte offset of the start of each line (1-indexed lines: index 0 is line 1).
+    if text.contains('\r') && text.replace("\r\n", "").contains('\r') {
+        return None;
+    }
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_start = |line: usize| line_starts.get(line.checked_sub(1)?).copied();
+    // The key at `line`/`col` (characters) is the first thing on its line.
+    let first_on_line = |line: usize, col: usize| {
+        line_start(line).is_some_and(|start| {
+            text.get(start..)
+                .is_some_and(|rest| rest.chars().take(col).all(|c| c == ' '))
+        })
+    };
+    let is_block = |line: usize, col: usize| {
+        line_start(line).is_some_and(|start| {
+            text.get(start..)
+                .and_then(|rest| rest.chars().nth(col))
+                .is_some_and(|c| c != '{' && c != '[')
+        })
+    };
+
+    let mut parser = Parser::new_from_str(text);
+    // Nesting depth: 1 is the root mapping, 2 the section's mapping.
+    let mut depth = 0usize;
+    let mut documents = 0;
+    // At depth 1 and 2: whether the next node is a key.
+    let mut root_key_next = true;
+    let mut entry_key_next = true;
+    let mut in_section = false;
+    let mut section_next = false;
+    let mut section_seen = false;
+    // (first line, kept) of each entry; then the line after the section.
+    let mut entries: Vec<(usize, bool)> = Vec::new();
+    let mut end_line: Option<usize> = None;
+    let mut section_closed = false;
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.ok()?;
+        let (line, col) = (span.start.line(), span.start.col());
+        // Where a node starts, whether it is a key at depth 1 or 2.
+        let node_starts = matches!(
+            event,
+            Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        );
+        if node_starts && depth == 1 {
+            if root_key_next {
+                let Event::Scalar(key, _, 0, None) = &event else {
+                    return None;
+                };
+                if section_closed && end_line.is_none() {
+                    if !first_on_line(line, col) {
+                        return None;
+                    }
+                    end_line = Some(line);
+                }
+                section_next = key.as_ref() == section;
+                if section_next {
+                    if section_seen {
+                        return None;
+                    }
+                    section_seen = true;
+                }
+            }
+            root_key_next = !root_key_next;
+        } else if node_starts && depth == 2 && in_section {
+            if entry_key_next {
+                let Event::Scalar(key, _, 0, None) = &event else {
+                    return None;
+                };
+                if !first_on_line(line, col) {
+                    return None;
+                }
+                entries.push((line, keep(key)));
+            }
+            entry_key_next = !entry_key_next;
+        }
+        match &event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return None;
+                }
+            }
+            Event::Alias(_) => return None,
+            Event::Scalar(_, _, anchor, tag) if *anchor != 0 || tag.is_some() => return None,
+            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
+                if *anchor != 0 || tag.is_some() {
+                    return None;
+                }
+                let is_map = matches!(event, Event::MappingStart(..));
+                depth += 1;
+                if depth == 1 && !(is_map && is_block(line, col)) {
+                    return None;
+                }
+                if depth == 2 && section_next {
+                    // The section's value: a block mapping of entries.
+                    if !(is_map && is_block(line, col)) {
+                        return None;
+                    }
+                    in_section = true;
+                    section_next = false;
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if depth == 2 && in_section {
+                    in_section = false;
+                    section_closed = true;
+                }
+                depth = depth.checked_sub(1)?;
+            }
+            _ => {}
+        }
+    }
+    if entries.iter().all(|(_, kept)| *kept) {
+        return None;
+    }
+    let end = match end_line {
+        Some(line) => line_start(line)?,
+        None => text.len(),
+    };
+    let mut out = String::new();
+    let mut from = 0;
+    let mut bounds: Vec<usize> = entries
+        .iter()
+        .map(|(line, _)| line_start(*line))
+        .collect::<Option<_>>()?;
+    bounds.push(end);
+    for ((_, kept), window) in entries.iter().zip(bounds.windows(2)) {
+        let (Some(&start), Some(&stop)) = (window.first(), window.get(1)) else {
+            return None;
+        };
+        if !kept {
+            out.push_str(text.get(from..start)?);
+            from = stop;
+        }
+    }
+    out.push_str(text.get(from..)?);
+    Some((out, entries.iter().filter(|(_, kept)| !kept).count()))
+}
+
+#[cfg(test)]
+mod keep_entries_tests {
+    use super::keep_entries;
+
+    // A comment between entries goes with the entry above it.
+    const FILE: &str = "# head\nversion: 1\nworkloads:\n  a:\n    allow: []\n  # after a\n  \"b\":\n    allow:\n      - x: [1, 2]\n  c: {allow: []}\ntrust_domains: [t]\n";
+
+    #[test]
+    fn cuts_the_entries_not_kept_line_by_line() {
+        assert_eq!(
+            keep_entries(FILE, "workloads", |k| k == "b"),
+            Some(("# head\nversion: 1\nworkloads:\n  \"b\":\n    allow:\n      - x: [1, 2]\ntrust_domains: [t]\n".to_owned(), 2))
+        );
+        assert_eq!(
+            keep_entries(FILE, "workloads", |k| k == "c"),
+            Some((
+                "# head\nversion: 1\nworkloads:\n  c: {allow: []}\ntrust_domains: [t]\n".to_owned(),
+                2
+            ))
+        );
+        // The section last in the file: cut to the end.
+        let last = "version: 1\nworkloads:\n  a: 1\n  b: 2\n";
+        assert_eq!(
+            keep_entries(last, "workloads", |k| k == "a"),
+            Some(("version: 1\nworkloads:\n  a: 1\n".to_owned(), 1))
+        );
+    }
+
+    #[test]
+    fn leaves_what_it_cannot_cut_safely_to_the_caller() {
+        let keep_b = |k: &str| k == "b";
+        // Nothing to cut.
+        assert_eq!(keep_entries(FILE, "workloads", |_| true), None);
+        // Flow style, anchors, aliases, tags, two documents, a syntax error.
+        for text in [
+            "workloads: {a: 1, b: 2}\n",
+            "{workloads: {a: 1, b: 2}}\n",
+            "workloads:\n  a: &x 1\n  b: *x\n",
+            "workloads:\n  a: !!str 1\n  b: 2\n",
+            "workloads:\n  a: 1\n  b: 2\n---\nworkloads:\n  a: 1\n",
+            "workloads:\n  a: [1\n  b: 2\n",
+            "workloads:\n  ? [a]\n  : 1\n  b: 2\n",
+        ] {
+            assert_eq!(keep_entries(text, "workloads", keep_b), None, "{text}");
+        }
+    }
+}

@@ -11,5 +11,6 @@ mod proptest_matchers;
 mod reference;
 mod scan;
 mod schema;
+mod scoped;
 mod suite;
 mod trie;
