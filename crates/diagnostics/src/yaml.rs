@@ -145,20 +145,37 @@ pub struct LocationIndex {
 impl LocationIndex {
     /// Index a YAML text. An unparseable text gives an empty index.
     pub fn new(text: &str) -> Self {
+        Self::new_for(text, |_| true)
+    }
+
+    /// Index only the parts of a YAML text on the way to the key paths
+    /// `wanted` accepts: a path is indexed, and its children looked at,
+    /// when `wanted` says some problem's path starts with it. Locating a
+    /// few problems in a mesh-wide file then skips the rest of it.
+    pub fn new_for(text: &str, wanted: impl Fn(&str) -> bool) -> Self {
         let mut index = Self::default();
         if let Ok(Some(root)) = parse(text) {
-            index.add("", &root);
+            index.add("", &root, &wanted);
         }
         index
     }
 
-    fn add(&mut self, path: &str, node: &Node) {
+    /// An index for locating problems at these key paths.
+    pub fn for_paths<'p>(text: &str, paths: impl IntoIterator<Item = &'p str>) -> Self {
+        let paths: Vec<&str> = paths.into_iter().collect();
+        Self::new_for(text, |prefix| paths.iter().any(|p| p.starts_with(prefix)))
+    }
+
+    fn add(&mut self, path: &str, node: &Node, wanted: &impl Fn(&str) -> bool) {
+        if !wanted(path) {
+            return;
+        }
         self.values.insert(path.to_owned(), node.at);
         match &node.value {
             Value::Scalar { .. } => {}
             Value::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.add(&item_path(path, i), item);
+                    self.add(&item_path(path, i), item, wanted);
                 }
             }
             Value::Map(entries) => {
@@ -168,11 +185,11 @@ impl LocationIndex {
                     };
                     let p = child_path(path, text);
                     // The first of duplicate keys keeps its place.
-                    if self.keys.contains_key(&p) {
+                    if self.keys.contains_key(&p) || !wanted(&p) {
                         continue;
                     }
                     self.keys.insert(p.clone(), k.at);
-                    self.add(&p, v);
+                    self.add(&p, v, wanted);
                 }
             }
         }
