@@ -188,10 +188,25 @@ fn main() -> anyhow::Result<()> {
     }
     let broken = work.path().join("mesh-broken.yaml");
     let text = std::fs::read_to_string(&mesh)?;
-    let text = text
-        .replacen("ns/svc-10/sa/svc-10:\n    allow:\n      - name: rule-0\n        from: [", "ns/svc-10/sa/svc-10:\n    allow:\n      - name: rule-0\n        from: [not-an-id, ", 1)
-        .replacen("ns/svc-2000/sa/svc-2000:\n    allow:\n      - name: rule-0\n        from: [spiffe://hospital.example/ns/svc-", "ns/svc-2000/sa/svc-2000:\n    allow:\n      - name: rule-0\n        methods: [FETCH]\n        from: [spiffe://hospital.example/ns/svc-", 1)
-        .replacen("ns/svc-4000/sa/svc-4000:\n    allow:\n      - name: rule-0\n", "ns/svc-4000/sa/svc-4000:\n    allow:\n      - name: rule-0\n        not_after: yesterday\n", 1);
+    // One problem of each kind in three destinations' first rules.
+    let text = inject(
+        &text,
+        "ns/svc-10/sa/svc-10:\n",
+        "from: [",
+        "from: [not-an-id, ",
+    )?;
+    let text = inject(
+        &text,
+        "ns/svc-2000/sa/svc-2000:\n",
+        "methods: [GET, POST]",
+        "methods: [FETCH]",
+    )?;
+    let text = inject(
+        &text,
+        "ns/svc-4000/sa/svc-4000:\n",
+        "        methods:",
+        "        not_after: yesterday\n        methods:",
+    )?;
     std::fs::write(&broken, text)?;
     let started = Instant::now();
     let out = Command::new(hallpass_bin()?)
@@ -209,9 +224,6 @@ fn main() -> anyhow::Result<()> {
     .iter()
     .filter(|d| report.contains(*d))
     .count();
-    if out.status.success() || found != 3 {
-        bail!("policy check must report all three problems; it reported {found}:\n{report}");
-    }
 
     // The table.
     let mib = |kib: u64| kib as f64 / 1024.0;
@@ -269,7 +281,17 @@ fn main() -> anyhow::Result<()> {
         mib(small_rss),
         mib(large_rss)
     );
+    if out.status.success() || found != 3 {
+        bail!("policy check must report all three problems; it reported {found}:\n{report}");
+    }
     Ok(())
+}
+
+/// `text` with the first `from` after `anchor` replaced by `to`.
+fn inject(text: &str, anchor: &str, from: &str, to: &str) -> anyhow::Result<String> {
+    let at = text.find(anchor).context("anchor not in the file")?;
+    let (head, tail) = text.split_at(at);
+    Ok(format!("{head}{}", tail.replacen(from, to, 1)))
 }
 
 /// Start `hallpass serve` on `policy` (for the callee when `scoped`),
