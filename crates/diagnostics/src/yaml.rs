@@ -493,10 +493,14 @@ mod tests {
 /// one entry of a mesh-wide file does not hold the events of every other
 /// entry in memory (serde's YAML reader loads the whole document's events
 /// first). Entries cut out are only parsed as YAML, never checked further.
+///
+/// `cut_scalar` sees every scalar of the entries cut out (their keys too),
+/// for what the caller still needs of them.
 pub fn keep_entries(
     text: &str,
     section: &str,
     keep: impl Fn(&str) -> bool,
+    mut cut_scalar: impl FnMut(&str),
 ) -> Option<(String, usize)> {
     // Byte offset of the start of each line (1-indexed lines: index 0 is line 1).
     if text.contains('\r') && text.replace("\r\n", "").contains('\r') {
@@ -578,6 +582,13 @@ pub fn keep_entries(
             }
             entry_key_next = !entry_key_next;
         }
+        if in_section
+            && depth >= 2
+            && let Event::Scalar(value, ..) = &event
+            && entries.last().is_some_and(|(_, kept)| !kept)
+        {
+            cut_scalar(value);
+        }
         match &event {
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -652,20 +663,24 @@ mod keep_entries_tests {
     #[test]
     fn cuts_the_entries_not_kept_line_by_line() {
         assert_eq!(
-            keep_entries(FILE, "workloads", |k| k == "b"),
+            keep_entries(FILE, "workloads", |k| k == "b", |_| {}),
             Some(("# head\nversion: 1\nworkloads:\n  \"b\":\n    allow:\n      - x: [1, 2]\ntrust_domains: [t]\n".to_owned(), 2))
         );
         assert_eq!(
-            keep_entries(FILE, "workloads", |k| k == "c"),
+            keep_entries(FILE, "workloads", |k| k == "c", |_| {}),
             Some((
                 "# head\nversion: 1\nworkloads:\n  c: {allow: []}\ntrust_domains: [t]\n".to_owned(),
                 2
             ))
         );
+        // The scalars of what is cut, keys too.
+        let mut seen = Vec::new();
+        keep_entries(FILE, "workloads", |k| k == "b", |s| seen.push(s.to_owned()));
+        assert_eq!(seen, ["a", "allow", "c", "allow"]);
         // The section last in the file: cut to the end.
         let last = "version: 1\nworkloads:\n  a: 1\n  b: 2\n";
         assert_eq!(
-            keep_entries(last, "workloads", |k| k == "a"),
+            keep_entries(last, "workloads", |k| k == "a", |_| {}),
             Some(("version: 1\nworkloads:\n  a: 1\n".to_owned(), 1))
         );
     }
@@ -674,7 +689,7 @@ mod keep_entries_tests {
     fn leaves_what_it_cannot_cut_safely_to_the_caller() {
         let keep_b = |k: &str| k == "b";
         // Nothing to cut.
-        assert_eq!(keep_entries(FILE, "workloads", |_| true), None);
+        assert_eq!(keep_entries(FILE, "workloads", |_| true, |_| {}), None);
         // Flow style, anchors, aliases, tags, two documents, a syntax error.
         for text in [
             "workloads: {a: 1, b: 2}\n",
@@ -685,7 +700,11 @@ mod keep_entries_tests {
             "workloads:\n  a: [1\n  b: 2\n",
             "workloads:\n  ? [a]\n  : 1\n  b: 2\n",
         ] {
-            assert_eq!(keep_entries(text, "workloads", keep_b), None, "{text}");
+            assert_eq!(
+                keep_entries(text, "workloads", keep_b, |_| {}),
+                None,
+                "{text}"
+            );
         }
     }
 }

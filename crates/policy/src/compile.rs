@@ -111,9 +111,8 @@ pub struct CompiledPolicy {
     workloads: HashMap<SpiffeId, CompiledWorkload>,
     /// Destinations of the file not kept ([`CompiledPolicy::compile_for`]).
     destinations_dropped: usize,
-    /// IDs named exactly in the rules kept, the destinations kept and the
-    /// revocation list: the only IDs that become metric labels. Values
-    /// index `labels`.
+    /// IDs named exactly anywhere in the policy (also in destinations not
+    /// kept): the only IDs that become metric labels. Values index `labels`.
     named: HashMap<SpiffeId, usize>,
     /// `other:<trust domain>` label of each listed trust domain.
     other_labels: HashMap<TrustDomain, usize>,
@@ -192,10 +191,19 @@ impl CompiledPolicy {
     pub fn from_yaml_for(text: &str, only: Option<&SpiffeId>) -> Result<Self, PolicyError> {
         if let Some(id) = only {
             let id = id.to_string();
+            // The IDs the cut entries name exactly (as destinations or
+            // sources) keep their own metric labels, as in the whole policy.
+            let mut named = HashSet::new();
+            let keep = |key: &str| key == id;
+            let name = |scalar: &str| {
+                if let Ok(SourcePattern::Exact(id)) = SourcePattern::parse(scalar) {
+                    named.insert(id);
+                }
+            };
             if let Some((cut, others)) =
-                hallpass_diagnostics::yaml::keep_entries(text, "workloads", |key| key == id)
+                hallpass_diagnostics::yaml::keep_entries(text, "workloads", keep, name)
                 && let Ok(doc) = load_document(&cut)
-                && let Ok(mut policy) = Self::compile_for(&doc, only)
+                && let Ok(mut policy) = Self::compile_scoped(&doc, only, named)
             {
                 policy.destinations_dropped += others;
                 return Ok(policy);
@@ -228,13 +236,24 @@ impl CompiledPolicy {
     ///
     /// The whole document is still checked, so a file is valid for every
     /// sidecar or for none. What is kept for `only`: its own rules and
-    /// index, the trust domains, the revocations, and the metric labels of
-    /// the IDs its rules and the revocation list name. Every other
+    /// index, the trust domains, the revocations, and the label table of
+    /// every ID the policy names exactly (one string each), so labels mean
+    /// what they mean in the whole policy. Every other
     /// destination's rules are compiled to be checked and dropped at once:
     /// a mesh-wide file then costs a sidecar its own entry, not the mesh's.
     /// The declared graph ([`CompiledPolicy::declared_graph`]) is that
     /// destination's, as its telemetry uses it.
     pub fn compile_for(doc: &PolicyDocument, only: Option<&SpiffeId>) -> Result<Self, PolicyError> {
+        Self::compile_scoped(doc, only, HashSet::new())
+    }
+
+    /// [`CompiledPolicy::compile_for`], with IDs named in entries already
+    /// cut out of the document (they keep their own labels).
+    fn compile_scoped(
+        doc: &PolicyDocument,
+        only: Option<&SpiffeId>,
+        also_named: HashSet<SpiffeId>,
+    ) -> Result<Self, PolicyError> {
         let mut problems = Vec::new();
         let mut problem = |path: String, message: String| {
             problems.push(Problem::new(path, message));
@@ -261,7 +280,13 @@ impl CompiledPolicy {
                 ),
             }
         }
-        let mut named = HashMap::new();
+        let mut named: HashMap<SpiffeId, Arc<str>> = also_named
+            .into_iter()
+            .map(|id| {
+                let text = Arc::<str>::from(id.to_string());
+                (id, text)
+            })
+            .collect();
         let mut revoked = HashSet::new();
         for (i, id) in doc.revoked.ids.iter().enumerate() {
             match SourcePattern::parse(id) {
@@ -311,11 +336,9 @@ impl CompiledPolicy {
                 }
             };
             let keep = only.is_none_or(|id| *id == dest_id);
-            if keep {
-                named
-                    .entry(dest_id.clone())
-                    .or_insert_with(|| Arc::<str>::from(dest.as_str()));
-            }
+            named
+                .entry(dest_id.clone())
+                .or_insert_with(|| Arc::<str>::from(dest.as_str()));
             let mut compiled = CompiledWorkload {
                 mode: wl.mode,
                 rules: Vec::new(),
@@ -326,16 +349,16 @@ impl CompiledPolicy {
                 let Some(rule) = compile_rule(rule, &path, &mut problem) else {
                     continue;
                 };
-                if !keep {
-                    // Checked; another sidecar's to keep.
-                    continue;
-                }
                 for pattern in &rule.from {
                     if let SourcePattern::Exact(id) = pattern {
                         named
                             .entry(id.clone())
                             .or_insert_with(|| Arc::<str>::from(id.to_string()));
                     }
+                }
+                if !keep {
+                    // Checked, and its sources named; another sidecar's to keep.
+                    continue;
                 }
                 compiled.index.insert_rule(compiled.rules.len(), &rule);
                 compiled.rules.push(rule);

@@ -1,8 +1,7 @@
 //! A policy compiled for one destination (`CompiledPolicy::from_yaml_for`,
 //! what a sidecar with `workload.id` loads, issue 17) decides for that
 //! destination exactly as the whole policy does, keeps no other
-//! destination, names only the IDs its own rules and the revocation list
-//! name in its labels, gives the declared graph its telemetry used before,
+//! destination, labels callers as the whole policy does, gives the declared graph its telemetry used before,
 //! and reports a problem of its own entry where the file has it.
 
 #![allow(clippy::unwrap_used)]
@@ -88,19 +87,14 @@ fn decides_for_its_destination_as_the_whole_policy_does() {
                 );
             }
         }
-        // Labels: an ID the destination's rules or the revocation list name
-        // keeps its own; one that only the rest of the file names exactly
-        // (billing and pharmacy are destinations; lab-results' rules name
-        // pharmacy by a pattern only) is `other:<trust domain>`, like any
-        // caller no rule names exactly.
-        let label = scoped.source_label(&source);
-        let whole_label = whole.source_label(&source);
-        if caller == BILLING || caller == PHARMACY {
-            assert_eq!(&*whole_label, caller);
-            assert_eq!(&*label, "other:hospital.example");
-        } else {
-            assert_eq!(&*label, &*whole_label, "{caller}");
-        }
+        // Labels mean what they mean in the whole policy: an ID the rest
+        // of the file names exactly (billing and pharmacy are destinations;
+        // lab-results' rules name pharmacy by a pattern only) keeps its own.
+        assert_eq!(
+            &*scoped.source_label(&source),
+            &*whole.source_label(&source),
+            "{caller}"
+        );
     }
     assert_eq!(&*scoped.destination_label(&lab), LAB);
     // The declared graph: the destination's edges, as telemetry had them.
@@ -126,6 +120,8 @@ fn another_destinations_entry_is_read_as_yaml_only() {
     let lab = id(LAB);
     let scoped = CompiledPolicy::from_yaml_for(&text, Some(&lab)).unwrap();
     assert_eq!(scoped.destinations().count(), 1);
+    // Billing is still named (its entry's key), so it keeps its label.
+    assert_eq!(&*scoped.source_label(&id(BILLING)), BILLING);
     // Billing's own sidecar refuses it, and says where.
     let Err(PolicyError::Invalid(problems)) =
         CompiledPolicy::from_yaml_for(&text, Some(&id(BILLING)))
