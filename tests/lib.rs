@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+#[path = "src/policy_gen.rs"]
+pub mod policy_gen;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

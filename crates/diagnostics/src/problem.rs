@@ -271,7 +271,7 @@ impl Problems {
         if self.found.iter().all(|p| p.location.is_some()) {
             return;
         }
-        let index = LocationIndex::new(text);
+        let index = LocationIndex::for_paths(text, self.found.iter().map(|p| p.path.as_str()));
         for p in &mut self.found {
             // A problem that names its own source (an environment variable)
             // is not in this text.

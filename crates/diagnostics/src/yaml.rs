@@ -145,20 +145,37 @@ pub struct LocationIndex {
 impl LocationIndex {
     /// Index a YAML text. An unparseable text gives an empty index.
     pub fn new(text: &str) -> Self {
+        Self::new_for(text, |_| true)
+    }
+
+    /// Index only the parts of a YAML text on the way to the key paths
+    /// `wanted` accepts: a path is indexed, and its children looked at,
+    /// when `wanted` says some problem's path starts with it. Locating a
+    /// few problems in a mesh-wide file then skips the rest of it.
+    pub fn new_for(text: &str, wanted: impl Fn(&str) -> bool) -> Self {
         let mut index = Self::default();
         if let Ok(Some(root)) = parse(text) {
-            index.add("", &root);
+            index.add("", &root, &wanted);
         }
         index
     }
 
-    fn add(&mut self, path: &str, node: &Node) {
+    /// An index for locating problems at these key paths.
+    pub fn for_paths<'p>(text: &str, paths: impl IntoIterator<Item = &'p str>) -> Self {
+        let paths: Vec<&str> = paths.into_iter().collect();
+        Self::new_for(text, |prefix| paths.iter().any(|p| p.starts_with(prefix)))
+    }
+
+    fn add(&mut self, path: &str, node: &Node, wanted: &impl Fn(&str) -> bool) {
+        if !wanted(path) {
+            return;
+        }
         self.values.insert(path.to_owned(), node.at);
         match &node.value {
             Value::Scalar { .. } => {}
             Value::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.add(&item_path(path, i), item);
+                    self.add(&item_path(path, i), item, wanted);
                 }
             }
             Value::Map(entries) => {
@@ -168,11 +185,11 @@ impl LocationIndex {
                     };
                     let p = child_path(path, text);
                     // The first of duplicate keys keeps its place.
-                    if self.keys.contains_key(&p) {
+                    if self.keys.contains_key(&p) || !wanted(&p) {
                         continue;
                     }
                     self.keys.insert(p.clone(), k.at);
-                    self.add(&p, v);
+                    self.add(&p, v, wanted);
                 }
             }
         }
@@ -462,5 +479,232 @@ mod tests {
                 ("unknown_key", "extra", at(6, 1)),
             ]
         );
+    }
+}
+
+/// `text` without the entries of the top-level block mapping `section`
+/// whose keys `keep` refuses, cut out line by line, so what is left is the
+/// original text verbatim, and how many entries were cut; `None` when nothing would be cut or the text is
+/// not in the one shape this cuts safely (a block mapping at the root and
+/// under `section`, each key first on its line, no anchors, tags or
+/// complex keys, one document): the caller then reads the whole text.
+///
+/// The parser streams: no event outlives its step, so a sidecar that needs
+/// one entry of a mesh-wide file does not hold the events of every other
+/// entry in memory (serde's YAML reader loads the whole document's events
+/// first). Entries cut out are only parsed as YAML, never checked further.
+///
+/// `cut_scalar` sees every scalar of the entries cut out (their keys too),
+/// for what the caller still needs of them.
+pub fn keep_entries(
+    text: &str,
+    section: &str,
+    keep: impl Fn(&str) -> bool,
+    mut cut_scalar: impl FnMut(&str),
+) -> Option<(String, usize)> {
+    // Byte offset of the start of each line (1-indexed lines: index 0 is line 1).
+    if text.contains('\r') && text.replace("\r\n", "").contains('\r') {
+        return None;
+    }
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_start = |line: usize| line_starts.get(line.checked_sub(1)?).copied();
+    // The key at `line`/`col` (characters) is the first thing on its line.
+    let first_on_line = |line: usize, col: usize| {
+        line_start(line).is_some_and(|start| {
+            text.get(start..)
+                .is_some_and(|rest| rest.chars().take(col).all(|c| c == ' '))
+        })
+    };
+    let is_block = |line: usize, col: usize| {
+        line_start(line).is_some_and(|start| {
+            text.get(start..)
+                .and_then(|rest| rest.chars().nth(col))
+                .is_some_and(|c| c != '{' && c != '[')
+        })
+    };
+
+    let mut parser = Parser::new_from_str(text);
+    // Nesting depth: 1 is the root mapping, 2 the section's mapping.
+    let mut depth = 0usize;
+    let mut documents = 0;
+    // At depth 1 and 2: whether the next node is a key.
+    let mut root_key_next = true;
+    let mut entry_key_next = true;
+    let mut in_section = false;
+    let mut section_next = false;
+    let mut section_seen = false;
+    // (first line, kept) of each entry; then the line after the section.
+    let mut entries: Vec<(usize, bool)> = Vec::new();
+    let mut end_line: Option<usize> = None;
+    let mut section_closed = false;
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.ok()?;
+        let (line, col) = (span.start.line(), span.start.col());
+        // Where a node starts, whether it is a key at depth 1 or 2.
+        let node_starts = matches!(
+            event,
+            Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        );
+        if node_starts && depth == 1 {
+            if root_key_next {
+                let Event::Scalar(key, _, 0, None) = &event else {
+                    return None;
+                };
+                if section_closed && end_line.is_none() {
+                    if !first_on_line(line, col) {
+                        return None;
+                    }
+                    end_line = Some(line);
+                }
+                section_next = key.as_ref() == section;
+                if section_next {
+                    if section_seen {
+                        return None;
+                    }
+                    section_seen = true;
+                }
+            }
+            root_key_next = !root_key_next;
+        } else if node_starts && depth == 2 && in_section {
+            if entry_key_next {
+                let Event::Scalar(key, _, 0, None) = &event else {
+                    return None;
+                };
+                if !first_on_line(line, col) {
+                    return None;
+                }
+                entries.push((line, keep(key)));
+            }
+            entry_key_next = !entry_key_next;
+        }
+        if in_section
+            && depth >= 2
+            && let Event::Scalar(value, ..) = &event
+            && entries.last().is_some_and(|(_, kept)| !kept)
+        {
+            cut_scalar(value);
+        }
+        match &event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return None;
+                }
+            }
+            Event::Alias(_) => return None,
+            Event::Scalar(_, _, anchor, tag) if *anchor != 0 || tag.is_some() => return None,
+            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
+                if *anchor != 0 || tag.is_some() {
+                    return None;
+                }
+                let is_map = matches!(event, Event::MappingStart(..));
+                depth += 1;
+                if depth == 1 && !(is_map && is_block(line, col)) {
+                    return None;
+                }
+                if depth == 2 && section_next {
+                    // The section's value: a block mapping of entries.
+                    if !(is_map && is_block(line, col)) {
+                        return None;
+                    }
+                    in_section = true;
+                    section_next = false;
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if depth == 2 && in_section {
+                    in_section = false;
+                    section_closed = true;
+                }
+                depth = depth.checked_sub(1)?;
+            }
+            _ => {}
+        }
+    }
+    if entries.iter().all(|(_, kept)| *kept) {
+        return None;
+    }
+    let end = match end_line {
+        Some(line) => line_start(line)?,
+        None => text.len(),
+    };
+    let mut out = String::new();
+    let mut from = 0;
+    let mut bounds: Vec<usize> = entries
+        .iter()
+        .map(|(line, _)| line_start(*line))
+        .collect::<Option<_>>()?;
+    bounds.push(end);
+    for ((_, kept), window) in entries.iter().zip(bounds.windows(2)) {
+        let (Some(&start), Some(&stop)) = (window.first(), window.get(1)) else {
+            return None;
+        };
+        if !kept {
+            out.push_str(text.get(from..start)?);
+            from = stop;
+        }
+    }
+    out.push_str(text.get(from..)?);
+    Some((out, entries.iter().filter(|(_, kept)| !kept).count()))
+}
+
+#[cfg(test)]
+mod keep_entries_tests {
+    use super::keep_entries;
+
+    // A comment between entries goes with the entry above it.
+    const FILE: &str = "# head\nversion: 1\nworkloads:\n  a:\n    allow: []\n  # after a\n  \"b\":\n    allow:\n      - x: [1, 2]\n  c: {allow: []}\ntrust_domains: [t]\n";
+
+    #[test]
+    fn cuts_the_entries_not_kept_line_by_line() {
+        assert_eq!(
+            keep_entries(FILE, "workloads", |k| k == "b", |_| {}),
+            Some(("# head\nversion: 1\nworkloads:\n  \"b\":\n    allow:\n      - x: [1, 2]\ntrust_domains: [t]\n".to_owned(), 2))
+        );
+        assert_eq!(
+            keep_entries(FILE, "workloads", |k| k == "c", |_| {}),
+            Some((
+                "# head\nversion: 1\nworkloads:\n  c: {allow: []}\ntrust_domains: [t]\n".to_owned(),
+                2
+            ))
+        );
+        // The scalars of what is cut, keys too.
+        let mut seen = Vec::new();
+        keep_entries(FILE, "workloads", |k| k == "b", |s| seen.push(s.to_owned()));
+        assert_eq!(seen, ["a", "allow", "c", "allow"]);
+        // The section last in the file: cut to the end.
+        let last = "version: 1\nworkloads:\n  a: 1\n  b: 2\n";
+        assert_eq!(
+            keep_entries(last, "workloads", |k| k == "a", |_| {}),
+            Some(("version: 1\nworkloads:\n  a: 1\n".to_owned(), 1))
+        );
+    }
+
+    #[test]
+    fn leaves_what_it_cannot_cut_safely_to_the_caller() {
+        let keep_b = |k: &str| k == "b";
+        // Nothing to cut.
+        assert_eq!(keep_entries(FILE, "workloads", |_| true, |_| {}), None);
+        // Flow style, anchors, aliases, tags, two documents, a syntax error.
+        for text in [
+            "workloads: {a: 1, b: 2}\n",
+            "{workloads: {a: 1, b: 2}}\n",
+            "workloads:\n  a: &x 1\n  b: *x\n",
+            "workloads:\n  a: !!str 1\n  b: 2\n",
+            "workloads:\n  a: 1\n  b: 2\n---\nworkloads:\n  a: 1\n",
+            "workloads:\n  a: [1\n  b: 2\n",
+            "workloads:\n  ? [a]\n  : 1\n  b: 2\n",
+        ] {
+            assert_eq!(
+                keep_entries(text, "workloads", keep_b, |_| {}),
+                None,
+                "{text}"
+            );
+        }
     }
 }

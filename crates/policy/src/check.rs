@@ -47,13 +47,19 @@ pub fn check(text: &str, now: i64) -> Report {
             )]);
         }
     };
-    let index = LocationIndex::new(text);
     let mut lints = Lints {
-        index: &index,
         findings: Vec::new(),
     };
     lints.run(&doc, &policy, now);
     let mut findings = lints.findings;
+    // Located only when there is something to say: indexing every key of a
+    // mesh-wide file costs more than the rest of the check.
+    if !findings.is_empty() {
+        let index = LocationIndex::for_paths(text, findings.iter().map(|f| f.path.as_str()));
+        for finding in &mut findings {
+            finding.location = index.locate(&finding.path);
+        }
+    }
     findings.sort_by_key(|f| (f.location, f.severity));
     Report::new(findings)
 }
@@ -64,16 +70,13 @@ fn errors(problems: &[Problem]) -> Report {
     Report::new(findings)
 }
 
-struct Lints<'a> {
-    index: &'a LocationIndex,
+struct Lints {
     findings: Vec<Problem>,
 }
 
-impl Lints<'_> {
+impl Lints {
     fn warn(&mut self, code: &'static str, path: String, message: String) {
-        let at = self.index.locate(&path);
-        self.findings
-            .push(Problem::warning(code, path, message).at(at));
+        self.findings.push(Problem::warning(code, path, message));
     }
 
     fn run(&mut self, doc: &PolicyDocument, policy: &CompiledPolicy, now: i64) {

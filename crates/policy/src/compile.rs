@@ -109,8 +109,10 @@ pub struct CompiledPolicy {
     revoked: HashSet<SpiffeId>,
     revoked_serials: HashSet<(TrustDomain, Vec<u8>)>,
     workloads: HashMap<SpiffeId, CompiledWorkload>,
-    /// IDs named exactly anywhere in the policy: the only IDs that become
-    /// metric labels. Values index `labels`.
+    /// Destinations of the file not kept ([`CompiledPolicy::compile_for`]).
+    destinations_dropped: usize,
+    /// IDs named exactly anywhere in the policy (also in destinations not
+    /// kept): the only IDs that become metric labels. Values index `labels`.
     named: HashMap<SpiffeId, usize>,
     /// `other:<trust domain>` label of each listed trust domain.
     other_labels: HashMap<TrustDomain, usize>,
@@ -173,8 +175,42 @@ impl CompiledPolicy {
     /// Parse and compile a policy from YAML text. Every problem comes with
     /// its key path and, where the text shows it, its line and column.
     pub fn from_yaml(text: &str) -> Result<Self, PolicyError> {
+        Self::from_yaml_for(text, None)
+    }
+
+    /// [`CompiledPolicy::from_yaml`], keeping only destination `only`'s
+    /// rules when given (see [`CompiledPolicy::compile_for`]): what a
+    /// sidecar with a known `workload.id` loads.
+    ///
+    /// For one destination, the other destinations' entries are first cut
+    /// out of the text as it streams through a YAML parser, so they are
+    /// never held in memory as parsed YAML, and are not checked beyond
+    /// being YAML (`hallpass policy check` checks them). When the cut is not
+    /// possible, or what is left has a problem, the whole text is read
+    /// instead, so every problem is reported where the file has it.
+    pub fn from_yaml_for(text: &str, only: Option<&SpiffeId>) -> Result<Self, PolicyError> {
+        if let Some(id) = only {
+            let id = id.to_string();
+            // The IDs the cut entries name exactly (as destinations or
+            // sources) keep their own metric labels, as in the whole policy.
+            let mut named = HashSet::new();
+            let keep = |key: &str| key == id;
+            let name = |scalar: &str| {
+                if let Ok(SourcePattern::Exact(id)) = SourcePattern::parse(scalar) {
+                    named.insert(id);
+                }
+            };
+            if let Some((cut, others)) =
+                hallpass_diagnostics::yaml::keep_entries(text, "workloads", keep, name)
+                && let Ok(doc) = load_document(&cut)
+                && let Ok(mut policy) = Self::compile_scoped(&doc, only, named)
+            {
+                policy.destinations_dropped += others;
+                return Ok(policy);
+            }
+        }
         let doc = load_document(text).map_err(PolicyError::Invalid)?;
-        Self::compile(&doc).map_err(|e| match e {
+        Self::compile_for(&doc, only).map_err(|e| match e {
             PolicyError::Invalid(problems) => PolicyError::Invalid(locate_problems(problems, text)),
             other => other,
         })
@@ -191,6 +227,33 @@ impl CompiledPolicy {
 
     /// Compile a parsed document, reporting every problem found.
     pub fn compile(doc: &PolicyDocument) -> Result<Self, PolicyError> {
+        Self::compile_for(doc, None)
+    }
+
+    /// Compile a parsed document, reporting every problem found, and keep
+    /// only what a sidecar for destination `only` decides with (every
+    /// destination when `None`).
+    ///
+    /// The whole document is still checked, so a file is valid for every
+    /// sidecar or for none. What is kept for `only`: its own rules and
+    /// index, the trust domains, the revocations, and the label table of
+    /// every ID the policy names exactly (one string each), so labels mean
+    /// what they mean in the whole policy. Every other
+    /// destination's rules are compiled to be checked and dropped at once:
+    /// a mesh-wide file then costs a sidecar its own entry, not the mesh's.
+    /// The declared graph ([`CompiledPolicy::declared_graph`]) is that
+    /// destination's, as its telemetry uses it.
+    pub fn compile_for(doc: &PolicyDocument, only: Option<&SpiffeId>) -> Result<Self, PolicyError> {
+        Self::compile_scoped(doc, only, HashSet::new())
+    }
+
+    /// [`CompiledPolicy::compile_for`], with IDs named in entries already
+    /// cut out of the document (they keep their own labels).
+    fn compile_scoped(
+        doc: &PolicyDocument,
+        only: Option<&SpiffeId>,
+        also_named: HashSet<SpiffeId>,
+    ) -> Result<Self, PolicyError> {
         let mut problems = Vec::new();
         let mut problem = |path: String, message: String| {
             problems.push(Problem::new(path, message));
@@ -217,7 +280,13 @@ impl CompiledPolicy {
                 ),
             }
         }
-        let mut named = HashMap::new();
+        let mut named: HashMap<SpiffeId, Arc<str>> = also_named
+            .into_iter()
+            .map(|id| {
+                let text = Arc::<str>::from(id.to_string());
+                (id, text)
+            })
+            .collect();
         let mut revoked = HashSet::new();
         for (i, id) in doc.revoked.ids.iter().enumerate() {
             match SourcePattern::parse(id) {
@@ -252,6 +321,7 @@ impl CompiledPolicy {
             }
         }
         let mut workloads = HashMap::new();
+        let mut destinations_dropped = 0;
         for (dest, wl) in &doc.workloads {
             let base = child_path("workloads", dest);
             let dest_id = match SourcePattern::parse(dest) {
@@ -265,6 +335,7 @@ impl CompiledPolicy {
                     continue;
                 }
             };
+            let keep = only.is_none_or(|id| *id == dest_id);
             named
                 .entry(dest_id.clone())
                 .or_insert_with(|| Arc::<str>::from(dest.as_str()));
@@ -285,10 +356,18 @@ impl CompiledPolicy {
                             .or_insert_with(|| Arc::<str>::from(id.to_string()));
                     }
                 }
+                if !keep {
+                    // Checked, and its sources named; another sidecar's to keep.
+                    continue;
+                }
                 compiled.index.insert_rule(compiled.rules.len(), &rule);
                 compiled.rules.push(rule);
             }
-            workloads.insert(dest_id, compiled);
+            if keep {
+                workloads.insert(dest_id, compiled);
+            } else {
+                destinations_dropped += 1;
+            }
         }
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
@@ -315,10 +394,22 @@ impl CompiledPolicy {
             revoked,
             revoked_serials,
             workloads,
+            destinations_dropped,
             named,
             other_labels,
             labels,
         })
+    }
+
+    /// Destinations of the file whose rules were not kept (compiled for one
+    /// destination): 0 for a policy compiled whole.
+    pub fn destinations_dropped(&self) -> usize {
+        self.destinations_dropped
+    }
+
+    /// Rules kept, over every destination kept.
+    pub fn rule_count(&self) -> usize {
+        self.workloads.values().map(|w| w.rules.len()).sum()
     }
 
     /// Is this exact ID on the `revoked.ids` list?

@@ -181,6 +181,7 @@ impl CompiledWorkload {
     ) -> (Decision, bool) {
         let mut hits: Vec<&RouteHit> = Vec::new();
         let named = self.index.matches(req.source, segments, &mut hits);
+        crate::probe::count_hits(hits.len());
         hits.sort_unstable_by_key(|h| (h.rule, h.position));
         let mut allowed: Option<Decision> = None;
         let mut expired = false;

@@ -20,5 +20,6 @@ mod proptest_matchers;
 mod reference;
 mod scan;
 mod schema;
+mod scoped;
 mod suite;
 mod trie;

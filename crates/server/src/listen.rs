@@ -166,7 +166,19 @@ impl Sidecar {
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {
-                            reloader.tick(&shared);
+                            // Off the runtime's workers: compiling a large
+                            // policy takes a while, and checks must never
+                            // wait for it (they read the policy in force
+                            // until the new one is swapped in).
+                            let on = shared.clone();
+                            reloader = tokio::task::spawn_blocking(move || {
+                                reloader.tick(&on);
+                                reloader
+                            })
+                            .await
+                            // A panic in a reload (a bug) loses the state of
+                            // the settling reads: start them again.
+                            .unwrap_or_default();
                             set_health(status_of(&shared)).await;
                         }
                         _ = rx.changed() => break,

@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hallpass_identity::{X509Bundle, parse_spiffe_bundle};
+use hallpass_identity::{CredentialDigest, X509Bundle, credential_digest, parse_spiffe_bundle};
 use hallpass_policy::CompiledPolicy;
 
 use crate::trust::SourceBundles;
@@ -27,36 +27,63 @@ use crate::{LoadedPolicy, Shared};
 /// What was read of one file: its bytes, or the read error text.
 type Seen = Result<Vec<u8>, String>;
 
+/// A read remembered by the SHA-256 digest of its bytes (or its error): a
+/// mesh-wide policy file can be megabytes, and only whether it changed
+/// matters once it is loaded.
+type Stamp = Result<CredentialDigest, String>;
+
+fn stamp(seen: &Seen) -> Stamp {
+    seen.as_ref()
+        .map(|bytes| credential_digest(&[bytes]))
+        .map_err(Clone::clone)
+}
+
 /// One watched file: what is in force, and a change waiting to settle.
 #[derive(Debug, Default)]
 struct Watched {
     /// The content last acted on (loaded, or reported as unusable).
-    current: Option<Seen>,
+    current: Option<Stamp>,
+    /// Its bytes, kept only for files read again after they settle (the
+    /// bundle files, rebuilt together when any one changes).
+    content: Option<Seen>,
+    keep_content: bool,
     /// Where the path resolved to (through symlinks) when last read.
     target: Option<PathBuf>,
     /// New content read once, waiting for a second, identical read.
-    pending: Option<Seen>,
+    pending: Option<Stamp>,
 }
 
 impl Watched {
+    /// A watched file whose settled content is kept.
+    fn keeping_content() -> Self {
+        Self {
+            keep_content: true,
+            ..Self::default()
+        }
+    }
+
     /// Read `path`. Returns the content to act on when it has changed and
     /// settled (or arrived by a symlink swap); `None` when there is nothing
     /// new to act on yet.
-    fn poll(&mut self, path: &Path) -> Option<&Seen> {
+    fn poll(&mut self, path: &Path) -> Option<Seen> {
         let target = std::fs::canonicalize(path).ok();
         let now = read(path);
+        let stamped = stamp(&now);
         let swapped = self.target.is_some() && target.is_some() && target != self.target;
         self.target = target;
-        if self.current.as_ref() == Some(&now) {
+        if self.current.as_ref() == Some(&stamped) {
             self.pending = None;
             return None;
         }
-        if swapped || self.pending.as_ref() == Some(&now) {
+        if swapped || self.pending.as_ref() == Some(&stamped) {
             self.pending = None;
-            self.current = Some(now);
-            return self.current.as_ref();
+            self.current = Some(stamped);
+            if self.keep_content {
+                self.content = Some(now.clone());
+            }
+            return Some(now);
         }
-        self.pending = Some(now);
+        self.pending = Some(stamped);
         None
     }
 
@@ -93,23 +120,35 @@ impl Reloader {
         let Some(now) = self.policy.poll(path) else {
             return;
         };
-        match now {
+        match &now {
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "cannot read policy file; keeping the last good policy");
                 shared.metrics.record_reload(false);
             }
-            Ok(bytes) => match CompiledPolicy::from_yaml(&String::from_utf8_lossy(bytes)) {
-                Ok(policy) => {
-                    shared
-                        .telemetry
-                        .policy_loaded(policy.declared_graph(shared.settings.workload_id.as_ref()));
+            Ok(bytes) => match compile(bytes, shared) {
+                (Ok(policy), started) => {
+                    let only = shared.settings.workload_id.as_ref();
+                    shared.telemetry.policy_loaded(policy.declared_graph(only));
+                    let destinations = policy.destinations().count();
+                    let dropped = policy.destinations_dropped();
+                    let rules = policy.rule_count();
                     shared
                         .policy
                         .store(Some(Arc::new(LoadedPolicy::new(policy, &shared.metrics))));
                     shared.metrics.record_reload(true);
-                    tracing::info!(file = %path.display(), "policy loaded");
+                    let elapsed_ms =
+                        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    tracing::info!(file = %path.display(), destinations, rules, other_destinations = dropped, elapsed_ms, "policy loaded");
+                    if only.is_none() && (destinations > LARGE_DESTINATIONS || rules > LARGE_RULES)
+                    {
+                        tracing::warn!(
+                            destinations,
+                            rules,
+                            "workload.id is not set, so this sidecar keeps the rules of every destination in the policy (it learns its own from each request); set workload.id to keep only its own and save the memory"
+                        );
+                    }
                 }
-                Err(e) => {
+                (Err(e), _) => {
                     shared.metrics.record_reload(false);
                     tracing::error!(file = %path.display(), error = %e, "invalid policy; keeping the last good policy");
                 }
@@ -119,7 +158,9 @@ impl Reloader {
 
     fn tick_bundles(&mut self, shared: &Shared) {
         let files = &shared.settings.bundles;
-        self.bundles.resize_with(files.len(), Default::default);
+        self.bundles.resize_with(files.len(), || {
+            [Watched::keeping_content(), Watched::keeping_content()]
+        });
         let mut changed = false;
         for (file, watched) in files.iter().zip(&mut self.bundles) {
             for (path, w) in [&file.x509, &file.jwt].into_iter().zip(watched.iter_mut()) {
@@ -142,7 +183,7 @@ impl Reloader {
         for (file, [x509, jwt]) in files.iter().zip(&self.bundles) {
             let td = &file.trust_domain;
             if let Some(path) = &file.x509 {
-                let loaded = match &x509.current {
+                let loaded = match &x509.content {
                     Some(seen) => seen.clone().and_then(|b| {
                         X509Bundle::from_file_bytes(td, &b).map_err(|e| e.to_string())
                     }),
@@ -163,7 +204,7 @@ impl Reloader {
                 }
             }
             if let Some(path) = &file.jwt {
-                let loaded = match &jwt.current {
+                let loaded = match &jwt.content {
                     Some(seen) => seen.clone().and_then(|b| parse_spiffe_bundle(&b, true)),
                     None => Err("not settled yet".to_owned()),
                 };
@@ -185,6 +226,29 @@ impl Reloader {
         }
         shared.trust.set_files(next, complete, &shared.metrics);
     }
+}
+
+/// A policy this large, kept whole by a sidecar without `workload.id`, is
+/// worth a warning: every sidecar that mounts it pays for every destination.
+const LARGE_DESTINATIONS: usize = 100;
+/// See [`LARGE_DESTINATIONS`].
+const LARGE_RULES: usize = 10_000;
+
+/// Compile the policy file's bytes (only this sidecar's destination when
+/// `workload.id` is set), with the time it started.
+fn compile(
+    bytes: &[u8],
+    shared: &Shared,
+) -> (
+    Result<CompiledPolicy, hallpass_policy::PolicyError>,
+    std::time::Instant,
+) {
+    let started = std::time::Instant::now();
+    let compiled = CompiledPolicy::from_yaml_for(
+        &String::from_utf8_lossy(bytes),
+        shared.settings.workload_id.as_ref(),
+    );
+    (compiled, started)
 }
 
 fn read(path: &Path) -> Seen {
