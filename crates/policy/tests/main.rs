@@ -10,6 +10,7 @@ mod matchers;
 mod proptest_matchers;
 mod reference;
 mod scan;
+mod shipped_dates;
 mod schema;
 mod suite;
 mod trie;
