@@ -65,7 +65,8 @@ pub enum PolicyCommand {
         /// The destination's SPIFFE ID.
         #[arg(long)]
         destination: String,
-        /// HTTP method (gRPC calls are POST).
+        /// HTTP method, case-sensitive as on the wire: `get` is refused with
+        /// its right spelling (gRPC calls are POST).
         #[arg(long, default_value = "GET")]
         method: String,
         /// Request path, query included if you like.
@@ -187,7 +188,7 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
             };
             let req = Request {
                 source: &source,
-                method: Method::parse(&method),
+                method: request_method(&method)?,
                 path: &path,
                 headers: &header_map,
                 has_jwt: jwt,
@@ -221,6 +222,32 @@ fn load_policy(path: &Path) -> Result<Option<CompiledPolicy>, String> {
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// `--method` as the sidecar would see it. A method is case-sensitive, so
+/// `get` would be explained as a deny of an unnamed method: that is never
+/// what was meant, so it is refused with the right spelling. Any other
+/// token (`PROPFIND`) is explained as the sidecar sees it: [`Method::Other`].
+fn request_method(text: &str) -> Result<Method, String> {
+    let upper = text.to_ascii_uppercase();
+    if Method::named(text).is_none() && Method::named(&upper).is_some() {
+        return Err(format!(
+            "--method {text}: HTTP methods are case-sensitive; did you mean {upper}?"
+        ));
+    }
+    // RFC 9110 token characters.
+    let token = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        let named: Vec<&str> = Method::NAMED.iter().map(|m| m.as_str()).collect();
+        return Err(format!(
+            "--method {text:?}: not an HTTP method; rules can name {}",
+            named.join(", ")
+        ));
+    }
+    Ok(Method::parse(text))
 }
 
 fn exact_id(text: &str, flag: &str) -> Result<SpiffeId, String> {

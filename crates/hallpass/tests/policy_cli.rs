@@ -242,3 +242,44 @@ fn explain_of_an_invalid_policy_exits_1() {
         run.stderr
     );
 }
+
+/// `--method get` is not explained as a deny of some other method: HTTP
+/// methods are case-sensitive (so the sidecar would see `OTHER`), and the
+/// user meant `GET` (issue 14, item 9).
+#[test]
+fn explain_rejects_a_lower_case_method_with_the_right_spelling() {
+    let file = example("clinical-mesh.yaml");
+    let with = |method: &str| {
+        hallpass(&[
+            "policy",
+            "explain",
+            &file,
+            "--source",
+            EHR,
+            "--destination",
+            LAB,
+            "--method",
+            method,
+            "--path",
+            "/patients/p-1/results/r-2",
+            "--time",
+            "2026-06-01T00:00:00Z",
+        ])
+    };
+    let run = with("get");
+    assert_eq!(run.code, 64, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("--method get: HTTP methods are case-sensitive; did you mean GET?"),
+        "{}",
+        run.stderr
+    );
+    // Not a method at all: rejected, with the methods a rule can name.
+    let run = with("G T");
+    assert_eq!(run.code, 64, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT"), "{}", run.stderr);
+    // A method no rule can name is still explained (as the sidecar sees it).
+    let run = with("PROPFIND");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("decision: deny"), "{}", run.stdout);
+}
