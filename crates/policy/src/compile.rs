@@ -433,6 +433,22 @@ fn compile_rule(
             Err(e) => bad(format!("{path}.from[{i}]"), e),
         }
     }
+    // An empty list is never "any": it would make the rule match nothing.
+    for (key, empty) in [
+        ("methods", doc.methods.as_ref().is_some_and(Vec::is_empty)),
+        ("paths", doc.paths.as_ref().is_some_and(Vec::is_empty)),
+        ("grpc", doc.grpc.as_ref().is_some_and(Vec::is_empty)),
+    ] {
+        if empty {
+            bad(
+                format!("{path}.{key}"),
+                format!(
+                    "an empty list matches no request, so this rule would allow nothing; \
+                     leave `{key}` out to allow any, or list what to allow"
+                ),
+            );
+        }
+    }
     let methods = doc.methods.as_ref().map(|ms| {
         ms.iter()
             .enumerate()
@@ -490,6 +506,19 @@ fn compile_rule(
     };
     let not_before_ms = time("not_before", &doc.not_before, Rounding::Up);
     let not_after_ms = time("not_after", &doc.not_after, Rounding::Down);
+    if let (Some(start), Some(end)) = (not_before_ms, not_after_ms)
+        && start > end
+    {
+        bad(
+            format!("{path}.not_before"),
+            format!(
+                "not_before ({}) is after not_after ({}), so the rule can never match; \
+                 swap them, or fix the date that is wrong",
+                format_rfc3339(start),
+                format_rfc3339(end)
+            ),
+        );
+    }
     ok.then(|| CompiledRule {
         name: Arc::from(doc.name.as_str()),
         from,
