@@ -455,10 +455,7 @@ fn compile_rule(
             .filter_map(|(i, m)| {
                 let named = Method::named(m);
                 if named.is_none() {
-                    bad(
-                        format!("{path}.methods[{i}]"),
-                        format!("unknown HTTP method `{m}` (use upper case)"),
-                    );
+                    bad(format!("{path}.methods[{i}]"), unknown_method(m));
                 }
                 named
             })
@@ -530,6 +527,20 @@ fn compile_rule(
         not_after_ms,
         require_jwt: doc.require_jwt,
     })
+}
+
+/// The problem with a method a rule cannot name: the right spelling when it
+/// is only the case, else the methods a rule can name.
+fn unknown_method(method: &str) -> String {
+    let upper = method.to_ascii_uppercase();
+    if Method::named(&upper).is_some() {
+        return format!("unknown HTTP method `{method}`: methods are case-sensitive; write `{upper}`");
+    }
+    let named: Vec<&str> = Method::NAMED.iter().map(|m| m.as_str()).collect();
+    format!(
+        "unknown HTTP method `{method}`; a rule can name {}",
+        named.join(", ")
+    )
 }
 
 /// Which way a time finer than a millisecond is rounded.

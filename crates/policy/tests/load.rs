@@ -270,6 +270,25 @@ workloads:
     );
 }
 
+/// An unknown method gets the list of methods a rule can name; a method in
+/// the wrong case gets its right spelling (issue 14, item 4).
+#[test]
+fn an_unknown_method_lists_the_valid_ones() {
+    let yaml = format!(
+        "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  {LAB}:\n    allow:\n      - name: r\n        from: [spiffe://hospital.example/a]\n        methods: [POTS, get]\n"
+    );
+    let found = problems(&yaml);
+    let messages: Vec<&str> = found.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "unknown HTTP method `POTS`; a rule can name GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT",
+            "unknown HTTP method `get`: methods are case-sensitive; write `GET`",
+        ],
+        "{found:#?}"
+    );
+}
+
 #[test]
 fn policy_error_display_lists_every_problem() {
     let yaml = "version: 3\ntrust_domains: [Bad.Example]\n";
