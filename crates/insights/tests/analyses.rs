@@ -484,14 +484,11 @@ fn suggest_counts_call_paths_and_requests_in_their_own_units() {
     assert_eq!(obs.counted(1), "1 call path");
     assert!(yaml.contains("        # 42 requests\n"), "{yaml}");
 
-    let events = [
-        event(EHR, "GET", Some("/patients/p-1/results"), None),
-        {
-            let mut e = event(BILLING, "GET", None, None);
-            e.decision = DecisionLabel::Deny;
-            e
-        },
-    ];
+    let events = [event(EHR, "GET", Some("/patients/p-1/results"), None), {
+        let mut e = event(BILLING, "GET", None, None);
+        e.decision = DecisionLabel::Deny;
+        e
+    }];
     let (yaml, obs) = suggest_from_log(&log(&events));
     assert!(
         yaml.contains("# Read 2 audit records, 1 skipped.\n"),

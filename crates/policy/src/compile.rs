@@ -534,7 +534,9 @@ fn compile_rule(
 fn unknown_method(method: &str) -> String {
     let upper = method.to_ascii_uppercase();
     if Method::named(&upper).is_some() {
-        return format!("unknown HTTP method `{method}`: methods are case-sensitive; write `{upper}`");
+        return format!(
+            "unknown HTTP method `{method}`: methods are case-sensitive; write `{upper}`"
+        );
     }
     let named: Vec<&str> = Method::NAMED.iter().map(|m| m.as_str()).collect();
     format!(

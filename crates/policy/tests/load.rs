@@ -261,10 +261,18 @@ workloads:
     assert_eq!(
         got,
         [
-            format!("{dest}.allow[0].not_before: not_before (2027-02-01T00:00:00Z) is after not_after (2027-01-01T00:00:00Z), so the rule can never match; swap them, or fix the date that is wrong"),
-            format!("{dest}.allow[1].methods: an empty list matches no request, so this rule would allow nothing; leave `methods` out to allow any, or list what to allow"),
-            format!("{dest}.allow[2].grpc: an empty list matches no request, so this rule would allow nothing; leave `grpc` out to allow any, or list what to allow"),
-            format!("{dest}.allow[2].paths: an empty list matches no request, so this rule would allow nothing; leave `paths` out to allow any, or list what to allow"),
+            format!(
+                "{dest}.allow[0].not_before: not_before (2027-02-01T00:00:00Z) is after not_after (2027-01-01T00:00:00Z), so the rule can never match; swap them, or fix the date that is wrong"
+            ),
+            format!(
+                "{dest}.allow[1].methods: an empty list matches no request, so this rule would allow nothing; leave `methods` out to allow any, or list what to allow"
+            ),
+            format!(
+                "{dest}.allow[2].grpc: an empty list matches no request, so this rule would allow nothing; leave `grpc` out to allow any, or list what to allow"
+            ),
+            format!(
+                "{dest}.allow[2].paths: an empty list matches no request, so this rule would allow nothing; leave `paths` out to allow any, or list what to allow"
+            ),
         ],
         "{found:#?}"
     );

@@ -10,7 +10,7 @@ mod matchers;
 mod proptest_matchers;
 mod reference;
 mod scan;
-mod shipped_dates;
 mod schema;
+mod shipped_dates;
 mod suite;
 mod trie;
