@@ -7,8 +7,8 @@
 //!
 //! | code | check | test | explain |
 //! |---|---|---|---|
-//! | 0 | no errors (warnings allowed) | every case passed | a decision was printed |
-//! | 1 | errors | a case failed, or the policy or test file is invalid | the policy is invalid |
+//! | 0 | no errors (warnings allowed unless `--strict`) | every case passed | a decision was printed |
+//! | 1 | errors (or warnings, with `--strict`) | a case failed, or the policy or test file is invalid | the policy is invalid |
 //! | 64 | usage: bad arguments, unreadable file | same | same |
 
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ use crate::USAGE;
 pub enum PolicyCommand {
     /// Validate and lint a policy file: every error and warning is printed
     /// with its line:column and key path. Exit 0 when there are no errors
-    /// (warnings allowed), 1 on errors, 64 on usage errors.
+    /// (warnings allowed unless --strict), 1 on errors, 64 on usage errors.
     Check {
         /// The policy file.
         file: PathBuf,
@@ -40,6 +40,9 @@ pub enum PolicyCommand {
         /// Judge time-bound grants as of this RFC 3339 time instead of now.
         #[arg(long, value_name = "RFC3339")]
         now: Option<String>,
+        /// Warnings fail too (exit 1), for CI.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run decision test cases (request -> expected decision) against a
     /// policy. Exit 0 when all pass, 1 on any failure.
@@ -65,7 +68,8 @@ pub enum PolicyCommand {
         /// The destination's SPIFFE ID.
         #[arg(long)]
         destination: String,
-        /// HTTP method (gRPC calls are POST).
+        /// HTTP method, case-sensitive as on the wire: `get` is refused with
+        /// its right spelling (gRPC calls are POST).
         #[arg(long, default_value = "GET")]
         method: String,
         /// Request path, query included if you like.
@@ -119,7 +123,12 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
     match command {
         #[cfg(feature = "tools")]
         PolicyCommand::Suggest(args) => Ok(crate::tools_cmd::suggest(&args)),
-        PolicyCommand::Check { file, format, now } => {
+        PolicyCommand::Check {
+            file,
+            format,
+            now,
+            strict,
+        } => {
             let now_ms = time_or_now(now.as_deref(), "--now")?;
             let text = read(&file)?;
             let report = check(&text, now_ms.div_euclid(1000));
@@ -127,6 +136,10 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
             match format {
                 Format::Text => print!("{}", report.to_text(&name)),
                 Format::Json => println!("{}", report.to_json(&name)),
+            }
+            if strict && report.errors() == 0 && report.warnings() > 0 {
+                eprintln!("{name}: --strict: warnings fail the check");
+                return Ok(1);
             }
             Ok(u8::from(report.errors() > 0))
         }
@@ -187,7 +200,7 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
             };
             let req = Request {
                 source: &source,
-                method: Method::parse(&method),
+                method: request_method(&method)?,
                 path: &path,
                 headers: &header_map,
                 has_jwt: jwt,
@@ -221,6 +234,32 @@ fn load_policy(path: &Path) -> Result<Option<CompiledPolicy>, String> {
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// `--method` as the sidecar would see it. A method is case-sensitive, so
+/// `get` would be explained as a deny of an unnamed method: that is never
+/// what was meant, so it is refused with the right spelling. Any other
+/// token (`PROPFIND`) is explained as the sidecar sees it: [`Method::Other`].
+fn request_method(text: &str) -> Result<Method, String> {
+    let upper = text.to_ascii_uppercase();
+    if Method::named(text).is_none() && Method::named(&upper).is_some() {
+        return Err(format!(
+            "--method {text}: HTTP methods are case-sensitive; did you mean {upper}?"
+        ));
+    }
+    // RFC 9110 token characters.
+    let token = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        let named: Vec<&str> = Method::NAMED.iter().map(|m| m.as_str()).collect();
+        return Err(format!(
+            "--method {text:?}: not an HTTP method; rules can name {}",
+            named.join(", ")
+        ));
+    }
+    Ok(Method::parse(text))
 }
 
 fn exact_id(text: &str, flag: &str) -> Result<SpiffeId, String> {

@@ -308,7 +308,7 @@ pub fn suggest(args: &SuggestArgs) -> u8 {
         }
     };
     for (why, n) in obs.skipped() {
-        eprintln!("skipped {n}: {why}");
+        eprintln!("skipped {}: {why}", obs.counted(n));
     }
     let mode = match args.mode {
         SuggestMode::Audit => Mode::Audit,
@@ -337,10 +337,10 @@ pub fn suggest(args: &SuggestArgs) -> u8 {
         }
     }
     eprintln!(
-        "suggested {} rules for {} destinations from {} records",
-        suggestion.rules,
-        suggestion.destinations,
-        obs.records()
+        "suggested {} for {} from {}",
+        suggest::plural(suggestion.rules as u64, "rule"),
+        suggest::plural(suggestion.destinations as u64, "destination"),
+        obs.counted(obs.records())
     );
     0
 }

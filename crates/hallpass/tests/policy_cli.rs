@@ -241,3 +241,78 @@ fn explain_of_an_invalid_policy_exits_1() {
         run.stderr
     );
 }
+
+/// `--method get` is not explained as a deny of some other method: HTTP
+/// methods are case-sensitive (so the sidecar would see `OTHER`), and the
+/// user meant `GET` (issue 14, item 9).
+#[test]
+fn explain_rejects_a_lower_case_method_with_the_right_spelling() {
+    let file = example("clinical-mesh.yaml");
+    let with = |method: &str| {
+        hallpass(&[
+            "policy",
+            "explain",
+            &file,
+            "--source",
+            EHR,
+            "--destination",
+            LAB,
+            "--method",
+            method,
+            "--path",
+            "/patients/p-1/results/r-2",
+            "--time",
+            "2026-06-01T00:00:00Z",
+        ])
+    };
+    let run = with("get");
+    assert_eq!(run.code, 64, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("--method get: HTTP methods are case-sensitive; did you mean GET?"),
+        "{}",
+        run.stderr
+    );
+    // Not a method at all: rejected, with the methods a rule can name.
+    let run = with("G T");
+    assert_eq!(run.code, 64, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT"),
+        "{}",
+        run.stderr
+    );
+    // A method no rule can name is still explained (as the sidecar sees it).
+    let run = with("PROPFIND");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("decision: deny"), "{}", run.stdout);
+}
+
+/// `--strict` makes warnings fail a CI job (issue 14, item 7).
+#[test]
+fn check_strict_makes_warnings_fail() {
+    let file = example("clinical-mesh.yaml");
+    let args = ["policy", "check", &file, "--now", "2026-06-01T00:00:00Z"];
+    let run = hallpass(&args);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let mut strict = args.to_vec();
+    strict.push("--strict");
+    let run = hallpass(&strict);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("warning[audit_mode]"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("--strict: warnings fail the check"),
+        "{}",
+        run.stderr
+    );
+    // No warnings: --strict passes.
+    let dir = tempfile::tempdir().unwrap();
+    let clean = temp_file(
+        &dir,
+        "clean.yaml",
+        "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  spiffe://hospital.example/a:\n    allow:\n      - name: r\n        from: [spiffe://hospital.example/b]\n        methods: [GET]\n",
+    );
+    let run = hallpass(&["policy", "check", &clean, "--strict"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}

@@ -55,7 +55,13 @@ struct Calls {
 #[derive(Debug, Default)]
 pub struct Observations {
     calls: BTreeMap<(String, String), Calls>,
+    /// Items read: audit records, or a call graph's call paths.
     records: u64,
+    /// Requests the usable items stand for.
+    requests: u64,
+    /// The items are call paths (each standing for many requests).
+    call_paths: bool,
+    /// Items skipped, by reason.
     skipped: BTreeMap<&'static str, u64>,
 }
 
@@ -103,17 +109,30 @@ impl Observations {
             .len()
     }
 
-    /// Records read, usable or not.
+    /// Items read, usable or not: audit records, or call paths (see
+    /// [`Observations::counted`]).
     pub fn records(&self) -> u64 {
         self.records
     }
 
-    /// Records skipped, all reasons.
+    /// `n` of what was read, spelled out: `1 audit record`, `6 call paths`.
+    pub fn counted(&self, n: u64) -> String {
+        plural(
+            n,
+            if self.call_paths {
+                "call path"
+            } else {
+                "audit record"
+            },
+        )
+    }
+
+    /// Items skipped, all reasons.
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
     }
 
-    /// Records skipped, by reason.
+    /// Items skipped, by reason.
     pub fn skipped(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         self.skipped.iter().map(|(why, n)| (*why, *n))
     }
@@ -133,7 +152,7 @@ impl Observations {
         path: Option<&str>,
         n: u64,
     ) {
-        self.records += n;
+        self.records += 1;
         let exact = |s: &str| matches!(SourcePattern::parse(s), Ok(SourcePattern::Exact(_)));
         if !exact(source) {
             return self.skip("the source is not a proven SPIFFE ID (a label such as other:<td>)");
@@ -176,9 +195,11 @@ impl Observations {
             .entry((destination.to_owned(), source.to_owned()))
             .or_default();
         if let Seen::Grpc(g) = seen {
+            self.requests += n;
             *calls.grpc.entry(g).or_default() += n;
             return;
         }
+        self.requests += n;
         let m = calls.http.entry(method.to_owned()).or_default();
         m.requests += n;
         match seen {
@@ -241,9 +262,10 @@ pub fn read_audit_log(reader: impl BufRead, obs: &mut Observations) -> std::io::
 
 /// Read a call graph's allowed edges into `obs`.
 pub fn read_callgraph(graph: &CallGraph, obs: &mut Observations) {
+    obs.call_paths = true;
     for e in &graph.observed {
         if e.allowed == 0 {
-            obs.records += e.count;
+            obs.records += 1;
             obs.skip("denied");
             continue;
         }
@@ -256,6 +278,12 @@ pub fn read_callgraph(graph: &CallGraph, obs: &mut Observations) {
             e.allowed,
         );
     }
+}
+
+/// `1 request`, `1,200 requests`: every noun here takes a plain `s`.
+pub fn plural(n: u64, noun: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{} {noun}{s}", thousands(n))
 }
 
 /// `spiffe://td/ns/x/sa/name` → `name`; else the last path segment.
@@ -340,11 +368,17 @@ pub fn policy_yaml(obs: &Observations, mode: Mode, max_literals: usize, origin: 
         out,
         "# Suggested by `hallpass policy suggest` from {origin}.\n\
          # Least privilege for the calls seen: each rule names one caller, one\n\
-         # method and the route templates it used ({} records read, {} skipped).\n\
+         # method and the route templates it used.\n\
+         # Read {}{}, {} skipped.\n\
          # Review it: literal path segments come from real requests. Start in\n\
          # audit mode, watch for audit_deny, then switch to enforce.",
-        obs.records,
-        obs.skipped.values().sum::<u64>()
+        obs.counted(obs.records),
+        if obs.call_paths {
+            format!(" ({})", plural(obs.requests, "request"))
+        } else {
+            String::new()
+        },
+        thousands(obs.skipped_total()),
     );
     let _ = writeln!(out, "version: 1");
     let _ = writeln!(out, "trust_domains: {}", quoted_list(&trust_domains));
@@ -382,14 +416,10 @@ pub fn policy_yaml(obs: &Observations, mode: Mode, max_literals: usize, origin: 
             let distinct = if m.paths.is_empty() {
                 String::new()
             } else {
-                format!(", {} distinct paths", thousands(m.paths.len() as u64))
+                format!(", {}", plural(m.paths.len() as u64, "distinct path"))
             };
             let _ = writeln!(out, "      - name: {}", quoted(&name));
-            let _ = writeln!(
-                out,
-                "        # {} requests{distinct}",
-                thousands(m.requests)
-            );
+            let _ = writeln!(out, "        # {}{distinct}", plural(m.requests, "request"));
             let _ = writeln!(out, "        from: {}", quoted_list([source]));
             let _ = writeln!(out, "        methods: {}", quoted_list([method]));
             if m.any_path {
@@ -407,7 +437,7 @@ pub fn policy_yaml(obs: &Observations, mode: Mode, max_literals: usize, origin: 
             let requests: u64 = calls.grpc.values().sum();
             let methods: Vec<String> = calls.grpc.keys().cloned().collect();
             let _ = writeln!(out, "      - name: {}", quoted(&name));
-            let _ = writeln!(out, "        # {} gRPC requests", thousands(requests));
+            let _ = writeln!(out, "        # {}", plural(requests, "gRPC request"));
             let _ = writeln!(out, "        from: {}", quoted_list([source]));
             let _ = writeln!(out, "        grpc: {}", quoted_list(&methods));
         }

@@ -468,6 +468,38 @@ fn suggest_from_a_callgraph_uses_allowed_edges() {
     assert_eq!(check(&yaml, NOW_S).errors(), 0);
 }
 
+/// What was read is counted in its own unit: a call graph's skipped items
+/// are call paths, not records, and one request is "1 request" (issue 14,
+/// item 12).
+#[test]
+fn suggest_counts_call_paths_and_requests_in_their_own_units() {
+    let mut obs = Observations::default();
+    suggest::read_callgraph(&graph(), &mut obs);
+    let yaml = suggest::policy_yaml(&obs, Mode::Audit, 5, "a call graph");
+    assert!(
+        yaml.contains("# Read 5 call paths (56 requests), 1 skipped.\n"),
+        "{yaml}"
+    );
+    assert_eq!(obs.counted(1), "1 call path");
+    assert!(yaml.contains("        # 42 requests\n"), "{yaml}");
+
+    let events = [event(EHR, "GET", Some("/patients/p-1/results"), None), {
+        let mut e = event(BILLING, "GET", None, None);
+        e.decision = DecisionLabel::Deny;
+        e
+    }];
+    let (yaml, obs) = suggest_from_log(&log(&events));
+    assert!(
+        yaml.contains("# Read 2 audit records, 1 skipped.\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("        # 1 request, 1 distinct path\n"),
+        "{yaml}"
+    );
+    assert_eq!(obs.counted(1), "1 audit record");
+}
+
 #[test]
 fn suggest_writes_a_file_and_reports_nothing_to_do() {
     let dir = tempfile::tempdir().unwrap();

@@ -141,6 +141,7 @@ impl Lints {
                     );
                 }
                 self.sources(rule, &at, &listed);
+                self.similar_sources(policy, rule, &at);
                 self.grant(rule, &at, now);
                 self.allows_everything(rule, &at);
             }
@@ -170,6 +171,25 @@ impl Lints {
                          (spiffe://{}/ns/NAME/**) or exact workloads",
                         pattern.trust_domain()
                     ),
+                );
+            }
+        }
+    }
+
+    /// An exact source one or two letters away from a destination is most
+    /// likely that destination mistyped: such a rule never matches its
+    /// intended caller, and nothing else would say so.
+    fn similar_sources(&mut self, policy: &CompiledPolicy, rule: &CompiledRule, at: &str) {
+        let from = child_path(at, "from");
+        for (k, pattern) in rule.from.iter().enumerate() {
+            let SourcePattern::Exact(id) = pattern else {
+                continue;
+            };
+            if let Some(near) = policy.closest_destination(id) {
+                self.warn(
+                    "similar_id",
+                    item_path(&from, k),
+                    format!("`{id}` is not a destination of this policy; did you mean `{near}`?"),
                 );
             }
         }

@@ -531,16 +531,29 @@ fn compile_rule(
             Err(e) => bad(format!("{path}.from[{i}]"), e),
         }
     }
+    // An empty list is never "any": it would make the rule match nothing.
+    for (key, empty) in [
+        ("methods", doc.methods.as_ref().is_some_and(Vec::is_empty)),
+        ("paths", doc.paths.as_ref().is_some_and(Vec::is_empty)),
+        ("grpc", doc.grpc.as_ref().is_some_and(Vec::is_empty)),
+    ] {
+        if empty {
+            bad(
+                format!("{path}.{key}"),
+                format!(
+                    "an empty list matches no request, so this rule would allow nothing; \
+                     leave `{key}` out to allow any, or list what to allow"
+                ),
+            );
+        }
+    }
     let methods = doc.methods.as_ref().map(|ms| {
         ms.iter()
             .enumerate()
             .filter_map(|(i, m)| {
                 let named = Method::named(m);
                 if named.is_none() {
-                    bad(
-                        format!("{path}.methods[{i}]"),
-                        format!("unknown HTTP method `{m}` (use upper case)"),
-                    );
+                    bad(format!("{path}.methods[{i}]"), unknown_method(m));
                 }
                 named
             })
@@ -588,6 +601,19 @@ fn compile_rule(
     };
     let not_before_ms = time("not_before", &doc.not_before, Rounding::Up);
     let not_after_ms = time("not_after", &doc.not_after, Rounding::Down);
+    if let (Some(start), Some(end)) = (not_before_ms, not_after_ms)
+        && start > end
+    {
+        bad(
+            format!("{path}.not_before"),
+            format!(
+                "not_before ({}) is after not_after ({}), so the rule can never match; \
+                 swap them, or fix the date that is wrong",
+                format_rfc3339(start),
+                format_rfc3339(end)
+            ),
+        );
+    }
     ok.then(|| CompiledRule {
         name: Arc::from(doc.name.as_str()),
         from,
@@ -599,6 +625,22 @@ fn compile_rule(
         not_after_ms,
         require_jwt: doc.require_jwt,
     })
+}
+
+/// The problem with a method a rule cannot name: the right spelling when it
+/// is only the case, else the methods a rule can name.
+fn unknown_method(method: &str) -> String {
+    let upper = method.to_ascii_uppercase();
+    if Method::named(&upper).is_some() {
+        return format!(
+            "unknown HTTP method `{method}`: methods are case-sensitive; write `{upper}`"
+        );
+    }
+    let named: Vec<&str> = Method::NAMED.iter().map(|m| m.as_str()).collect();
+    format!(
+        "unknown HTTP method `{method}`; a rule can name {}",
+        named.join(", ")
+    )
 }
 
 /// Which way a time finer than a millisecond is rounded.

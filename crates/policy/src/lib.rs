@@ -35,6 +35,7 @@ mod locate;
 mod matchers;
 mod path;
 mod probe;
+mod similar;
 pub mod suite;
 mod trie;
 

@@ -186,6 +186,31 @@ pub struct RouteTemplate {
     any_depth: bool,
 }
 
+/// The error for a lone `*` segment (what Istio and Envoy users write): the
+/// template as it should be, with `{name}` for one segment and, at the end,
+/// `/**` for any depth.
+fn star_segment(parts: &[&str], at: usize, last: bool) -> String {
+    let with = |replacement: &str| {
+        let mut fixed: Vec<&str> = parts.to_vec();
+        if let Some(slot) = fixed.get_mut(at) {
+            *slot = replacement;
+        }
+        format!("`/{}`", fixed.join("/"))
+    };
+    if last {
+        format!(
+            "`*` is not a wildcard here: write {} for exactly one segment, or {} for one or more",
+            with("{name}"),
+            with("**")
+        )
+    } else {
+        format!(
+            "`*` is not a wildcard here: write {} for exactly one segment",
+            with("{name}")
+        )
+    }
+}
+
 impl RouteTemplate {
     /// Parse a template such as `/patients/{patient}/results`.
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -221,6 +246,9 @@ impl RouteTemplate {
                 } else {
                     if part.is_empty() || *part == "." || *part == ".." {
                         return Err("empty, `.` and `..` segments never match a request".into());
+                    }
+                    if *part == "*" {
+                        return Err(star_segment(&parts, i, last));
                     }
                     if part.contains(['{', '}', '*', '?', '#', '%', '\\']) {
                         return Err(format!(

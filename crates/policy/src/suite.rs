@@ -35,6 +35,27 @@ use crate::{
     parse_rfc3339_ms,
 };
 
+/// The test file with each case left unread, so that a malformed case
+/// costs only itself: every case is read, and reported, on its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    #[serde(default)]
+    defaults: DefaultsDocument,
+    tests: Vec<serde_yaml_ng::Value>,
+}
+
+/// `inner` (a key path inside a case) as a path from the document root.
+fn case_path(at: &str, inner: &str) -> String {
+    if inner.is_empty() || inner == hallpass_diagnostics::path::ROOT {
+        at.to_owned()
+    } else if inner.starts_with('[') {
+        format!("{at}{inner}")
+    } else {
+        format!("{at}.{inner}")
+    }
+}
+
 /// The test file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,14 +201,40 @@ impl Suite {
     pub fn from_yaml(text: &str, now_ms: i64) -> Result<Self, Vec<Problem>> {
         // Every unknown key and wrong type at once, each located.
         let mut problems = Problems::new();
-        let doc = de::yaml_value(text, &mut problems)
-            .and_then(|v| de::from_value::<SuiteDocument>(v, &mut problems));
-        let doc = problems.finish(doc, text, None)?;
-        let mut problems = Problems::new();
+        let raw = de::yaml_value(text, &mut problems)
+            .and_then(|v| de::from_value::<RawSuite>(v, &mut problems));
+        let Some(raw) = raw else {
+            return problems.finish(None, text, None);
+        };
+        // Each case on its own: one malformed case does not hide the others.
+        let mut read = Vec::new();
+        for (i, value) in raw.tests.into_iter().enumerate() {
+            let at = item_path("tests", i);
+            let mut found = Problems::new();
+            let case = de::from_value::<CaseDocument>(value, &mut found);
+            let clean = found.is_empty();
+            for mut p in found.into_vec() {
+                p.path = case_path(&at, &p.path);
+                if p.message.contains("expected struct ExpectDocument") {
+                    p.message = "`expect` is a mapping, for example \
+                        `{decision: deny, reason: no_matching_rule}` or \
+                        `{decision: allow, rule: NAME}`"
+                        .into();
+                }
+                problems.push(p);
+            }
+            if let Some(case) = case.filter(|_| clean) {
+                read.push((at, case));
+            }
+        }
+        let doc = SuiteDocument {
+            defaults: raw.defaults,
+            tests: Vec::new(),
+        };
         let index = LocationIndex::new(text);
         let mut cases = Vec::new();
-        for (i, c) in doc.tests.iter().enumerate() {
-            let at = item_path("tests", i);
+        for (at, c) in &read {
+            let at = at.clone();
             let mut bad = |field: &str, message: String| {
                 let path = field
                     .split('.')
@@ -313,7 +360,7 @@ impl Suite {
                 });
             }
         }
-        problems.into_result(Self { cases })
+        problems.finish(Some(Self { cases }), text, None)
     }
 
     /// Run every case against a policy.

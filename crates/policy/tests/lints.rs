@@ -356,3 +356,26 @@ fn json_report_lists_findings_with_their_fields() {
     assert_eq!(f["column"], 11);
     assert!(f["message"].as_str().unwrap().contains("audit"));
 }
+
+/// A source one letter away from a destination is most likely that
+/// destination mistyped (issue 14, item 7); siblings that differ only in a
+/// number, other trust domains and patterns are left alone.
+#[test]
+fn similar_id() {
+    let text = "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  spiffe://hospital.example/ns/comms/sa/notifier:\n    allow:\n      - name: from-lab\n        from: [spiffe://hospital.example/ns/clinical/sa/lab-results]\n  spiffe://hospital.example/ns/clinical/sa/lab-results:\n    allow:\n      - name: notify\n        from: [spiffe://hospital.example/ns/comms/sa/notifer]\n      - name: worker\n        from: [spiffe://hospital.example/ns/clinical/sa/worker-2, \"spiffe://hospital.example/ns/comms/sa/*\"]\n  spiffe://hospital.example/ns/clinical/sa/worker-1:\n    allow: []\n";
+    let report = check(text, NOW);
+    let f = only(&report, "similar_id");
+    assert_eq!(
+        f.path,
+        "workloads.\"spiffe://hospital.example/ns/clinical/sa/lab-results\".allow[0].from[0]"
+    );
+    assert_eq!(
+        f.message,
+        "`spiffe://hospital.example/ns/comms/sa/notifer` is not a destination of this policy; did you mean `spiffe://hospital.example/ns/comms/sa/notifier`?"
+    );
+    assert_eq!(f.location.map(|l| l.line), Some(11));
+    none(
+        &lint("      - name: ok\n        from: [spiffe://hospital.example/ns/comms/sa/notifier]\n"),
+        "similar_id",
+    );
+}

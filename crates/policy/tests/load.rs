@@ -220,6 +220,81 @@ workloads:
     assert_eq!(got, want, "{found:#?}");
 }
 
+/// A rule that can never match is an error with a hint, not a silent
+/// deny (issue 14, item 3): a window that ends before it starts, and an
+/// empty `methods` (or `paths`, `grpc`) list.
+#[test]
+fn rules_that_can_never_match_are_errors_with_a_hint() {
+    let yaml = format!(
+        r#"
+version: 1
+trust_domains: [hospital.example]
+workloads:
+  {LAB}:
+    allow:
+      - name: backwards
+        from: [spiffe://hospital.example/a]
+        not_before: 2027-02-01T00:00:00Z
+        not_after: 2027-01-01T00:00:00Z
+      - name: no-methods
+        from: [spiffe://hospital.example/a]
+        methods: []
+      - name: no-paths
+        from: [spiffe://hospital.example/a]
+        paths: []
+        grpc: []
+      - name: one-instant
+        from: [spiffe://hospital.example/a]
+        not_before: 2027-01-01T00:00:00Z
+        not_after: 2027-01-01T00:00:00Z
+"#
+    );
+    let found = problems(&yaml);
+    let dest = format!("workloads.\"{LAB}\"");
+    let mut got: Vec<String> = found
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            format!(
+                "{dest}.allow[0].not_before: not_before (2027-02-01T00:00:00Z) is after not_after (2027-01-01T00:00:00Z), so the rule can never match; swap them, or fix the date that is wrong"
+            ),
+            format!(
+                "{dest}.allow[1].methods: an empty list matches no request, so this rule would allow nothing; leave `methods` out to allow any, or list what to allow"
+            ),
+            format!(
+                "{dest}.allow[2].grpc: an empty list matches no request, so this rule would allow nothing; leave `grpc` out to allow any, or list what to allow"
+            ),
+            format!(
+                "{dest}.allow[2].paths: an empty list matches no request, so this rule would allow nothing; leave `paths` out to allow any, or list what to allow"
+            ),
+        ],
+        "{found:#?}"
+    );
+}
+
+/// An unknown method gets the list of methods a rule can name; a method in
+/// the wrong case gets its right spelling (issue 14, item 4).
+#[test]
+fn an_unknown_method_lists_the_valid_ones() {
+    let yaml = format!(
+        "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  {LAB}:\n    allow:\n      - name: r\n        from: [spiffe://hospital.example/a]\n        methods: [POTS, get]\n"
+    );
+    let found = problems(&yaml);
+    let messages: Vec<&str> = found.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "unknown HTTP method `POTS`; a rule can name GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT",
+            "unknown HTTP method `get`: methods are case-sensitive; write `GET`",
+        ],
+        "{found:#?}"
+    );
+}
+
 #[test]
 fn policy_error_display_lists_every_problem() {
     let yaml = "version: 3\ntrust_domains: [Bad.Example]\n";

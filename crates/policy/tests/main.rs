@@ -21,5 +21,6 @@ mod reference;
 mod scan;
 mod schema;
 mod scoped;
+mod shipped_dates;
 mod suite;
 mod trie;

@@ -408,3 +408,21 @@ fn normalize_path_limits() {
     assert!(normalize_path(&format!("{long}?{}", "q".repeat(10_000))).is_some());
     assert_eq!(normalize_path(&format!("{long}a")), None);
 }
+
+/// `paths: ["/appointments/*"]` is what an Istio user writes: the error
+/// says what to write instead (issue 14, item 6).
+#[test]
+fn a_lone_star_segment_suggests_a_parameter_or_double_star() {
+    for (template, want) in [
+        ("/appointments/*", "`/appointments/{name}`"),
+        ("/appointments/*", "`/appointments/**`"),
+        ("/a/*/b", "`/a/{name}/b`"),
+    ] {
+        let err = RouteTemplate::parse(template).unwrap_err();
+        assert!(err.contains(want), "{template}: {err}");
+        assert!(!err.contains("reserved"), "{template}: {err}");
+    }
+    // `/**` is only for the end, so the middle `*` suggests `{name}` alone.
+    let err = RouteTemplate::parse("/a/*/b").unwrap_err();
+    assert!(!err.contains("**"), "{err}");
+}

@@ -115,15 +115,22 @@ fn gen_rule() -> impl Strategy<Value = GenRule> {
         prop::bool::weighted(0.2),
     )
         .prop_map(
-            |(from, methods, paths, grpc, header, not_before, not_after, require_jwt)| GenRule {
-                from,
-                methods,
-                paths,
-                grpc,
-                header,
-                not_before,
-                not_after,
-                require_jwt,
+            |(from, methods, paths, grpc, header, not_before, not_after, require_jwt)| {
+                // A window that ends before it starts is a load error.
+                let (not_before, not_after) = match (not_before, not_after) {
+                    (Some(b), Some(a)) if b > a => (Some(a), Some(b)),
+                    window => window,
+                };
+                GenRule {
+                    from,
+                    methods,
+                    paths,
+                    grpc,
+                    header,
+                    not_before,
+                    not_after,
+                    require_jwt,
+                }
             },
         )
 }

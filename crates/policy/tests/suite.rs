@@ -139,8 +139,8 @@ fn test_file_errors_are_located() {
         got,
         [
             ("tests[0].destination".to_owned(), Some((2, 5))),
-            ("tests[1].source".to_owned(), Some((7, 13))),
             ("tests[1]".to_owned(), Some((6, 5))),
+            ("tests[1].source".to_owned(), Some((7, 13))),
             ("tests[1].time".to_owned(), Some((11, 11))),
             ("tests[1].expect".to_owned(), Some((12, 13))),
             ("tests[1].expect.reason".to_owned(), Some((12, 38))),
@@ -169,6 +169,61 @@ fn test_file_errors_are_located() {
     let hint = found[1].hint.as_deref().unwrap_or_default();
     assert!(hint.starts_with("valid keys are: name, "), "{hint}");
     assert!(hint.contains("source"), "{hint}");
+}
+
+/// Every malformed case is reported, once each: a case of the wrong shape
+/// does not hide the problems of the cases after it (issue 14, item 10).
+#[test]
+fn every_malformed_case_is_reported_once() {
+    let tests = r#"tests:
+  - name: a
+    source: spiffe://hospital.example/a
+    destination: spiffe://hospital.example/b
+    path: /x
+    expect: deny
+  - name: b
+    source: not-an-id
+    destination: spiffe://hospital.example/b
+    path: /x
+    expect: {decision: allow}
+  - name: c
+    source: spiffe://hospital.example/a
+    destination: spiffe://hospital.example/b
+    path: /x
+    headers: [x-a]
+    expect: {decision: deny, reson: no_matching_rule}
+  - name: d
+    source: spiffe://hospital.example/a
+    destination: spiffe://hospital.example/b
+    path: /x
+    expect: {decision: allw}
+"#;
+    let problems = Suite::from_yaml(tests, NOW).unwrap_err();
+    let got: Vec<(&str, Option<u32>)> = problems
+        .iter()
+        .map(|p| (p.path.as_str(), p.location.map(|l| l.line)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("tests[0].expect", Some(6)),
+            ("tests[1].source", Some(8)),
+            ("tests[2].headers", Some(16)),
+            ("tests[2].expect.reson", Some(17)),
+            ("tests[3].expect.decision", Some(22)),
+        ],
+        "{problems:#?}"
+    );
+    // The position is given once, by the location, not again in the text.
+    for p in &problems {
+        assert!(!p.message.contains("line"), "{p}");
+        assert!(!p.to_string().contains(" at line "), "{p}");
+    }
+    assert!(
+        problems[0].message.contains("{decision: deny"),
+        "a shorthand gets the shape to write: {}",
+        problems[0]
+    );
 }
 
 #[test]

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use hallpass_vocab::{Credentials, reason_label};
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::DecisionEvent;
 
@@ -56,12 +55,8 @@ struct Record<'a> {
 
 /// Format one audit record as a JSON line (with the trailing newline).
 pub fn audit_line(event: &DecisionEvent, decision_id: &str) -> String {
-    let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.time_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default();
     let record = Record {
-        time,
+        time: rfc3339_ms(event.time_ms),
         decision_id,
         decision: event.decision.as_str(),
         reason: reason_label(event.reason),
@@ -79,6 +74,26 @@ pub fn audit_line(event: &DecisionEvent, decision_id: &str) -> String {
     let mut line = serde_json::to_string(&record).unwrap_or_default();
     line.push('\n');
     line
+}
+
+/// RFC 3339 in UTC with exactly three fractional digits, as documented:
+/// `Rfc3339` would drop trailing zeros (`…29.14Z`), so records would vary in
+/// width and not sort as text.
+fn rfc3339_ms(unix_ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// An open audit destination.

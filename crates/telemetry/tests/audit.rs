@@ -10,6 +10,22 @@ use hallpass_telemetry::{
     trace_id,
 };
 
+/// `metrics.md` promises milliseconds: always three digits, so records line
+/// up and sort as text (issue 14, item 13).
+#[test]
+fn audit_time_always_has_three_millisecond_digits() {
+    for (ms, want) in [
+        (1_767_225_600_000, "2026-01-01T00:00:00.000Z"),
+        (1_767_225_600_140, "2026-01-01T00:00:00.140Z"),
+        (1_767_225_600_100, "2026-01-01T00:00:00.100Z"),
+        (1_767_225_600_007, "2026-01-01T00:00:00.007Z"),
+        (1_767_225_659_999, "2026-01-01T00:00:59.999Z"),
+    ] {
+        let v: serde_json::Value = serde_json::from_str(&audit_line(&allow(ms), "id")).unwrap();
+        assert_eq!(v["time"], want, "at {ms} ms");
+    }
+}
+
 #[test]
 fn a_record_has_every_documented_field() {
     let mut event = allow(1_767_225_600_123); // 2026-01-01T00:00:00.123Z
