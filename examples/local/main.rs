@@ -165,6 +165,7 @@ fn main() -> anyhow::Result<()> {
         })?;
         std::thread::sleep(Duration::from_millis(300));
     }
+    mesh.wait_for_history(pace)?;
     println!("baselines learned ({normal} normal calls); now an incident");
     let incident = mesh.incident(pace)?;
     let summary = mesh.on_call_summary(&incident)?;
@@ -372,6 +373,22 @@ impl Mesh {
 
     fn incident(&self, pace: Pace) -> anyhow::Result<Vec<(String, u16)>> {
         let mut seen = Vec::new();
+        // A burst on a normal edge: the rate-spike detector's case. It
+        // comes first: the demo's new-path alert looks back only seconds
+        // (`offset 5s`), so the new edges must be read soon after they appear.
+        for i in 0..pace.spike {
+            self.call(
+                "ehr-api",
+                "lab-results",
+                "GET",
+                &format!("/patients/MRN-{:05}/results", 2000 + i),
+                false,
+            )?;
+        }
+        seen.push((
+            format!("EHR bursts {} reads of lab results", pace.spike),
+            200,
+        ));
         let mut step = |what: &str,
                         caller: &str,
                         dest: &str,
@@ -424,21 +441,38 @@ impl Mesh {
             "POST",
             "/prescriptions",
         )?;
-        // A burst on a normal edge: the rate-spike detector's case.
-        for i in 0..pace.spike {
-            self.call(
-                "ehr-api",
-                "lab-results",
-                "GET",
-                &format!("/patients/MRN-{:05}/results", 2000 + i),
-                false,
-            )?;
-        }
-        seen.push((
-            format!("EHR bursts {} reads of lab results", pace.spike),
-            200,
-        ));
         Ok(seen)
+    }
+
+    /// Keep the normal day going until Prometheus's look-back (the demo's
+    /// rules use `offset 5s`) already holds every normal call path, so none
+    /// of them reads as new when the incident starts. Bounded: a slow
+    /// machine gets a clear error, not a wrong demo.
+    fn wait_for_history(&self, pace: Pace) -> anyhow::Result<()> {
+        let count = |promql: &str| -> anyhow::Result<u64> {
+            Ok(self
+                .query(promql)?
+                .first()
+                .and_then(|r| r["value"][1].as_str())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0))
+        };
+        for _ in 0..60 {
+            let now = count("count(group by (source, destination) (hallpass_decisions_total))")?;
+            let before = count(
+                "count(group by (source, destination) \
+                 (max_over_time(hallpass_decisions_total[1h] offset 6s)))",
+            )?;
+            if now > 0 && before == now {
+                return Ok(());
+            }
+            self.normal_day(Pace {
+                normal_rounds: 1,
+                ..pace
+            })?;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        bail!("Prometheus did not hold the normal day's call paths in time")
     }
 
     fn query(&self, promql: &str) -> anyhow::Result<Vec<Value>> {
@@ -456,8 +490,24 @@ impl Mesh {
     }
 
     fn on_call_summary(&self, incident: &[(String, u16)]) -> anyhow::Result<String> {
-        // Two scrape and evaluation rounds so the incident is in Prometheus.
-        std::thread::sleep(Duration::from_secs(4));
+        // Wait until Prometheus has scraped and evaluated the incident: the
+        // mesh-wide new-path alert fires and the burst is counted as a rate
+        // spike (bounded). A fixed sleep raced the alert's short look-back on
+        // a loaded machine.
+        std::thread::sleep(Duration::from_secs(2));
+        for _ in 0..40 {
+            let new_path = self
+                .firing()?
+                .iter()
+                .any(|a| a == "HallpassMeshNewCallPath");
+            let spike = !self
+                .query("hallpass_call_path_anomalies_total{kind=\"rate_spike\"} > 0")?
+                .is_empty();
+            if new_path && spike {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
         let mut out = String::from("\n=== what happened ===\n");
         for (what, status) in incident {
             out.push_str(&format!("  {status}  {what}\n"));
@@ -554,7 +604,6 @@ impl Mesh {
     }
 
     /// Names of the alerts currently firing.
-    #[allow(dead_code)]
     fn firing(&self) -> anyhow::Result<Vec<String>> {
         let alerts = http(addr(self.prometheus), "GET", "/api/v1/alerts", &[])?;
         let alerts: Value = serde_json::from_str(&alerts.body)?;
