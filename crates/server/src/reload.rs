@@ -132,9 +132,20 @@ impl Reloader {
                     let destinations = policy.destinations().count();
                     let dropped = policy.destinations_dropped();
                     let rules = policy.rule_count();
+                    let loaded = LoadedPolicy::new(policy, only, &shared.metrics);
                     shared
-                        .policy
-                        .store(Some(Arc::new(LoadedPolicy::new(policy, &shared.metrics))));
+                        .metrics
+                        .policy_workload_defined
+                        .set(i64::from(loaded.undefined_workload.is_none()));
+                    if let Some(undefined) = &loaded.undefined_workload {
+                        tracing::warn!(
+                            file = %path.display(),
+                            workload = %undefined.id,
+                            did_you_mean = undefined.did_you_mean.as_ref().map(tracing::field::display),
+                            "workload.id {undefined}; fix workload.id, or add its entry to the policy"
+                        );
+                    }
+                    shared.policy.store(Some(Arc::new(loaded)));
                     shared.metrics.record_reload(true);
                     let elapsed_ms =
                         u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
