@@ -22,8 +22,11 @@ use hallpass_insights::{HttpClient, HttpOptions, InsightsError};
 use hallpass_pki::{Ca, PkiError, Svid, SvidSpec};
 use hallpass_server::{ServerError, Settings, Sidecar};
 
-/// The demo's policy: the shipped example, so what the demo shows is what we ship.
-const POLICY: &str = include_str!("../../../examples/policies/clinical-mesh.yaml");
+/// The demo's policy: the shipped example, so what the demo shows is what
+/// we ship. `hallpass demo --print-policy` prints it.
+pub const POLICY: &str = include_str!("../../../examples/policies/clinical-mesh.yaml");
+/// Where [`POLICY`] lives in the repository.
+pub const POLICY_SOURCE: &str = "examples/policies/clinical-mesh.yaml";
 const LAB_RESULTS: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
 
 /// What stops the demo before it has a verdict.
@@ -233,10 +236,13 @@ pub async fn run(keep_serving: bool) -> Result<bool, DemoError> {
 
     let mut client = AuthorizationClient::connect(format!("http://{authz}")).await?;
     println!("hallpass demo: sidecar for {LAB_RESULTS}");
-    println!("  authz gRPC on {authz}, admin on http://{admin}\n");
+    println!("  authz gRPC on {authz}, admin on http://{admin}");
+    println!(
+        "  policy: {POLICY_SOURCE} (the shipped example; `hallpass demo --print-policy` prints it)\n"
+    );
     println!(
         "{:<3} {:<46} {:<15} {:<7} {:<6} {:<24} x-hallpass-source",
-        "", "call", "caller", "method", "status", "reason"
+        "ok?", "call", "caller", "method", "status", "reason"
     );
     let mut all_as_expected = true;
     for call in &calls {
@@ -262,17 +268,36 @@ pub async fn run(keep_serving: bool) -> Result<bool, DemoError> {
             },
         );
     }
+    println!("(ok? says whether the answer is the one the demo expects: ok, or !! when not.)");
     println!("\nRaw paths (with MRNs and query strings) never reach a label or a log line.");
-    println!("The metrics these calls produced (GET http://{admin}/metrics):\n");
-    let metrics_url = url::Url::parse(&format!("http://{admin}/metrics"))
-        .map_err(|e| InsightsError::Option(format!("the admin address {admin}: {e}")))?;
-    let metrics = HttpClient::new(&HttpOptions::default())?
-        .get_text(&metrics_url)
-        .await?;
+    let client = HttpClient::new(&HttpOptions::default())?;
+    let url = |path: &str| {
+        url::Url::parse(&format!("http://{admin}{path}"))
+            .map_err(|e| InsightsError::Option(format!("the admin address {admin}: {e}")))
+    };
+    // The anomaly counters are the telemetry worker's: reading the call
+    // graph first waits until it has handled every call above.
+    client.get_text(&url("/callgraph")?).await?;
+    let metrics = client.get_text(&url("/metrics")?).await?;
+    println!("The decisions these calls produced (GET http://{admin}/metrics):\n");
     for line in metrics.lines().filter(|l| {
         l.starts_with("hallpass_decisions_total")
             || l.starts_with("hallpass_check_duration_seconds_count")
     }) {
+        println!("  {line}");
+    }
+    println!(
+        "\nThe unexpected call paths they showed (hallpass_call_path_anomalies_total; \
+         the kinds are in docs/metrics.md#anomalies):\n"
+    );
+    let anomalies: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("hallpass_call_path_anomalies_total"))
+        .collect();
+    if anomalies.is_empty() {
+        println!("  (none)");
+    }
+    for line in anomalies {
         println!("  {line}");
     }
     if !all_as_expected {

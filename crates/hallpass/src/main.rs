@@ -64,6 +64,10 @@ enum Command {
         /// Keep serving after the scripted calls, so /metrics can be explored.
         #[arg(long)]
         serve: bool,
+        /// Print the demo's policy (the shipped clinical-mesh example) and
+        /// exit, without running the demo.
+        #[arg(long, conflicts_with = "serve")]
+        print_policy: bool,
     },
     /// Unused and over-broad permissions, from sidecars or Prometheus.
     #[cfg(feature = "tools")]
@@ -97,7 +101,17 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::Policy { command } => policy_cmd::run(command),
         #[cfg(feature = "demo")]
-        Command::Demo { serve } => demo(serve),
+        Command::Demo {
+            serve,
+            print_policy,
+        } => {
+            if print_policy {
+                print!("{}", hallpass_demo::POLICY);
+                ExitCode::SUCCESS
+            } else {
+                demo(serve)
+            }
+        }
         #[cfg(feature = "tools")]
         Command::Report(args) => tools_cmd::report(&args),
         #[cfg(feature = "tools")]

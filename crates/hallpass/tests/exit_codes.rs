@@ -125,3 +125,51 @@ fn serve_that_cannot_bind_exits_1() {
     );
     drop(taken);
 }
+
+/// Issue 14 item 2: a policy file missing or invalid at start is not an
+/// exit (a ConfigMap can arrive after the pod starts): `serve` stays up,
+/// not ready and denying, and its log says what is true (there is no last
+/// good policy to keep yet).
+#[test]
+fn serve_without_a_valid_policy_at_start_stays_up_and_says_none_is_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let invalid = temp_file(&dir, "invalid.yaml", "version: 1\nworkloads: [oops\n");
+    let missing = dir.path().join("missing.yaml").display().to_string();
+    for policy in [missing, invalid] {
+        let config = temp_file(
+            &dir,
+            "config.yaml",
+            &format!(
+                "authz:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n\
+                 workload:\n  id: {LAB}\nidentity:\n  x509_from: envoy_principal\npolicy:\n  file: {policy}\ntelemetry:\n  audit_log: \"off\"\n"
+            ),
+        );
+        // `serve` logs JSON lines on stdout.
+        let log = dir.path().join("stdout.log");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hallpass"))
+            .args(["serve", "--config", &config])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("policy") && text.contains("denied") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let still_running = child.try_wait().unwrap().is_none();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(still_running, "{policy}: serve exited: {text}");
+        assert!(
+            text.contains(
+                "no policy is loaded yet, so every call is denied and /readyz reports not ready until a valid policy file appears"
+            ),
+            "{policy}: {text}"
+        );
+        assert!(!text.contains("last good"), "{policy}: {text}");
+    }
+}

@@ -12,6 +12,8 @@
 )]
 
 mod common;
+#[cfg(feature = "demo")]
+mod demo_cli;
 mod exit_codes;
 #[cfg(feature = "injector")]
 mod inject_cli;

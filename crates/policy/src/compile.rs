@@ -114,6 +114,11 @@ pub struct CompiledPolicy {
     /// IDs named exactly anywhere in the policy (also in destinations not
     /// kept): the only IDs that become metric labels. Values index `labels`.
     named: HashMap<SpiffeId, usize>,
+    /// Label index of every destination of the file, kept or not, in
+    /// ascending order: enough to say whether the file defines an ID and
+    /// which destination a typo was meant to be ([`crate::similar`]),
+    /// without keeping the other destinations' IDs twice.
+    destination_labels: Vec<usize>,
     /// `other:<trust domain>` label of each listed trust domain.
     other_labels: HashMap<TrustDomain, usize>,
     /// Every label value the policy can produce, in a fixed order, so that
@@ -194,7 +199,16 @@ impl CompiledPolicy {
             // The IDs the cut entries name exactly (as destinations or
             // sources) keep their own metric labels, as in the whole policy.
             let mut named = HashSet::new();
-            let keep = |key: &str| key == id;
+            // The cut destinations are still known as destinations: a
+            // `workload.id` the file lacks gets a "did you mean" from them.
+            let cut_keys = std::cell::RefCell::new(Vec::new());
+            let keep = |key: &str| {
+                let kept = key == id;
+                if !kept {
+                    cut_keys.borrow_mut().push(key.to_owned());
+                }
+                kept
+            };
             let name = |scalar: &str| {
                 if let Ok(SourcePattern::Exact(id)) = SourcePattern::parse(scalar) {
                     named.insert(id);
@@ -203,7 +217,12 @@ impl CompiledPolicy {
             if let Some((cut, others)) =
                 hallpass_diagnostics::yaml::keep_entries(text, "workloads", keep, name)
                 && let Ok(doc) = load_document(&cut)
-                && let Ok(mut policy) = Self::compile_scoped(&doc, only, named)
+                && let Ok(mut policy) = Self::compile_scoped(
+                    &doc,
+                    only,
+                    named,
+                    exact_ids(cut_keys.into_inner().iter().map(String::as_str)),
+                )
             {
                 policy.destinations_dropped += others;
                 return Ok(policy);
@@ -244,16 +263,19 @@ impl CompiledPolicy {
     /// The declared graph ([`CompiledPolicy::declared_graph`]) is that
     /// destination's, as its telemetry uses it.
     pub fn compile_for(doc: &PolicyDocument, only: Option<&SpiffeId>) -> Result<Self, PolicyError> {
-        Self::compile_scoped(doc, only, HashSet::new())
+        Self::compile_scoped(doc, only, HashSet::new(), HashSet::new())
     }
 
     /// [`CompiledPolicy::compile_for`], with IDs named in entries already
-    /// cut out of the document (they keep their own labels).
+    /// cut out of the document (they keep their own labels), and the
+    /// destinations of those entries.
     fn compile_scoped(
         doc: &PolicyDocument,
         only: Option<&SpiffeId>,
         also_named: HashSet<SpiffeId>,
+        also_destinations: HashSet<SpiffeId>,
     ) -> Result<Self, PolicyError> {
+        let mut file_destinations = also_destinations;
         let mut problems = Vec::new();
         let mut problem = |path: String, message: String| {
             problems.push(Problem::new(path, message));
@@ -336,6 +358,7 @@ impl CompiledPolicy {
                 }
             };
             let keep = only.is_none_or(|id| *id == dest_id);
+            file_destinations.insert(dest_id.clone());
             named
                 .entry(dest_id.clone())
                 .or_insert_with(|| Arc::<str>::from(dest.as_str()));
@@ -383,6 +406,11 @@ impl CompiledPolicy {
             named.insert(id, labels.len());
             labels.push(text);
         }
+        let mut destination_labels: Vec<usize> = file_destinations
+            .iter()
+            .filter_map(|id| named.get(id).copied())
+            .collect();
+        destination_labels.sort_unstable();
         let mut other_labels = HashMap::new();
         for td in tds {
             other_labels.insert(td.clone(), labels.len());
@@ -396,6 +424,7 @@ impl CompiledPolicy {
             workloads,
             destinations_dropped,
             named,
+            destination_labels,
             other_labels,
             labels,
         })
@@ -453,6 +482,24 @@ impl CompiledPolicy {
         self.workloads.keys()
     }
 
+    /// Does the policy file define destination `id`? Also true of a
+    /// destination whose rules were not kept ([`CompiledPolicy::compile_for`]).
+    pub fn defines(&self, id: &SpiffeId) -> bool {
+        self.workloads.contains_key(id)
+            || self
+                .named
+                .get(id)
+                .is_some_and(|i| self.destination_labels.binary_search(i).is_ok())
+    }
+
+    /// Every destination of the policy file, kept or not, as written.
+    pub(crate) fn file_destinations(&self) -> impl Iterator<Item = &str> {
+        self.destination_labels
+            .iter()
+            .filter_map(|&i| self.labels.get(i))
+            .map(|text| &**text)
+    }
+
     /// Every metric label value this policy can produce, in table order.
     pub fn labels(&self) -> &[Arc<str>] {
         &self.labels
@@ -503,6 +550,16 @@ impl CompiledPolicy {
             _ => self.fixed_label(FixedLabel::Other),
         }
     }
+}
+
+/// The exact SPIFFE IDs among `texts` (destination keys of cut entries).
+fn exact_ids<'a>(texts: impl Iterator<Item = &'a str>) -> HashSet<SpiffeId> {
+    texts
+        .filter_map(|t| match SourcePattern::parse(t) {
+            Ok(SourcePattern::Exact(id)) => Some(id),
+            _ => None,
+        })
+        .collect()
 }
 
 fn compile_rule(

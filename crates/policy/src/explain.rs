@@ -14,7 +14,9 @@ use spiffe::SpiffeId;
 
 use crate::compile::{CompiledRule, CompiledWorkload, format_rfc3339};
 use crate::evaluate::{Observer, RuleVerdict};
-use crate::{CompiledPolicy, Decision, Method, Mode, NormalizedPath, Request};
+use crate::{
+    CompiledPolicy, Decision, Method, Mode, NormalizedPath, Request, UndefinedDestination,
+};
 
 /// One check, passed or not, with what was compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +105,9 @@ pub struct Explanation {
 
 /// The observer that writes the trace while the evaluator decides.
 struct Tracer<'q> {
-    destination: &'q SpiffeId,
+    /// The destination, when the policy does not define it: the same check
+    /// the sidecar makes of its `workload.id`.
+    undefined: Option<UndefinedDestination>,
     req: &'q Request<'q>,
     steps: Vec<Step>,
     /// The normalised path's segments, once the path check passed.
@@ -120,10 +124,10 @@ impl Observer for Tracer<'_> {
             self.steps.push(Step {
                 what: "destination",
                 ok: false,
-                detail: format!(
-                    "{} has no entry in the policy: every call is denied",
-                    self.destination
-                ),
+                detail: self
+                    .undefined
+                    .as_ref()
+                    .map_or_else(|| "not in the policy".to_owned(), ToString::to_string),
             });
             return;
         };
@@ -221,7 +225,7 @@ impl CompiledPolicy {
             if req.has_jwt { "x509, jwt" } else { "x509" },
         );
         let mut tracer = Tracer {
-            destination,
+            undefined: self.undefined_destination(destination),
             req,
             steps: Vec::new(),
             segments: None,

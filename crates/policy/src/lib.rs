@@ -56,6 +56,7 @@ pub use locate::{Location, LocationIndex, child_path, item_path};
 pub use matchers::{GrpcPattern, RouteTemplate, SourcePattern};
 pub use path::{NormalizedPath, normalize_path};
 pub use probe::matcher_calls;
+pub use similar::UndefinedDestination;
 pub use trie::{RouteHit, RouteKind, RouteTrie};
 // The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.
 pub use hallpass_vocab::{DeclaredEdge, DeclaredGraph, DenyReason, Method, Mode};

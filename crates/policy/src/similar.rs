@@ -2,6 +2,8 @@
 //! probably meant to be. One function, so `policy check`, `policy explain`
 //! and the sidecar's start-up warning make the same guess.
 
+use std::fmt;
+
 use spiffe::SpiffeId;
 
 use crate::CompiledPolicy;
@@ -17,27 +19,70 @@ const CHARS_PER_EDIT: usize = 5;
 const MAX_LEN: usize = 256;
 
 impl CompiledPolicy {
-    /// The destination of this policy that `id` is a likely typo of: in the
-    /// same trust domain, at most two single-character edits away (one per
-    /// five characters of its path), and not a sibling that differs only in
-    /// its digits (`worker-1`, `worker-2`).
+    /// The destination of this policy file that `id` is a likely typo of:
+    /// in the same trust domain, at most two single-character edits away
+    /// (one per five characters of its path), and not a sibling that
+    /// differs only in its digits (`worker-1`, `worker-2`). Destinations
+    /// whose rules were not kept ([`CompiledPolicy::compile_for`]) count.
     /// `None` when `id` is itself a destination or nothing is that close.
-    pub fn closest_destination(&self, id: &SpiffeId) -> Option<&SpiffeId> {
-        if self.workload(id).is_some() {
+    pub fn closest_destination(&self, id: &SpiffeId) -> Option<SpiffeId> {
+        if self.defines(id) {
             return None;
         }
         let text = id.to_string();
+        let td = id.trust_domain().as_str();
         let allowed = (id.path().len() / CHARS_PER_EDIT).min(MAX_EDITS);
-        self.destinations()
-            .filter(|d| d.trust_domain() == id.trust_domain())
+        self.file_destinations()
+            .filter(|d| trust_domain_of(d) == Some(td))
             .filter_map(|d| {
-                let other = d.to_string();
-                let edits = edit_distance(&text, &other)?;
-                (edits <= allowed && !only_digits_differ(&text, &other)).then_some((edits, d))
+                let edits = edit_distance(&text, d)?;
+                (edits <= allowed && !only_digits_differ(&text, d)).then_some((edits, d))
             })
-            .min_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.to_string().cmp(&y.to_string())))
-            .map(|(_, d)| d)
+            .min_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.cmp(y)))
+            .and_then(|(_, d)| SpiffeId::new(d).ok())
     }
+
+    /// `id` (a sidecar's `workload.id`, or `policy explain`'s destination)
+    /// when this policy does not define it, with the destination it was
+    /// probably meant to be: every call to it is denied. `None` when the
+    /// policy defines it. The one check behind the sidecar's warning, its
+    /// `/readyz` answer and metric, and `policy explain`.
+    pub fn undefined_destination(&self, id: &SpiffeId) -> Option<UndefinedDestination> {
+        (!self.defines(id)).then(|| UndefinedDestination {
+            id: id.clone(),
+            did_you_mean: self.closest_destination(id),
+        })
+    }
+}
+
+/// A destination the policy does not define, so every call to it is
+/// denied ([`CompiledPolicy::undefined_destination`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndefinedDestination {
+    /// The ID looked for.
+    pub id: SpiffeId,
+    /// The policy destination it is probably a typo of.
+    pub did_you_mean: Option<SpiffeId>,
+}
+
+impl fmt::Display for UndefinedDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is not a destination in the policy, so every call to it is denied",
+            self.id
+        )?;
+        match &self.did_you_mean {
+            Some(near) => write!(f, "; did you mean {near}?"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The trust domain of an ID written `spiffe://TD/...`.
+fn trust_domain_of(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("spiffe://")?;
+    Some(rest.split_once('/').map_or(rest, |(td, _)| td))
 }
 
 /// Levenshtein distance, or `None` when either text is too long to compare

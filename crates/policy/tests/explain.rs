@@ -172,7 +172,21 @@ fn checks_before_the_rules_stop_the_trace() {
 
     let (decision, text) = explain(EHR, "spiffe://hospital.example/nowhere", "GET", "/", &[]);
     assert_eq!(decision, Decision::deny(DenyReason::NoMatchingRule));
-    assert!(text.contains("has no entry in the policy"), "{text}");
+    assert!(
+        text.contains("  [no] destination  spiffe://hospital.example/nowhere is not a destination in the policy, so every call to it is denied\n"),
+        "{text}"
+    );
+
+    // A typo of a destination gets the sidecar's own "did you mean"
+    // (`CompiledPolicy::undefined_destination`, issue 14 item 1).
+    let (decision, text) = explain(EHR, &LAB.replace("results", "result"), "GET", "/", &[]);
+    assert_eq!(decision, Decision::deny(DenyReason::NoMatchingRule));
+    assert!(
+        text.contains(&format!(
+            "every call to it is denied; did you mean {LAB}?\n"
+        )),
+        "{text}"
+    );
 }
 
 #[test]

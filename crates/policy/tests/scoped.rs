@@ -155,3 +155,44 @@ fn a_file_it_cannot_cut_is_read_whole() {
     assert_eq!(none.destinations().count(), 0);
     assert_eq!(none.rule_count(), 0);
 }
+
+/// Issue 14 item 1: a sidecar compiles only its own destination, yet a
+/// mistyped `workload.id` is still told apart from a defined one and gets
+/// the "did you mean" of the whole file, whether the file was cut or read
+/// whole.
+#[test]
+fn a_mistyped_workload_id_is_found_with_its_closest_destination() {
+    let typo = id("spiffe://hospital.example/ns/clinical/sa/lab-result");
+    let cut = mesh();
+    // An anchor makes the file unsafe to cut: it is read whole.
+    let whole_read = "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  spiffe://hospital.example/ns/billing/sa/billing:\n    allow: &rules\n      - name: ehr\n        from: [spiffe://hospital.example/ns/clinical/sa/ehr-api]\n  spiffe://hospital.example/ns/clinical/sa/lab-results:\n    allow: *rules\n";
+    for text in [cut.as_str(), whole_read] {
+        let whole = CompiledPolicy::from_yaml(text).unwrap();
+        let scoped = CompiledPolicy::from_yaml_for(text, Some(&typo)).unwrap();
+        assert_eq!(scoped.destinations().count(), 0);
+        for policy in [&whole, &scoped] {
+            let undefined = policy.undefined_destination(&typo).unwrap();
+            assert_eq!(undefined.did_you_mean, Some(id(LAB)));
+            assert_eq!(
+                undefined.to_string(),
+                format!(
+                    "{typo} is not a destination in the policy, so every call to it is denied; did you mean {LAB}?"
+                )
+            );
+            // Defined destinations, kept or not, are not reported.
+            assert!(policy.defines(&id(LAB)));
+            assert_eq!(policy.undefined_destination(&id(BILLING)), None);
+        }
+        // Scoped to a real destination, the others still count as defined.
+        let lab = CompiledPolicy::from_yaml_for(text, Some(&id(LAB))).unwrap();
+        assert_eq!(lab.undefined_destination(&id(LAB)), None);
+        assert_eq!(lab.undefined_destination(&id(BILLING)), None);
+        assert_eq!(lab.closest_destination(&typo), Some(id(LAB)));
+    }
+    // Nothing close: no guess, but still undefined.
+    let far = id("spiffe://hospital.example/ns/x/sa/y");
+    let scoped = CompiledPolicy::from_yaml_for(&cut, Some(&far)).unwrap();
+    let undefined = scoped.undefined_destination(&far).unwrap();
+    assert_eq!(undefined.did_you_mean, None);
+    assert!(!undefined.to_string().contains("did you mean"));
+}

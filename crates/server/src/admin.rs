@@ -26,14 +26,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let reasons = shared.not_ready_reasons();
-    if reasons.is_empty() {
+    let (status, mut body) = if reasons.is_empty() {
         (StatusCode::OK, "ready\n".to_owned())
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {}\n", reasons.join("; ")),
         )
+    };
+    for warning in shared.readiness_warnings() {
+        body.push_str(&format!("warning: {warning}\n"));
     }
+    (status, body)
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

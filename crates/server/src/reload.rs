@@ -122,7 +122,7 @@ impl Reloader {
         };
         match &now {
             Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "cannot read policy file; keeping the last good policy");
+                tracing::error!(file = %path.display(), error = %e, "cannot read policy file; {}", after_failure(shared));
                 shared.metrics.record_reload(false);
             }
             Ok(bytes) => match compile(bytes, shared) {
@@ -132,9 +132,20 @@ impl Reloader {
                     let destinations = policy.destinations().count();
                     let dropped = policy.destinations_dropped();
                     let rules = policy.rule_count();
+                    let loaded = LoadedPolicy::new(policy, only, &shared.metrics);
                     shared
-                        .policy
-                        .store(Some(Arc::new(LoadedPolicy::new(policy, &shared.metrics))));
+                        .metrics
+                        .policy_workload_defined
+                        .set(i64::from(loaded.undefined_workload.is_none()));
+                    if let Some(undefined) = &loaded.undefined_workload {
+                        tracing::warn!(
+                            file = %path.display(),
+                            workload = %undefined.id,
+                            did_you_mean = undefined.did_you_mean.as_ref().map(tracing::field::display),
+                            "workload.id {undefined}; fix workload.id, or add its entry to the policy"
+                        );
+                    }
+                    shared.policy.store(Some(Arc::new(loaded)));
                     shared.metrics.record_reload(true);
                     let elapsed_ms =
                         u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -150,7 +161,7 @@ impl Reloader {
                 }
                 (Err(e), _) => {
                     shared.metrics.record_reload(false);
-                    tracing::error!(file = %path.display(), error = %e, "invalid policy; keeping the last good policy");
+                    tracing::error!(file = %path.display(), error = %e, "invalid policy; {}", after_failure(shared));
                 }
             },
         }
@@ -225,6 +236,18 @@ impl Reloader {
             }
         }
         shared.trust.set_files(next, complete, &shared.metrics);
+    }
+}
+
+/// What a policy file that cannot be used leaves in force: the last good
+/// policy, or, before any loaded (at start), nothing, which `serve` does not
+/// exit for: it stays up, not ready, denying, until a valid file appears (a
+/// ConfigMap can arrive after the pod starts).
+fn after_failure(shared: &Shared) -> &'static str {
+    if shared.policy.load().is_some() {
+        "keeping the last good policy"
+    } else {
+        "no policy is loaded yet, so every call is denied and /readyz reports not ready until a valid policy file appears"
     }
 }
 

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwapOption;
 use hallpass_identity::{JwtSvidVerifier, VerificationCache, X509SvidVerifier};
-use hallpass_policy::CompiledPolicy;
+use hallpass_policy::{CompiledPolicy, UndefinedDestination};
 use hallpass_telemetry::{DecisionCounters, Metrics, Telemetry};
+use spiffe::SpiffeId;
 
 use crate::caller::Verified;
 use crate::config::{JwtSettings, Settings, X509From};
@@ -44,13 +45,22 @@ pub struct LoadedPolicy {
     pub policy: CompiledPolicy,
     /// `hallpass_decisions_total` handles, indexed by the policy's labels.
     pub counters: DecisionCounters,
+    /// This sidecar's `workload.id`, when the policy does not define it:
+    /// every call is denied ([`Shared::readiness_warnings`]).
+    pub undefined_workload: Option<UndefinedDestination>,
 }
 
 impl LoadedPolicy {
-    /// Pair a policy with counter slots for its labels.
-    pub fn new(policy: CompiledPolicy, metrics: &Metrics) -> Self {
+    /// Pair a policy with counter slots for its labels, and check that it
+    /// defines `workload` (the sidecar's `workload.id`, when set).
+    pub fn new(policy: CompiledPolicy, workload: Option<&SpiffeId>, metrics: &Metrics) -> Self {
         let counters = DecisionCounters::new(metrics, policy.labels().to_vec());
-        Self { policy, counters }
+        let undefined_workload = workload.and_then(|id| policy.undefined_destination(id));
+        Self {
+            policy,
+            counters,
+            undefined_workload,
+        }
     }
 }
 
@@ -110,5 +120,21 @@ impl Shared {
             out.push("shutting down");
         }
         out
+    }
+
+    /// What is wrong without making the sidecar unready: the policy in
+    /// force does not define `workload.id`. Every call is then denied, as
+    /// for a destination whose entry allows nothing, and that is the
+    /// policy's answer, not a failure to get one; and the injector sets
+    /// `workload.id` on every pod, including those that only make calls
+    /// and so have no entry, which must still become ready.
+    pub fn readiness_warnings(&self) -> Vec<String> {
+        self.policy
+            .load()
+            .as_ref()
+            .and_then(|loaded| loaded.undefined_workload.as_ref())
+            .map(|undefined| format!("workload.id {undefined}"))
+            .into_iter()
+            .collect()
     }
 }

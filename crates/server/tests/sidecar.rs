@@ -282,3 +282,53 @@ async fn policy_mode_override_only_makes_a_sidecar_stricter() {
     );
     running.stop().await;
 }
+
+/// Issue 14 item 1: a mistyped `workload.id` (a valid ID the policy does
+/// not define) denies every call, so the sidecar says so: `/readyz`'s body
+/// names the ID with a "did you mean", and `hallpass_policy_workload_defined`
+/// is 0. It stays ready (the policy's answer is deny, as for an entry that
+/// allows nothing; a pod that only makes calls has no entry and must still
+/// become ready). A reload that defines it clears both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_id_the_policy_does_not_define_is_named_in_readyz_and_a_metric() {
+    let (dir, ca) = clinical_dir();
+    let typo = LAB.replace("lab-results", "lab-result");
+    let mut running =
+        Running::start(config(dir.path(), &format!("workload:\n  id: {typo}\n"))).await;
+    let body = wait_until_ready(&running, true).await;
+    assert_eq!(
+        body,
+        format!(
+            "ready\nwarning: workload.id {typo} is not a destination in the policy, so every \
+             call to it is denied; did you mean {LAB}?\n"
+        )
+    );
+    let (_, metrics) = running.get("/metrics").await;
+    assert!(
+        metrics.contains("\nhallpass_policy_workload_defined 0\n"),
+        "{metrics}"
+    );
+    let ehr = ca.issue(EHR).unwrap();
+    let (status, reason, _) = running.check_svid(&ehr, "GET", "/patients/1/results").await;
+    assert_eq!((status, reason.as_str()), (403, "no_matching_rule"));
+
+    // The policy gains the destination: the warning goes on the next load.
+    std::fs::write(dir.path().join("policy.yaml"), POLICY.replace(LAB, &typo)).unwrap();
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = running.get("/readyz").await.1;
+        if body == "ready\n" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(body, "ready\n");
+    let (_, metrics) = running.get("/metrics").await;
+    assert!(
+        metrics.contains("\nhallpass_policy_workload_defined 1\n"),
+        "{metrics}"
+    );
+    let (status, _, _) = running.check_svid(&ehr, "GET", "/patients/1/results").await;
+    assert_eq!(status, 200);
+    running.stop().await;
+}

@@ -50,6 +50,9 @@ pub struct Metrics {
     pub cache_evictions: IntCounter,
     /// 1 while a Workload API stream is up.
     pub workload_api_connected: IntGauge,
+    /// 1 while the policy in force defines this sidecar's `workload.id`
+    /// (or, without `workload.id`, once a policy is loaded); 0 otherwise.
+    pub policy_workload_defined: IntGauge,
     /// Workload API (re)connection attempts after the first.
     pub workload_api_reconnects: IntCounter,
     workload_api_updates: IntCounterVec,
@@ -139,6 +142,10 @@ impl Metrics {
             "hallpass_workload_api_connected",
             "1 while the SPIFFE Workload API bundle streams are up, else 0.",
         )?;
+        let policy_workload_defined = gauge(
+            "hallpass_policy_workload_defined",
+            "1 while the policy in force defines this sidecar's workload.id (without workload.id: once a policy is loaded), else 0: every call is denied.",
+        )?;
         let workload_api_reconnects = counter(
             "hallpass_workload_api_reconnects_total",
             "Workload API reconnection attempts after a stream ended or failed.",
@@ -216,6 +223,7 @@ impl Metrics {
             Box::new(cache_lookups),
             Box::new(cache_evictions.clone()),
             Box::new(workload_api_connected.clone()),
+            Box::new(policy_workload_defined.clone()),
             Box::new(workload_api_reconnects.clone()),
             Box::new(workload_api_updates.clone()),
             Box::new(events_dropped.clone()),
@@ -246,6 +254,7 @@ impl Metrics {
             cache_misses,
             cache_evictions,
             workload_api_connected,
+            policy_workload_defined,
             workload_api_reconnects,
             workload_api_updates,
             events_dropped,
