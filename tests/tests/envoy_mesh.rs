@@ -212,6 +212,13 @@ fn tcp_mesh_allows_denies_and_fails_closed() {
         403,
         "no_matching_rule",
     );
+    // A trailing `/` reaches hallpass as sent (Envoy's path settings do not
+    // strip it) and is denied as ambiguous; the audit record names the cause.
+    assert_denied(
+        &mesh.call("ehr-api", "GET", &format!("/patients/{MRN}/results/"), &[]),
+        403,
+        "ambiguous_path",
+    );
     // gRPC-only rule: pharmacy over plain HTTP GET is not allowed.
     assert_denied(
         &mesh.call("pharmacy", "GET", &results, &[]),
@@ -232,7 +239,7 @@ fn tcp_mesh_allows_denies_and_fails_closed() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("hallpass_check_duration_seconds_count 7"),
+        metrics.contains("hallpass_check_duration_seconds_count 8"),
         "{metrics}"
     );
     assert!(!metrics.contains(MRN));
@@ -260,6 +267,11 @@ fn tcp_mesh_allows_denies_and_fails_closed() {
     assert!(
         log.contains("\"route\":\"/patients/{patient}/results\""),
         "audit log lacks the route template:\n{log}"
+    );
+    assert!(
+        log.contains("\"reason\":\"ambiguous_path\",")
+            && log.contains("\"path_issue\":\"trailing_slash\""),
+        "audit log lacks the ambiguous path's cause:\n{log}"
     );
     assert!(
         !log.contains(MRN),

@@ -180,6 +180,7 @@ fn event(
         request_id: None,
         trace_id: None,
         raw_path: raw.map(str::to_owned),
+        path_issue: None,
     }
 }
 

@@ -22,7 +22,8 @@ use spiffe::SpiffeId;
 use crate::compile::{CompiledRule, CompiledWorkload};
 use crate::trie::{RouteHit, RouteKind};
 use crate::{
-    CompiledPolicy, Decision, DenyReason, Method, Mode, NormalizedPath, Request, normalize_path,
+    CompiledPolicy, Decision, DenyReason, Method, Mode, NormalizedPath, PathIssue, Request,
+    parse_path,
 };
 
 /// What the evaluator reports as it decides. Every method has an empty
@@ -44,8 +45,8 @@ pub trait Observer {
     /// Whether the caller's ID, or its certificate's serial, is revoked.
     fn revocation(&mut self, _id_revoked: bool, _serial_revoked: bool) {}
 
-    /// The request path, normalised, or `None` when it is ambiguous.
-    fn path(&mut self, _path: Option<&NormalizedPath<'_>>) {}
+    /// The request path, normalised, or why it is ambiguous.
+    fn path(&mut self, _path: Result<&NormalizedPath<'_>, PathIssue>) {}
 
     /// The verdict on one candidate rule: a rule that names the caller and
     /// has a route matching the path (`index` is its place in the
@@ -91,6 +92,9 @@ pub struct Evaluation {
     /// pattern), whatever its routes and conditions. Known once the checks
     /// before the rules pass; false before that.
     pub source_named: bool,
+    /// Why the path is ambiguous, on an `ambiguous_path` deny; `None`
+    /// otherwise (also when the path was never looked at).
+    pub path_issue: Option<PathIssue>,
 }
 
 impl Evaluation {
@@ -133,6 +137,7 @@ impl CompiledPolicy {
             mode: workload.map_or(Mode::Enforce, |w| w.mode),
             vouched: trusted && !id_revoked && !serial_revoked,
             source_named: false,
+            path_issue: None,
         };
         observer.destination(workload);
         let Some(workload) = workload else {
@@ -148,11 +153,15 @@ impl CompiledPolicy {
             out.decision = Decision::deny(DenyReason::Revoked);
             return out;
         }
-        let path = normalize_path(req.path);
-        observer.path(path.as_ref());
-        let Some(path) = path else {
-            out.decision = Decision::deny(DenyReason::AmbiguousPath);
-            return out;
+        let path = parse_path(req.path);
+        observer.path(path.as_ref().map_err(|issue| *issue));
+        let path = match path {
+            Ok(path) => path,
+            Err(issue) => {
+                out.decision = Decision::deny(DenyReason::AmbiguousPath);
+                out.path_issue = Some(issue);
+                return out;
+            }
         };
         let (decision, source_named) = workload.decide(req, path.segments(), observer);
         out.decision = decision;

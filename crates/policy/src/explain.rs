@@ -15,7 +15,8 @@ use spiffe::SpiffeId;
 use crate::compile::{CompiledRule, CompiledWorkload, format_rfc3339};
 use crate::evaluate::{Observer, RuleVerdict};
 use crate::{
-    CompiledPolicy, Decision, Method, Mode, NormalizedPath, Request, UndefinedDestination,
+    CompiledPolicy, Decision, Method, Mode, NormalizedPath, PathIssue, Request,
+    UndefinedDestination,
 };
 
 /// One check, passed or not, with what was compared.
@@ -175,17 +176,22 @@ impl Observer for Tracer<'_> {
         });
     }
 
-    fn path(&mut self, path: Option<&NormalizedPath<'_>>) {
+    fn path(&mut self, path: Result<&NormalizedPath<'_>, PathIssue>) {
         let raw = self.req.path;
-        let Some(path) = path else {
-            self.steps.push(Step {
-                what: "path",
-                ok: false,
-                detail: format!(
-                    "{raw:?} is ambiguous (dot or empty segment, encoded / or \\, bad escape or too long)"
-                ),
-            });
-            return;
+        let path = match path {
+            Ok(path) => path,
+            Err(issue) => {
+                self.steps.push(Step {
+                    what: "path",
+                    ok: false,
+                    detail: format!(
+                        "{raw:?} is ambiguous ({}): {}",
+                        issue.code(),
+                        issue.describe()
+                    ),
+                });
+                return;
+            }
         };
         let segments: Vec<String> = path.segments().iter().map(|s| s.to_string()).collect();
         let shown: String = if segments.is_empty() {

@@ -54,9 +54,9 @@ pub use hallpass_diagnostics::{Problem, Problems};
 pub use load::load_document;
 pub use locate::{Location, LocationIndex, child_path, item_path};
 pub use matchers::{GrpcPattern, RouteTemplate, SourcePattern};
-pub use path::{NormalizedPath, normalize_path};
+pub use path::{NormalizedPath, normalize_path, parse_path};
 pub use probe::matcher_calls;
 pub use similar::UndefinedDestination;
 pub use trie::{RouteHit, RouteKind, RouteTrie};
 // The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.
-pub use hallpass_vocab::{DeclaredEdge, DeclaredGraph, DenyReason, Method, Mode};
+pub use hallpass_vocab::{DeclaredEdge, DeclaredGraph, DenyReason, Method, Mode, PathIssue};

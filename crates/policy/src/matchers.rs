@@ -211,6 +211,18 @@ fn star_segment(parts: &[&str], at: usize, last: bool) -> String {
     }
 }
 
+/// The error for a template ending in `/`: a request path ending in `/` is
+/// denied as ambiguous, so such a template could never match.
+fn trailing_slash(parts: &[&str], at: usize) -> String {
+    let kept: Vec<&str> = parts.iter().take(at).copied().collect();
+    format!(
+        "a template cannot end with `/`: a request path ending in `/` is denied as \
+         `ambiguous_path` (cause `trailing_slash`), so this could never match; remove the \
+         trailing `/` and write `/{}`",
+        kept.join("/")
+    )
+}
+
 impl RouteTemplate {
     /// Parse a template such as `/patients/{patient}/results`.
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -244,6 +256,9 @@ impl RouteTemplate {
                     names.push(name);
                     segments.push(Segment::Param);
                 } else {
+                    if part.is_empty() && last {
+                        return Err(trailing_slash(&parts, i));
+                    }
                     if part.is_empty() || *part == "." || *part == ".." {
                         return Err("empty, `.` and `..` segments never match a request".into());
                     }

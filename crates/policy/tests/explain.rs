@@ -207,3 +207,24 @@ fn audit_mode_is_shown_in_the_decision() {
         "{text}"
     );
 }
+
+/// An ambiguous path says which of the causes it is, not a list of them all
+/// (issue 14, item 5), and a trailing `/` says what to call instead.
+#[test]
+fn an_ambiguous_path_names_its_one_cause() {
+    let (decision, text) = explain(EHR, LAB, "GET", "/patients/1/results/", &[]);
+    assert_eq!(decision, Decision::deny(DenyReason::AmbiguousPath));
+    assert!(
+        text.contains(
+            "  [no] path         \"/patients/1/results/\" is ambiguous (trailing_slash): it ends with `/`"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("without the trailing `/`"), "{text}");
+    assert!(!text.contains("encoded"), "{text}");
+
+    let (_, text) = explain(EHR, LAB, "GET", "/patients/1//results", &[]);
+    assert!(text.contains("is ambiguous (empty_segment): "), "{text}");
+    let (_, text) = explain(EHR, LAB, "GET", "/patients/%2e%2e/admin", &[]);
+    assert!(text.contains("is ambiguous (dot_segment): "), "{text}");
+}

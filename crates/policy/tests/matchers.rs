@@ -1,7 +1,9 @@
 //! Tables for the typed matchers: `SourcePattern`, `RouteTemplate`,
 //! `GrpcPattern` and `normalize_path`.
 
-use hallpass_policy::{GrpcPattern, RouteTemplate, SourcePattern, normalize_path};
+use hallpass_policy::{
+    GrpcPattern, PathIssue, RouteTemplate, SourcePattern, normalize_path, parse_path,
+};
 use spiffe::SpiffeId;
 
 fn segments(path: &str) -> Vec<String> {
@@ -425,4 +427,61 @@ fn a_lone_star_segment_suggests_a_parameter_or_double_star() {
     // `/**` is only for the end, so the middle `*` suggests `{name}` alone.
     let err = RouteTemplate::parse("/a/*/b").unwrap_err();
     assert!(!err.contains("**"), "{err}");
+}
+
+/// Each ambiguous path names one cause, the first found (issue 14, item 5):
+/// a trailing `/` is `trailing_slash`, not an empty segment among others.
+#[test]
+fn parse_path_names_the_cause() {
+    let long = format!("/{}", "a".repeat(8 * 1024));
+    for (raw, want) in [
+        ("a/b", PathIssue::NoLeadingSlash),
+        ("", PathIssue::NoLeadingSlash),
+        ("/a/", PathIssue::TrailingSlash),
+        ("/patients/1/results/", PathIssue::TrailingSlash),
+        ("/a/?q=1", PathIssue::TrailingSlash),
+        ("//", PathIssue::EmptySegment),
+        ("/a//b", PathIssue::EmptySegment),
+        ("/a//", PathIssue::EmptySegment),
+        ("/a/;x", PathIssue::EmptySegment),
+        ("/a/../b", PathIssue::DotSegment),
+        ("/%2e%2E", PathIssue::DotSegment),
+        ("/..;/admin", PathIssue::DotSegment),
+        ("/a/..", PathIssue::DotSegment),
+        ("/a%2Fb", PathIssue::EncodedSeparator),
+        ("/a%5cb", PathIssue::EncodedSeparator),
+        ("/a\\b", PathIssue::Backslash),
+        ("/%zz", PathIssue::BadEscape),
+        ("/a%", PathIssue::BadEscape),
+        ("/%ff", PathIssue::InvalidUtf8),
+        (long.as_str(), PathIssue::TooLong),
+    ] {
+        assert_eq!(parse_path(raw), Err(want), "{raw:?}");
+    }
+    assert_eq!(
+        parse_path(&"/a".repeat(129)),
+        Err(PathIssue::TooLong),
+        "129 segments"
+    );
+    assert_eq!(parse_path("/").map(|p| p.segments().len()), Ok(0));
+}
+
+/// A template written with a trailing `/` could never match (such a request
+/// path is ambiguous): the error says to remove it (issue 14, item 5).
+#[test]
+fn a_template_with_a_trailing_slash_says_to_remove_it() {
+    for (template, want) in [
+        ("/patients/", "`/patients`"),
+        (
+            "/patients/{patient}/results/",
+            "`/patients/{patient}/results`",
+        ),
+    ] {
+        let err = RouteTemplate::parse(template).unwrap_err();
+        assert!(err.contains("remove the trailing `/`"), "{template}: {err}");
+        assert!(err.contains(want), "{template}: {err}");
+    }
+    // An empty segment elsewhere keeps the general message.
+    let err = RouteTemplate::parse("/a//b").unwrap_err();
+    assert!(!err.contains("trailing"), "{err}");
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use hallpass_identity::{SpiffeId, parse_spiffe_id_strict};
 use hallpass_policy::{Decision, FixedLabel, MetricLabel, NoTrace, Request};
-use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode};
+use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode, PathIssue};
 
 use crate::{LoadedPolicy, Shared};
 
@@ -58,6 +58,9 @@ pub struct Outcome {
     pub unknown_source: bool,
     /// The counter of this outcome (absent when no policy was loaded).
     pub counter: Option<CounterSlot>,
+    /// Why the path is ambiguous, on an `ambiguous_path` deny (a fixed
+    /// code for the audit record: never the path itself).
+    pub path_issue: Option<PathIssue>,
 }
 
 impl Outcome {
@@ -74,6 +77,7 @@ impl Outcome {
             credentials: Credentials::NONE,
             unknown_source: false,
             counter: None,
+            path_issue: None,
         }
     }
 
@@ -226,6 +230,7 @@ impl Shared {
             destination_label: destination_label.text.clone(),
             credentials: Credentials::NONE,
             unknown_source: false,
+            path_issue: None,
         };
 
         let caller = match self.caller(attrs, now_ms) {
@@ -271,6 +276,7 @@ impl Shared {
             source_label: source_label.text,
             destination_label: destination_label.text,
             credentials: caller.credentials,
+            path_issue: evaluation.path_issue,
         }
     }
 }

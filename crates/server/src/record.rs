@@ -62,6 +62,7 @@ impl Shared {
             request_id: request.request_id.and_then(request_id),
             trace_id: request.traceparent.and_then(trace_id),
             raw_path: self.settings.log_raw_paths.then(|| request.path.to_owned()),
+            path_issue: outcome.path_issue,
         }
     }
 }

@@ -215,3 +215,43 @@ async fn learning_window_writes_a_baseline_at_shutdown() {
         "allowed edges are learned, denied ones never"
     );
 }
+
+/// An `ambiguous_path` deny keeps its stable reason code, and its audit
+/// record says which cause (`path_issue`), never the path (issue 14, item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_path_is_audited_with_its_cause_not_the_path() {
+    let (dir, ca) = clinical_dir();
+    let audit = dir.path().join("audit.jsonl");
+    let extra = format!(
+        "workload:\n  id: {LAB}\ntelemetry:\n  audit_log: {}\n",
+        audit.display()
+    );
+    let mut running = Running::start_ready(config(dir.path(), &extra)).await;
+    let ehr = ca.issue(EHR).unwrap();
+    for path in [
+        format!("/patients/{MRN}/results/"),
+        format!("/patients/{MRN}/../admin"),
+        format!("/patients/{MRN}/results"),
+    ] {
+        let (status, reason, _) = running.check_svid(&ehr, "GET", &path).await;
+        let want = if path.ends_with("/results") {
+            (200, EHR.to_owned())
+        } else {
+            (403, "ambiguous_path".to_owned())
+        };
+        assert_eq!((status, reason), want, "{path}");
+    }
+    running.stop().await;
+
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert_eq!(lines[0]["reason"], "ambiguous_path");
+    assert_eq!(lines[0]["path_issue"], "trailing_slash", "{log}");
+    assert_eq!(lines[1]["path_issue"], "dot_segment", "{log}");
+    assert!(lines[2].get("path_issue").is_none(), "{log}");
+    assert!(!log.contains(MRN) && !log.contains("admin"), "{log}");
+}

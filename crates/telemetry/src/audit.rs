@@ -50,6 +50,8 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    path_issue: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<&'a str>,
 }
 
@@ -69,6 +71,7 @@ pub fn audit_line(event: &DecisionEvent, decision_id: &str) -> String {
         credentials: event.credentials,
         request_id: event.request_id.as_deref(),
         trace_id: event.trace_id.as_deref(),
+        path_issue: event.path_issue.map(|issue| issue.code()),
         path: event.raw_path.as_deref(),
     };
     let mut line = serde_json::to_string(&record).unwrap_or_default();

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode};
+use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode, PathIssue};
 
 /// Route label of an edge whose request matched no rule.
 pub const UNMATCHED_ROUTE: &str = "(unmatched)";
@@ -44,6 +44,9 @@ pub struct DecisionEvent {
     pub trace_id: Option<String>,
     /// The raw request path, only with `telemetry.log_raw_paths` (no PHI deployments).
     pub raw_path: Option<String>,
+    /// Why the path is ambiguous, on an `ambiguous_path` deny: a fixed code
+    /// (`trailing_slash`, `dot_segment`, …), never the path.
+    pub path_issue: Option<PathIssue>,
 }
 
 /// Extract a W3C trace id (`traceparent: 00-<32 hex>-<16 hex>-<2 hex>`).

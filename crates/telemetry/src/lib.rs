@@ -37,7 +37,7 @@ pub use worker::{ControlMsg, Telemetry, TelemetrySettings};
 // The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.
 pub use hallpass_vocab::{
     Anomalies, AnomalyKind, CredentialKind, Credentials, DecisionLabel, DeclaredEdge,
-    DeclaredGraph, DenyReason, Method, Mode,
+    DeclaredGraph, DenyReason, Method, Mode, PathIssue,
 };
 
 /// Errors from telemetry setup and persistence.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use hallpass_telemetry::{
-    AuditTarget, AuditWriter, CredentialKind, Credentials, DenyReason, audit_line, request_id,
-    trace_id,
+    AuditTarget, AuditWriter, CredentialKind, Credentials, DenyReason, PathIssue, audit_line,
+    request_id, trace_id,
 };
 
 /// `metrics.md` promises milliseconds: always three digits, so records line
@@ -79,6 +79,20 @@ fn a_raw_path_is_written_only_when_opted_in() {
     opted_in.raw_path = Some(raw.clone());
     let v: serde_json::Value = serde_json::from_str(&audit_line(&opted_in, "id")).unwrap();
     assert_eq!(v["path"], raw.as_str());
+}
+
+/// An `ambiguous_path` deny's record names its cause as a fixed code, and
+/// only when there is one (issue 14, item 5).
+#[test]
+fn an_ambiguous_path_record_carries_its_cause_code() {
+    let mut event = deny(0, BILLING, DenyReason::AmbiguousPath);
+    event.path_issue = Some(PathIssue::TrailingSlash);
+    let v: serde_json::Value = serde_json::from_str(&audit_line(&event, "id")).unwrap();
+    assert_eq!(v["reason"], "ambiguous_path");
+    assert_eq!(v["path_issue"], "trailing_slash");
+    assert!(v.get("path").is_none());
+    let line = audit_line(&deny(0, BILLING, DenyReason::NoMatchingRule), "id");
+    assert!(!line.contains("path_issue"), "{line}");
 }
 
 /// Only Envoy's own request-ID form (a UUID) reaches the audit record: the

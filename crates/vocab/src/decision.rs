@@ -28,7 +28,8 @@ pub enum DenyReason {
     NoMatchingRule,
     /// The only rule that would allow this request is outside its time window.
     GrantExpired,
-    /// The path is ambiguous (dot or empty segments, encoded separators).
+    /// The path is ambiguous (dot or empty segments, a trailing `/`, encoded
+    /// separators, …; [`PathIssue`](crate::PathIssue) says which).
     AmbiguousPath,
     /// hallpass could not decide (fail closed).
     InternalError,

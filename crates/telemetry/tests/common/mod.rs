@@ -35,6 +35,7 @@ pub fn allow(time_ms: i64) -> DecisionEvent {
         request_id: Some("5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e00".into()),
         trace_id: None,
         raw_path: None,
+        path_issue: None,
     }
 }
 
