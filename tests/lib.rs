@@ -487,6 +487,29 @@ impl Workdir {
         Proc::spawn(name, cmd, self.path().join(format!("{name}.log")))
     }
 
+    /// Start the callee Envoy (`callee_config`, a shipped config) and the
+    /// caller Envoy, named `callee-{tag}` and `caller-{tag}`, and wait for both
+    /// listeners. Returns them (stopped when dropped) and the caller's URL of
+    /// the benches' lab-results read.
+    pub fn start_envoy_pair(
+        &self,
+        tag: &str,
+        callee_config: &str,
+        ports: &Ports,
+    ) -> anyhow::Result<(Proc, Proc, String)> {
+        let rewrites = ports.rewrites();
+        let callee = self.start_envoy(&format!("callee-{tag}"), callee_config, &rewrites, &[])?;
+        let caller = self.start_envoy(&format!("caller-{tag}"), "caller.yaml", &rewrites, &[])?;
+        for port in [ports.callee, ports.caller] {
+            wait_for_port(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(30),
+            )?;
+        }
+        let url = format!("http://127.0.0.1:{}/patients/12345/results", ports.caller);
+        Ok((callee, caller, url))
+    }
+
     /// Start `hallpass serve` with `extra_yaml` giving its own `trust:` (and
     /// any other sections); no default bundle is added.
     pub fn start_hallpass_with(

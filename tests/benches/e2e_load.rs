@@ -31,7 +31,7 @@ use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
 };
 use envoy_types::ext_authz::v3::{CheckResponseExt, OkHttpResponseBuilder};
-use hallpass_e2e::{EchoApp, Ports, Proc, Workdir, wait_for_http_ok, wait_for_port};
+use hallpass_e2e::{EchoApp, Ports, Proc, Workdir, wait_for_http_ok};
 
 #[derive(Debug, Default)]
 struct NoopAuthz;
@@ -116,27 +116,8 @@ fn main() -> anyhow::Result<()> {
                 None
             }
         };
-        let callee = work.start_envoy(
-            &format!("callee-{}", results.len()),
-            config,
-            &ports.rewrites(),
-            &[],
-        )?;
-        let caller = work.start_envoy(
-            &format!("caller-{}", results.len()),
-            "caller.yaml",
-            &ports.rewrites(),
-            &[],
-        )?;
-        wait_for_port(
-            SocketAddr::from(([127, 0, 0, 1], ports.callee)),
-            Duration::from_secs(30),
-        )?;
-        wait_for_port(
-            SocketAddr::from(([127, 0, 0, 1], ports.caller)),
-            Duration::from_secs(30),
-        )?;
-        let url = format!("http://127.0.0.1:{}/patients/12345/results", ports.caller);
+        let (callee, caller, url) =
+            work.start_envoy_pair(&results.len().to_string(), config, &ports)?;
 
         h2load(&work, &url, 500, 1, 1).context("warm-up")?;
         let (idle_p50_us, idle_p99_us, _) = h2load(&work, &url, 3_000, 1, 1)?;

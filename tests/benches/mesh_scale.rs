@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hallpass_e2e::policy_gen::{CALLEE, PolicySpec, generate};
-use hallpass_e2e::{EchoApp, Ports, Proc, Workdir, free_port, hallpass_bin, wait_for_port};
+use hallpass_e2e::{EchoApp, Ports, Proc, Workdir, free_port, hallpass_bin};
 
 /// One h2load run: requests per second and the latencies (µs) sorted.
 struct Run {
@@ -76,27 +76,8 @@ fn main() -> anyhow::Result<()> {
         let mut ports = Ports::fresh(app.addr().port())?;
         ports.authz = free_port()?;
         let (sidecar, _) = start_sidecar(&work, &format!("cpu-{rules}"), &ports, policy, true)?;
-        let _callee = work.start_envoy(
-            &format!("callee-{rules}"),
-            "callee.yaml",
-            &ports.rewrites(),
-            &[],
-        )?;
-        let _caller = work.start_envoy(
-            &format!("caller-{rules}"),
-            "caller.yaml",
-            &ports.rewrites(),
-            &[],
-        )?;
-        wait_for_port(
-            SocketAddr::from(([127, 0, 0, 1], ports.callee)),
-            Duration::from_secs(30),
-        )?;
-        wait_for_port(
-            SocketAddr::from(([127, 0, 0, 1], ports.caller)),
-            Duration::from_secs(30),
-        )?;
-        let url = format!("http://127.0.0.1:{}/patients/12345/results", ports.caller);
+        let (_callee, _caller, url) =
+            work.start_envoy_pair(&rules.to_string(), "callee.yaml", &ports)?;
         h2load(&work, &url, "ehr-api", 200, 1_000, 4, 8).context("warm-up, allowed")?;
         h2load(&work, &url, "billing", 403, 1_000, 4, 8).context("warm-up, denied")?;
         // Interleaved rounds, so drift in the machine's load hits both alike.
@@ -128,17 +109,7 @@ fn main() -> anyhow::Result<()> {
     ports.authz = free_port()?;
     let (sidecar, start) = start_sidecar(&work, "mesh", &ports, &mesh, true)?;
     let start_compile_ms = last_load_ms(&sidecar)?;
-    let _callee = work.start_envoy("callee-mesh", "callee.yaml", &ports.rewrites(), &[])?;
-    let _caller = work.start_envoy("caller-mesh", "caller.yaml", &ports.rewrites(), &[])?;
-    wait_for_port(
-        SocketAddr::from(([127, 0, 0, 1], ports.callee)),
-        Duration::from_secs(30),
-    )?;
-    wait_for_port(
-        SocketAddr::from(([127, 0, 0, 1], ports.caller)),
-        Duration::from_secs(30),
-    )?;
-    let url = format!("http://127.0.0.1:{}/patients/12345/results", ports.caller);
+    let (_callee, _caller, url) = work.start_envoy_pair("mesh", "callee.yaml", &ports)?;
     h2load(&work, &url, "ehr-api", 200, 1_000, 1, 1).context("warm-up, mesh")?;
     let rss_started = rss_kib(sidecar.pid(), "VmRSS")?;
     let quiet = h2load(&work, &url, "ehr-api", 200, 3_000, 1, 1)?;
