@@ -497,8 +497,20 @@ impl Workdir {
         callee_config: &str,
         ports: &Ports,
     ) -> anyhow::Result<(Proc, Proc, String)> {
+        self.start_envoy_pair_with(tag, callee_config, ports, &[])
+    }
+
+    /// [`Self::start_envoy_pair`], with `extra` text replacements in the
+    /// callee's config (such as its Unix socket's name).
+    pub fn start_envoy_pair_with(
+        &self,
+        tag: &str,
+        callee_config: &str,
+        ports: &Ports,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<(Proc, Proc, String)> {
         let rewrites = ports.rewrites();
-        let callee = self.start_envoy(&format!("callee-{tag}"), callee_config, &rewrites, &[])?;
+        let callee = self.start_envoy(&format!("callee-{tag}"), callee_config, &rewrites, extra)?;
         let caller = self.start_envoy(&format!("caller-{tag}"), "caller.yaml", &rewrites, &[])?;
         for port in [ports.callee, ports.caller] {
             wait_for_port(

@@ -87,6 +87,12 @@ enum Command {
     },
 }
 
+/// mimalloc rather than glibc's malloc: under load, glibc's allocator took
+/// about a fifth of the sidecar's CPU (docs/performance.md, "What each
+/// change bought").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -130,7 +136,7 @@ fn serve(config: &Path) -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return fail(e, USAGE),
     };
-    let served = process::runtime().map_err(ServerError::Io).and_then(|rt| {
+    let served = process::serve_runtime().map_err(ServerError::Io).and_then(|rt| {
         rt.block_on(async {
             let sidecar = Sidecar::bind(settings).await?;
             tracing::info!(authz = %sidecar.authz_addr(), admin = %sidecar.admin_addr()?, "listening");

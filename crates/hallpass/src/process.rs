@@ -1,11 +1,26 @@
 //! What every long-running command needs from the process: the async
 //! runtime, logging, and the signals that stop it.
 
-/// A multi-threaded tokio runtime.
+/// A multi-threaded tokio runtime (the demo and the injector).
+#[cfg(any(feature = "demo", feature = "injector"))]
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
+}
+
+/// The sidecar's runtime: one worker thread unless `TOKIO_WORKER_THREADS`
+/// says otherwise. A check is microseconds of work; on a small pod whose
+/// cores the workload and Envoy share, a second worker mostly moved tasks
+/// between threads and woke them: one worker cost a fifth less CPU per
+/// check through real Envoy (docs/performance.md, "What each change
+/// bought"). Policy compiles run on the blocking pool, never on it.
+pub fn serve_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    builder.enable_all().build()
 }
 
 /// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).

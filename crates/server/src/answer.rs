@@ -40,12 +40,12 @@ pub fn check_response(outcome: &Outcome) -> CheckResponse {
     let mut response = CheckResponse::default();
     if outcome.lets_through() {
         let mut ok = OkHttpResponseBuilder::new();
-        match outcome.vouched_source() {
+        match outcome.vouched_source_text() {
             // Overwrite: whatever the caller sent under this name is replaced.
             Some(id) => {
                 ok.add_header(
                     SOURCE_HEADER,
-                    id.to_string(),
+                    id,
                     Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
                     false,
                 );
@@ -95,7 +95,8 @@ fn metadata(outcome: &Outcome) -> Struct {
     let text = |s: &str| Value {
         kind: Some(Kind::StringValue(s.to_owned())),
     };
-    let mut fields = std::collections::BTreeMap::new();
+    // Straight into the message's map: at most five entries.
+    let mut fields = std::collections::HashMap::with_capacity(5);
     fields.insert("source".to_owned(), text(&outcome.source_label));
     fields.insert(
         "decision".to_owned(),
@@ -109,7 +110,5 @@ fn metadata(outcome: &Outcome) -> Struct {
         fields.insert("rule".to_owned(), text(rule));
         fields.insert("route".to_owned(), text(route));
     }
-    Struct {
-        fields: fields.into_iter().collect(),
-    }
+    Struct { fields }
 }

@@ -22,6 +22,8 @@ const XFCC_HEADER: &str = "x-forwarded-client-cert";
 pub(crate) struct Caller {
     /// The SPIFFE ID.
     pub(crate) id: SpiffeId,
+    /// The same ID as text, made once per verified credential.
+    pub(crate) text: Arc<str>,
     /// Serial of the X.509-SVID that proved it, if a certificate did.
     pub(crate) serial: Option<Arc<[u8]>>,
     /// A JWT-SVID naming the same ID was verified.
@@ -34,6 +36,9 @@ pub(crate) struct Caller {
 #[derive(Debug, Clone)]
 pub(crate) struct Verified {
     id: SpiffeId,
+    /// `id` as text: the cache keeps it, so that a check copies it rather
+    /// than formats it (the answer's header, the audit record).
+    text: Arc<str>,
     serial: Option<Arc<[u8]>>,
 }
 
@@ -78,6 +83,7 @@ impl Shared {
             (Some(x), Some(j)) if x.id != j.id => Err(DenyReason::IdentityMismatch),
             (Some(x), Some(_)) => Ok(Caller {
                 id: x.id,
+                text: x.text,
                 serial: x.serial,
                 has_jwt: true,
                 credentials: Credentials::NONE
@@ -86,12 +92,14 @@ impl Shared {
             }),
             (Some(x), None) => Ok(Caller {
                 id: x.id,
+                text: x.text,
                 serial: x.serial,
                 has_jwt: false,
                 credentials: Credentials::NONE.with(CredentialKind::X509),
             }),
             (None, Some(j)) => Ok(Caller {
                 id: j.id,
+                text: j.text,
                 serial: None,
                 has_jwt: true,
                 credentials: Credentials::NONE.with(CredentialKind::Jwt),
@@ -130,7 +138,11 @@ impl Shared {
                     return Ok(None);
                 }
                 let id = parse_spiffe_id_strict(principal).map_err(|_| DenyReason::InvalidSvid)?;
-                Ok(Some(Verified { id, serial: None }))
+                Ok(Some(Verified {
+                    text: Arc::from(id.to_string()),
+                    id,
+                    serial: None,
+                }))
             }
             X509From::PeerCertificate => {
                 let leaf = peer.map(|p| p.certificate.as_str()).unwrap_or_default();
@@ -219,6 +231,7 @@ impl Shared {
             self.settings.max_lifetime_x509,
         );
         let verified = Verified {
+            text: Arc::from(svid.id.to_string()),
             id: svid.id,
             serial: Some(Arc::from(svid.serial)),
         };
@@ -261,6 +274,7 @@ impl Shared {
             );
         }
         let verified = Verified {
+            text: Arc::from(jwt.id.to_string()),
             id: jwt.id,
             serial: None,
         };

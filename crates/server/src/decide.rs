@@ -44,6 +44,10 @@ pub struct Outcome {
     /// The proven caller, if any (also when it is revoked or its trust
     /// domain is not listed: the audit record names who tried).
     pub source: Option<SpiffeId>,
+    /// `source` as text, present exactly when `source` is: made once per
+    /// verified credential (the verification cache keeps it), so the
+    /// answer's header and the audit record copy it rather than format it.
+    pub source_text: Option<Arc<str>>,
     /// The proven caller's trust domain is listed in the policy and neither
     /// its ID nor its certificate is revoked: the only case in which the
     /// answer names it to the application (see [`Outcome::vouched_source`]).
@@ -71,6 +75,7 @@ impl Outcome {
             decision: Decision::deny(reason),
             mode: Mode::Enforce,
             source: None,
+            source_text: None,
             vouched: false,
             source_label: Arc::from(UNAUTHENTICATED),
             destination_label: Arc::from(UNKNOWN),
@@ -86,6 +91,11 @@ impl Outcome {
     /// revoked or untrusted caller through, but never vouches for it.
     pub fn vouched_source(&self) -> Option<&SpiffeId> {
         self.source.as_ref().filter(|_| self.vouched)
+    }
+
+    /// [`Self::vouched_source`] as text.
+    pub fn vouched_source_text(&self) -> Option<&str> {
+        self.vouched_source().and(self.source_text.as_deref())
     }
 
     /// Does the call go through (allowed, or denied in audit mode)?
@@ -220,17 +230,21 @@ impl Shared {
                 destination: destination_label.index,
             })
         };
-        let deny = |reason, source: Option<SpiffeId>, source_label: MetricLabel| Outcome {
-            decision: Decision::deny(reason),
-            mode,
-            source,
-            vouched: false,
-            counter: counter(&source_label),
-            source_label: source_label.text,
-            destination_label: destination_label.text.clone(),
-            credentials: Credentials::NONE,
-            unknown_source: false,
-            path_issue: None,
+        let deny = |reason, source: Option<(SpiffeId, Arc<str>)>, source_label: MetricLabel| {
+            let (source, source_text) = source.unzip();
+            Outcome {
+                decision: Decision::deny(reason),
+                mode,
+                source,
+                source_text,
+                vouched: false,
+                counter: counter(&source_label),
+                source_label: source_label.text,
+                destination_label: destination_label.text.clone(),
+                credentials: Credentials::NONE,
+                unknown_source: false,
+                path_issue: None,
+            }
         };
 
         let caller = match self.caller(attrs, now_ms) {
@@ -246,7 +260,11 @@ impl Shared {
         let source_label = policy.source_label(&caller.id);
 
         let Some(http) = attrs.request.as_ref().and_then(|r| r.http.as_ref()) else {
-            return deny(DenyReason::InternalError, Some(caller.id), source_label);
+            return deny(
+                DenyReason::InternalError,
+                Some((caller.id, caller.text)),
+                source_label,
+            );
         };
         #[cfg(test)]
         if self.fault_path.get() == Some(&http.path) {
@@ -271,6 +289,7 @@ impl Shared {
             decision: evaluation.decision,
             mode,
             source: Some(caller.id),
+            source_text: Some(caller.text),
             vouched: evaluation.vouched,
             counter: counter(&source_label),
             source_label: source_label.text,

@@ -2,8 +2,6 @@
 //! step 5), from what [`Shared::decide`] returned. The record step never
 //! reads the `CheckRequest`: decide read what it needs once.
 
-use std::sync::Arc;
-
 use hallpass_policy::Decision;
 use hallpass_telemetry::{AuditTarget, DecisionEvent, request_id, trace_id};
 
@@ -49,10 +47,10 @@ impl Shared {
             source_label: outcome.source_label.clone(),
             // Only the audit record uses the full ID: skip the allocation without one.
             source_id: outcome
-                .source
+                .source_text
                 .as_ref()
                 .filter(|_| self.settings.telemetry.audit != AuditTarget::Off)
-                .map(|id| Arc::from(id.to_string())),
+                .cloned(),
             destination: outcome.destination_label.clone(),
             method: request.method,
             route,

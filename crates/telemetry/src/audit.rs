@@ -34,7 +34,7 @@ pub enum AuditTarget {
 
 #[derive(Serialize)]
 struct Record<'a> {
-    time: String,
+    time: &'a str,
     decision_id: &'a str,
     decision: &'a str,
     reason: &'a str,
@@ -57,8 +57,18 @@ struct Record<'a> {
 
 /// Format one audit record as a JSON line (with the trailing newline).
 pub fn audit_line(event: &DecisionEvent, decision_id: &str) -> String {
+    let mut line = Vec::with_capacity(512);
+    write_record(&mut line, event, decision_id);
+    String::from_utf8(line).unwrap_or_default()
+}
+
+/// Append one audit record, as a JSON line with its newline, to `out`:
+/// [`audit_line`] without a `String` of its own (the worker writes straight
+/// into its batch).
+fn write_record(out: &mut Vec<u8>, event: &DecisionEvent, decision_id: &str) {
+    let mut time = [0u8; 32];
     let record = Record {
-        time: rfc3339_ms(event.time_ms),
+        time: rfc3339_ms(event.time_ms, &mut time),
         decision_id,
         decision: event.decision.as_str(),
         reason: reason_label(event.reason),
@@ -74,30 +84,51 @@ pub fn audit_line(event: &DecisionEvent, decision_id: &str) -> String {
         path_issue: event.path_issue.map(|issue| issue.code()),
         path: event.raw_path.as_deref(),
     };
-    let mut line = serde_json::to_string(&record).unwrap_or_default();
-    line.push('\n');
-    line
+    let start = out.len();
+    // Serializing these fields cannot fail; if it ever did, no half line.
+    if serde_json::to_writer(&mut *out, &record).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.push(b'\n');
 }
 
 /// RFC 3339 in UTC with exactly three fractional digits, as documented:
 /// `Rfc3339` would drop trailing zeros (`…29.14Z`), so records would vary in
-/// width and not sort as text.
-fn rfc3339_ms(unix_ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .map(|t| {
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second(),
-                t.millisecond()
-            )
-        })
-        .unwrap_or_default()
+/// width and not sort as text. Written into `buf` (no allocation); empty for
+/// a time out of range.
+fn rfc3339_ms(unix_ms: i64, buf: &mut [u8; 32]) -> &str {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000) else {
+        return "";
+    };
+    let mut cursor = io::Cursor::new(buf.as_mut_slice());
+    let written = write!(
+        cursor,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    );
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    match written {
+        Ok(()) => buf
+            .get(..len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or(""),
+        Err(_) => "",
+    }
 }
+
+/// Records buffered by the worker before one `write`: the batch is written
+/// when the worker's queue is empty, when it holds this many records, or
+/// when it reaches [`BATCH_BYTES`] (the memory bound of the buffer).
+pub const BATCH_RECORDS: usize = 256;
+/// Bytes buffered before the batch is written regardless of its records.
+pub const BATCH_BYTES: usize = 64 * 1024;
 
 /// An open audit destination.
 #[derive(Debug)]
@@ -105,16 +136,16 @@ pub struct AuditWriter {
     target: AuditTarget,
     file: Option<File>,
     size: u64,
+    /// Records appended but not yet written (one batch).
+    batch: Vec<u8>,
+    /// How many records `batch` holds.
+    batched: u64,
 }
 
 impl AuditWriter {
     /// Open `target` (a file is created or appended to).
     pub fn open(target: AuditTarget) -> io::Result<Self> {
-        let mut writer = Self {
-            target,
-            file: None,
-            size: 0,
-        };
+        let mut writer = Self::deferred(target);
         writer.reopen()?;
         Ok(writer)
     }
@@ -127,6 +158,8 @@ impl AuditWriter {
             target,
             file: None,
             size: 0,
+            batch: Vec::new(),
+            batched: 0,
         }
     }
 
@@ -142,17 +175,85 @@ impl AuditWriter {
         Ok(())
     }
 
-    /// Write one line, rotating first if it would not fit.
+    /// Write one line now (after any batched records), rotating first if it
+    /// would not fit.
     pub fn write_line(&mut self, line: &str) -> io::Result<()> {
+        if self.target == AuditTarget::Off {
+            return Ok(());
+        }
+        if self.flush() > 0 {
+            return Err(io::Error::other(
+                "batched audit records could not be written",
+            ));
+        }
+        self.write_bytes(line.as_bytes())
+    }
+
+    /// Add the record of `event` to the batch (nothing is written yet, unless
+    /// the batch is full or the record would not fit in the file before
+    /// rotation). Returns how many records were lost to a failed write.
+    pub fn append(&mut self, event: &DecisionEvent, decision_id: &str) -> u64 {
+        if self.target == AuditTarget::Off {
+            return 0;
+        }
+        let mut lost = 0;
+        let start = self.batch.len();
+        write_record(&mut self.batch, event, decision_id);
+        let len = (self.batch.len() - start) as u64;
+        if let AuditTarget::File { max_bytes, .. } = &self.target {
+            // Rotation happens between records: write the ones before this
+            // one to the file they belong in first.
+            let pending = start as u64;
+            if pending > 0 && self.size + pending + len > *max_bytes {
+                let record = self.batch.split_off(start);
+                lost += self.flush();
+                self.batch = record;
+            }
+        }
+        self.batched += 1;
+        if self.batched >= BATCH_RECORDS as u64 || self.batch.len() >= BATCH_BYTES {
+            lost += self.flush();
+        }
+        lost
+    }
+
+    /// Write the batch with one `write`. Returns how many records were lost
+    /// (all of the batch, when the write fails; 0 otherwise).
+    pub fn flush(&mut self) -> u64 {
+        let lost = match self.write_batch() {
+            Ok(()) => 0,
+            Err(_) => self.batched,
+        };
+        self.batch.clear();
+        self.batched = 0;
+        // A burst's buffer is not kept for ever.
+        if self.batch.capacity() > BATCH_BYTES * 2 {
+            self.batch.shrink_to(BATCH_BYTES);
+        }
+        lost
+    }
+
+    fn write_batch(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let written = self.write_bytes(&batch);
+        self.batch = batch;
+        written
+    }
+
+    /// Write whole records, rotating first if they would not fit.
+    fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &self.target {
             AuditTarget::Off => Ok(()),
             AuditTarget::Stdout => {
                 let mut out = io::stdout().lock();
-                out.write_all(line.as_bytes())?;
+                out.write_all(bytes)?;
                 out.flush()
             }
             AuditTarget::File { max_bytes, .. } => {
-                let len = line.len() as u64;
+                let len = bytes.len() as u64;
                 if self.size > 0 && self.size + len > *max_bytes {
                     self.rotate()?;
                 }
@@ -163,7 +264,7 @@ impl AuditWriter {
                     .file
                     .as_mut()
                     .ok_or_else(|| io::Error::other("audit file not open"))?;
-                file.write_all(line.as_bytes())?;
+                file.write_all(bytes)?;
                 self.size += len;
                 Ok(())
             }

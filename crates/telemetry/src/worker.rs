@@ -2,9 +2,12 @@
 //!
 //! The decision path calls [`Telemetry::record`], which only tries to put the
 //! event on a bounded queue (a full queue drops the event and counts it; the
-//! check is never slowed down). One task owns the call graph, the anomaly
-//! detectors, the rule-usage table and the audit writer, so none of them needs
-//! a lock.
+//! check is never slowed down). The worker is woken by the first event of a
+//! batch only, waits [`BATCH_DELAY`] for more, handles what is queued and
+//! writes the batch's audit records with one `write`: one wake-up and one
+//! system call per batch, not per check. One task owns the call graph, the
+//! anomaly detectors, the rule-usage table and the audit writer, so none of
+//! them needs a lock.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::audit::{AuditTarget, AuditWriter, audit_line};
+use crate::audit::{AuditTarget, AuditWriter};
 use hallpass_vocab::DeclaredGraph;
 
 use crate::callgraph::{CallGraph, ObservedEdge, RuleUsage};
@@ -63,10 +66,26 @@ enum Control {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// How long the worker lets events gather after the first one of a batch
+/// wakes it: one wake-up, one pass and one audit `write` per batch instead
+/// of per check. Also the most an event waits before the worker sees it.
+pub const BATCH_DELAY: Duration = Duration::from_millis(5);
+/// Events handled per pass before the worker looks at its control queue.
+const EVENTS_PER_PASS: usize = 4096;
+
+/// The decision path's way to wake the worker: only the first event after
+/// a pass notifies it (`pending` turns true); the others just queue.
+#[derive(Debug, Default)]
+struct Wake {
+    pending: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
 /// Handle to the telemetry worker.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     events: mpsc::Sender<DecisionEvent>,
+    wake: Arc<Wake>,
     control: mpsc::Sender<ControlMsg>,
     metrics: Metrics,
     closed: Arc<AtomicBool>,
@@ -93,9 +112,11 @@ impl Telemetry {
         let (events_tx, events_rx) = mpsc::channel(settings.queue_capacity.max(1));
         let (control_tx, control_rx) = mpsc::channel(64);
         let worker = Worker::new(settings, metrics.clone());
-        let task = tokio::spawn(worker.run(events_rx, control_rx));
+        let wake = Arc::new(Wake::default());
+        let task = tokio::spawn(worker.run(events_rx, wake.clone(), control_rx));
         let handle = Self {
             events: events_tx,
+            wake,
             control: control_tx,
             metrics,
             closed: Arc::new(AtomicBool::new(false)),
@@ -108,6 +129,12 @@ impl Telemetry {
     pub fn record(&self, event: DecisionEvent) {
         if self.events.try_send(event).is_err() {
             self.metrics.events_dropped.inc();
+            return;
+        }
+        // The worker never waits on the queue itself (a waiting receiver
+        // would be woken by every event): the first event of a batch wakes it.
+        if !self.wake.pending.swap(true, Ordering::AcqRel) {
+            self.wake.notify.notify_one();
         }
     }
 
@@ -233,6 +260,7 @@ impl Worker {
     async fn run(
         mut self,
         mut events: mpsc::Receiver<DecisionEvent>,
+        wake: Arc<Wake>,
         mut control: mpsc::Receiver<ControlMsg>,
     ) {
         let mut tick = tokio::time::interval(self.settings.rate_window);
@@ -244,11 +272,15 @@ impl Worker {
         loop {
             tokio::select! {
                 biased;
-                Some(ControlMsg(msg)) = control.recv() => {
-                    // Everything queued before the request counts.
+                msg = control.recv() => {
+                    // Everything queued before the request counts, and is
+                    // written to the audit log before the answer.
                     while let Ok(event) = events.try_recv() {
                         self.handle_guarded(&event);
                     }
+                    self.flush_audit();
+                    // Every handle is gone: nothing more can arrive.
+                    let Some(ControlMsg(msg)) = msg else { return };
                     match msg {
                         Control::Snapshot(reply) => { let _ = reply.send(self.snapshot()); }
                         Control::PolicyLoaded(declared) => self.policy_loaded(declared),
@@ -260,7 +292,25 @@ impl Worker {
                         }
                     }
                 }
-                Some(event) = events.recv() => self.handle_guarded(&event),
+                () = wake.notify.notified() => {
+                    // Let the batch gather, then take what is queued (a
+                    // bounded pass) and write its audit records at once.
+                    tokio::time::sleep(BATCH_DELAY).await;
+                    // Acquire: every event queued before its sender saw
+                    // `pending` true is visible to the drain below.
+                    wake.pending.swap(false, Ordering::AcqRel);
+                    let mut handled = 0;
+                    while handled < EVENTS_PER_PASS {
+                        let Ok(event) = events.try_recv() else { break };
+                        self.handle_guarded(&event);
+                        handled += 1;
+                    }
+                    self.flush_audit();
+                    if handled == EVENTS_PER_PASS && !wake.pending.swap(true, Ordering::AcqRel) {
+                        // More may be queued: another pass, after control.
+                        wake.notify.notify_one();
+                    }
+                }
                 _ = tick.tick() => {
                     let elapsed = last_tick.elapsed().as_secs_f64();
                     last_tick = tokio::time::Instant::now();
@@ -273,7 +323,6 @@ impl Worker {
                     }
                     was_learning = learning;
                 }
-                else => return,
             }
         }
     }
@@ -324,17 +373,33 @@ impl Worker {
             .set(i64::try_from(self.edges.len()).unwrap_or(i64::MAX));
         if let (DecisionLabel::Allow, Some(rule)) = (event.decision, &event.rule) {
             let secs = event.time_ms / 1000;
-            self.rule_last_match
-                .insert((event.destination.clone(), rule.clone()), secs);
-            self.metrics
-                .rule_last_match
-                .with_label_values(&[&event.destination, rule])
-                .set(secs);
+            let key = (event.destination.clone(), rule.clone());
+            // The gauge moves once a second at most: skip its label lookup
+            // for every other match.
+            if self.rule_last_match.get(&key) != Some(&secs) {
+                self.metrics
+                    .rule_last_match
+                    .with_label_values(&[&event.destination, rule])
+                    .set(secs);
+                self.rule_last_match.insert(key, secs);
+            }
         }
         if let Some(writer) = &mut self.audit {
-            let id = format!("{}-{:x}", self.id_prefix, self.sequence);
-            if writer.write_line(&audit_line(event, &id)).is_err() {
-                self.metrics.audit_write_errors.inc();
+            let mut buf = [0u8; 64];
+            let id = decision_id(&mut buf, &self.id_prefix, self.sequence);
+            let lost = writer.append(event, id);
+            if lost > 0 {
+                self.metrics.audit_write_errors.inc_by(lost);
+            }
+        }
+    }
+
+    /// Write the audit batch; its records are counted as errors if that fails.
+    fn flush_audit(&mut self) {
+        if let Some(writer) = &mut self.audit {
+            let lost = writer.flush();
+            if lost > 0 {
+                self.metrics.audit_write_errors.inc_by(lost);
             }
         }
     }
@@ -427,6 +492,23 @@ impl Worker {
             observed,
             rules,
         }
+    }
+}
+
+/// `<prefix>-<sequence in hex>`, written into `buf` (no allocation per
+/// record); the prefix alone if it does not fit (it always does: the
+/// prefix is at most 21 characters).
+fn decision_id<'b>(buf: &'b mut [u8; 64], prefix: &'b str, sequence: u64) -> &'b str {
+    use std::io::Write as _;
+    let mut cursor = std::io::Cursor::new(buf.as_mut_slice());
+    let written = write!(cursor, "{prefix}-{sequence:x}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    match written {
+        Ok(()) => buf
+            .get(..len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or(prefix),
+        Err(_) => prefix,
     }
 }
 

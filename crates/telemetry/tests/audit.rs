@@ -211,3 +211,49 @@ fn off_accepts_every_line_without_an_error() {
     let mut w = AuditWriter::open(AuditTarget::Off).unwrap();
     w.write_line("anything\n").unwrap();
 }
+
+/// The worker's batches (`append`, then one `flush`) leave exactly the files
+/// that one `write_line` per record leaves: same records, same order, and
+/// rotation between the same two records, never splitting a batch across
+/// the size cap.
+#[test]
+fn batched_records_rotate_exactly_where_single_writes_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = |name: &str| AuditTarget::File {
+        path: dir.path().join(name),
+        max_bytes: 2_000,
+        keep: 3,
+    };
+    let events: Vec<_> = (0..23).map(|i| allow(1_767_225_600_000 + i)).collect();
+    let mut single = AuditWriter::open(target("single.jsonl")).unwrap();
+    for (i, e) in events.iter().enumerate() {
+        single
+            .write_line(&audit_line(e, &format!("d-{i}")))
+            .unwrap();
+    }
+    let mut batched = AuditWriter::open(target("batched.jsonl")).unwrap();
+    // Batches of 1, 2, 3, ... records, as the worker's passes would be.
+    let mut i = 0;
+    for size in 1.. {
+        if i >= events.len() {
+            break;
+        }
+        for e in events.iter().skip(i).take(size) {
+            assert_eq!(batched.append(e, &format!("d-{i}")), 0);
+            i += 1;
+        }
+        assert_eq!(batched.flush(), 0);
+    }
+    drop((single, batched));
+    for n in [None, Some(1), Some(2), Some(3)] {
+        let name = |base: &str| match n {
+            None => dir.path().join(base),
+            Some(n) => numbered(&dir.path().join(base), n),
+        };
+        let want = std::fs::read_to_string(name("single.jsonl")).unwrap();
+        let got = std::fs::read_to_string(name("batched.jsonl")).unwrap();
+        assert_eq!(got, want, "file {n:?}");
+        assert!(got.len() <= 2_000);
+        assert!(got.ends_with('\n') && !got.is_empty());
+    }
+}

@@ -440,3 +440,35 @@ async fn an_unwritable_audit_log_counts_every_lost_record_and_recovers() {
     assert_eq!(metrics.audit_write_errors.get(), 2);
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
 }
+
+/// Nobody has to ask: a batch reaches the file on its own once the worker's
+/// batch delay has passed (polled, bounded; no time is asserted).
+#[tokio::test]
+async fn audit_records_reach_the_file_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (telemetry, metrics) = start(TelemetrySettings {
+        audit: AuditTarget::File {
+            path: path.clone(),
+            max_bytes: 1 << 20,
+            keep: 1,
+        },
+        ..settings()
+    });
+    let t = now_ms();
+    for i in 0..3 {
+        telemetry.record(allow(t + i));
+    }
+    let mut lines = 0;
+    for _ in 0..500 {
+        lines = std::fs::read_to_string(&path)
+            .map(|text| text.lines().count())
+            .unwrap_or(0);
+        if lines == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lines, 3);
+    assert_eq!(metrics.audit_write_errors.get(), 0);
+}
