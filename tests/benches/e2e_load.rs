@@ -121,10 +121,7 @@ enum Server {
     /// shape `hallpass serve` uses), else tokio's default (one per core).
     Floor { one_worker: bool },
     /// `hallpass serve`; `baseline`: the binary of `E2E_HALLPASS_BASELINE_BIN`.
-    Hallpass {
-        audit: bool,
-        baseline: bool,
-    },
+    Hallpass { audit: bool, baseline: bool },
 }
 
 #[derive(Debug, Clone, Copy)]
