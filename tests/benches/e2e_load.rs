@@ -7,7 +7,7 @@
 //! order rotated from round to round), medians over the rounds:
 //!
 //! - `floor tcp`, `floor uds`: ext_authz to a server that answers OK without
-//!   looking (a tonic server on the same default tokio runtime as hallpass,
+//!   looking (a tonic server on tokio's default runtime, a worker per core;
 //!   this benchmark's own binary started again as a separate process), over
 //!   loopback TCP and a Unix socket: the floor no ext_authz server can beat;
 //! - `floor tcp 1 worker`: the same on a one-worker runtime, the shape
@@ -37,10 +37,10 @@
 //! `BENCH_IDLE_REQUESTS` (unloaded run size, 2000), `BENCH_ROUNDS` (3),
 //! `BENCH_ONLY` (comma-separated variant names to run, floors always run),
 //! `BENCH_PERF` (a variant name: after the rounds, one more loaded run of it
-//! under `perf record -g`, written to `BENCH_PERF_OUT`, default
+//! under `perf record --call-graph dwarf`, written to `BENCH_PERF_OUT`, default
 //! `target/perf-e2e.data`; not counted in the figures). hallpass inherits
 //! the environment (`TOKIO_WORKER_THREADS` tries another runtime shape); the
-//! floor does not take `TOKIO_WORKER_THREADS`.
+//! floors do not take it (`floor tcp 1 worker` sets its own).
 //! Run with `scripts/bench-e2e.sh` (builds the release binary first).
 
 // A benchmark stops loudly on the unexpected, like a test.
