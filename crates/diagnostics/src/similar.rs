@@ -49,10 +49,7 @@ pub fn edit_distance(a: &str, b: &str) -> Option<usize> {
             let delete = prev.get(j + 1).map_or(usize::MAX, |p| p.saturating_add(1));
             let insert = cur.last().map_or(usize::MAX, |p| p.saturating_add(1));
             let mut best = replace.min(delete).min(insert);
-            let swapped = i > 0
-                && j > 0
-                && a.get(i - 1) == Some(cb)
-                && b.get(j - 1) == Some(ca);
+            let swapped = i > 0 && j > 0 && a.get(i - 1) == Some(cb) && b.get(j - 1) == Some(ca);
             if swapped && let Some(p) = before.get(j - 1) {
                 best = best.min(p.saturating_add(1));
             }
@@ -73,7 +70,10 @@ mod tests {
         assert_eq!(closest("lisen", keys), Some("listen"));
         assert_eq!(closest("Listen", keys), Some("listen"));
         assert_eq!(closest("flie", keys), Some("file"));
-        assert_eq!(closest("reload_interval_second", keys), Some("reload_interval_seconds"));
+        assert_eq!(
+            closest("reload_interval_second", keys),
+            Some("reload_interval_seconds")
+        );
         assert_eq!(closest("reload_seconds", keys), None);
         assert_eq!(closest("port", keys), None);
         assert_eq!(closest("listen", keys), None);

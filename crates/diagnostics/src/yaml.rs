@@ -140,7 +140,9 @@ pub const TAB_INDENTATION: &str = "tabs are not allowed for indentation in YAML;
 /// line above it) is the likely cause, it says so plainly, at the tab,
 /// rather than as a scanner error.
 pub fn syntax_problem(text: &str, message: String, at: Option<Location>) -> Problem {
-    let line = at.map_or(usize::MAX, |l| usize::try_from(l.line).unwrap_or(usize::MAX));
+    let line = at.map_or(usize::MAX, |l| {
+        usize::try_from(l.line).unwrap_or(usize::MAX)
+    });
     match tab_in_indentation(text, line) {
         Some(tab) => Problem::error(codes::YAML_SYNTAX, crate::path::ROOT, TAB_INDENTATION)
             .at(Some(tab))
@@ -168,10 +170,17 @@ fn tab_in_indentation(text: &str, line: usize) -> Option<Location> {
             Some(Location::new(i + 1, column + 1))
         })
         .collect();
-    let on = |n: usize| tabs.iter().find(|t| usize::try_from(t.line).ok() == Some(n));
+    let on = |n: usize| {
+        tabs.iter()
+            .find(|t| usize::try_from(t.line).ok() == Some(n))
+    };
     on(line)
         .or_else(|| on(line.saturating_add(1)))
-        .or_else(|| tabs.iter().rev().find(|t| usize::try_from(t.line).is_ok_and(|l| l < line)))
+        .or_else(|| {
+            tabs.iter()
+                .rev()
+                .find(|t| usize::try_from(t.line).is_ok_and(|l| l < line))
+        })
         .copied()
 }
 
@@ -505,7 +514,12 @@ mod tests {
             assert_eq!(p.message, TAB_INDENTATION, "{text:?}");
             assert_eq!(p.code, codes::YAML_SYNTAX);
             let line = text.lines().position(|l| l.contains('\t')).unwrap_or(0) + 1;
-            let column = text.lines().nth(line - 1).and_then(|l| l.find('\t')).unwrap_or(0) + 1;
+            let column = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.find('\t'))
+                .unwrap_or(0)
+                + 1;
             assert_eq!(p.location, at(line, column), "{text:?}");
         }
         // serde's reader says the same.

@@ -132,7 +132,7 @@ fn walk(cmd: &mut clap::Command, name: &str, failures: &mut Vec<String>) {
     for sub in &subcommands {
         let listed = help
             .lines()
-            .any(|l| l.trim_start().split_whitespace().next() == Some(sub.as_str()));
+            .any(|l| l.split_whitespace().next() == Some(sub.as_str()));
         if !listed {
             failures.push(format!("`{name} --help` does not list `{sub}`"));
         }
@@ -197,7 +197,11 @@ fn the_reference_finder_finds_what_help_texts_write() {
     );
     let mut failures = Vec::new();
     check_references("x", "The config file (design §4).", &mut failures);
-    check_references("x", "see docs/policy.md, \"Testing a policy\"", &mut failures);
+    check_references(
+        "x",
+        "see docs/policy.md, \"Testing a policy\"",
+        &mut failures,
+    );
     check_references("x", "see docs/nothing.md", &mut failures);
     check_references("x", "see docs/policy.md#exit-codes", &mut failures);
     assert_eq!(failures.len(), 3, "{failures:#?}");

@@ -1,7 +1,7 @@
 //! The `hallpass` command: a thin shell over the library crates. It parses
 //! arguments, sets up logging and the runtime, calls a library and prints.
 //!
-//! Two builds of one command (design §3 fixes the name):
+//! Two builds of one command:
 //! - the default build is the operator's full CLI;
 //! - `--no-default-features` is the sidecar: `serve`, `config check` (its
 //!   pre-flight) and `policy check|test|explain` (the policy code `serve`
@@ -65,7 +65,7 @@ enum Command {
     /// Work with policy files: check, test, explain.
     #[cfg_attr(
         feature = "tools",
-        command(about = "Work with policy files: check, test, explain, suggest.")
+        command(about = "Work with policy files: check, test, explain, suggest")
     )]
     Policy {
         #[command(subcommand)]

@@ -58,7 +58,10 @@ fn every_problem_is_printed_in_the_policy_checkers_format_and_exits_1() {
         "authz:\n  listen: localhost:19191\nadmin:\n  lisen: 127.0.0.1:9902\n\
          workload:\n  id: hospital.example/ns/clinical/sa/lab-results\npolicy:\n  file: /p.yaml\n",
     );
-    let run = config_check(&[&file], &[("HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS", "0")]);
+    let run = config_check(
+        &[&file],
+        &[("HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS", "0")],
+    );
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     let expected = [
         format!(
@@ -73,7 +76,11 @@ fn every_problem_is_printed_in_the_policy_checkers_format_and_exits_1() {
     ];
     let lines: Vec<&str> = run.stdout.lines().collect();
     for e in &expected {
-        assert!(lines.contains(&e.as_str()), "missing {e:?} in:\n{}", run.stdout);
+        assert!(
+            lines.contains(&e.as_str()),
+            "missing {e:?} in:\n{}",
+            run.stdout
+        );
     }
     // The variable is named for the value it set; then the summary.
     assert!(
@@ -85,11 +92,16 @@ fn every_problem_is_printed_in_the_policy_checkers_format_and_exits_1() {
     );
     // A problem about a section the file lacks points at the top.
     assert!(
-        lines.iter().any(|l| l.starts_with(&format!("{file}:1:1: error[invalid_value]: trust: verifying certificates needs"))),
+        lines.iter().any(|l| l.starts_with(&format!(
+            "{file}:1:1: error[invalid_value]: trust: verifying certificates needs"
+        ))),
         "{}",
         run.stdout
     );
-    assert_eq!(lines.last().copied(), Some(format!("{file}: 5 error(s), 0 warning(s)").as_str()));
+    assert_eq!(
+        lines.last().copied(),
+        Some(format!("{file}: 5 error(s), 0 warning(s)").as_str())
+    );
 }
 
 #[test]

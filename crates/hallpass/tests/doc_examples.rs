@@ -31,7 +31,10 @@ use crate::common::*;
 const NOT_RUN: &[(&str, &str)] = &[
     ("serve", "starts the sidecar and runs until stopped"),
     ("demo", "the demo is run by tests/demo_cli.rs"),
-    ("report", "reads a running sidecar's /callgraph or Prometheus"),
+    (
+        "report",
+        "reads a running sidecar's /callgraph or Prometheus",
+    ),
     ("baseline export", "reads a running sidecar's /callgraph"),
     (
         "inject",
@@ -212,7 +215,11 @@ fn all_examples() -> Vec<Example> {
     files
         .iter()
         .flat_map(|path| {
-            let name = path.strip_prefix(repo()).unwrap_or(path).display().to_string();
+            let name = path
+                .strip_prefix(repo())
+                .unwrap_or(path)
+                .display()
+                .to_string();
             let name = name.trim_start_matches("../").to_owned();
             examples(&name, &std::fs::read_to_string(path).unwrap())
         })
@@ -384,6 +391,7 @@ fn doc_examples_match_the_binary() {
             ));
         }
     }
+    eprintln!("doc examples: {synopses} synopses checked, {parsed} parsed, {ran} run");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The extraction found what the docs hold (a broken extractor must not
     // pass by finding nothing).
@@ -401,7 +409,8 @@ fn extraction_handles_prompts_continuations_comments_and_redirections() {
                ```\nhallpass policy check FILE [--strict]\n$ hallpass policy check y.yaml\n```\n\
                ```yaml\nhallpass: 1\n```\n";
     let found = examples("d.md", doc);
-    let summary: Vec<(String, Vec<String>, Option<i32>, Option<String>)> = found
+    type Summary = (String, Vec<String>, Option<i32>, Option<String>);
+    let summary: Vec<Summary> = found
         .iter()
         .map(|e| (e.at.clone(), e.words.clone(), e.exit, e.output.clone()))
         .collect();
@@ -441,7 +450,12 @@ fn extraction_handles_prompts_continuations_comments_and_redirections() {
                 None,
                 None
             ),
-            ("d.md:16".to_owned(), words("policy check y.yaml"), None, None),
+            (
+                "d.md:16".to_owned(),
+                words("policy check y.yaml"),
+                None,
+                None
+            ),
         ]
     );
     assert!(!found[0].is_synopsis());

@@ -120,13 +120,12 @@ fn serve_that_cannot_bind_exits_1() {
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     // Issue 14 item 8: one error that names the listener and its address,
     // with the OS error once.
-    let error: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(
-        error.len(),
-        1,
-        "one error line expected: {}",
-        run.stderr
-    );
+    let error: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(error.len(), 1, "one error line expected: {}", run.stderr);
     let line = error[0];
     assert!(
         line.starts_with(&format!(

@@ -63,14 +63,17 @@ pub fn parse_written_spiffe_id(text: &str) -> Result<SpiffeId, String> {
             )
         });
     }
-    let id = SpiffeId::new(text).map_err(|e| format!("`{text}` is not a SPIFFE ID ({FORM}): {e}"))?;
+    let id =
+        SpiffeId::new(text).map_err(|e| format!("`{text}` is not a SPIFFE ID ({FORM}): {e}"))?;
     if id.path().is_empty() {
         return Err(format!(
             "`{text}` names a trust domain only; a workload's SPIFFE ID has a path: `{FORM}`"
         ));
     }
     if id.to_string() != text {
-        return Err(format!("`{text}`: write SPIFFE IDs in canonical (lower-case) form: `{id}`"));
+        return Err(format!(
+            "`{text}`: write SPIFFE IDs in canonical (lower-case) form: `{id}`"
+        ));
     }
     Ok(id)
 }

@@ -354,7 +354,12 @@ fn suggest_without_raw_paths_uses_route_templates() {
 #[test]
 fn suggest_says_why_an_ambiguous_path_was_skipped() {
     let events = [
-        event(EHR, "GET", Some("/patients/p-1/results"), Some("/patients/{patient}/results")),
+        event(
+            EHR,
+            "GET",
+            Some("/patients/p-1/results"),
+            Some("/patients/{patient}/results"),
+        ),
         event(EHR, "GET", Some("/patients/p-1/results/"), None),
         event(EHR, "GET", Some("/patients/%2F/results"), None),
     ];
@@ -368,11 +373,16 @@ fn suggest_says_why_an_ambiguous_path_was_skipped() {
         "{skipped:?}"
     );
     assert!(
-        skipped.iter().any(|(w, _)| w.contains("path_issue encoded_separator")),
+        skipped
+            .iter()
+            .any(|(w, _)| w.contains("path_issue encoded_separator")),
         "{skipped:?}"
     );
     // Fixed words only: the path itself is never repeated.
-    assert!(skipped.iter().all(|(w, _)| !w.contains("p-1")), "{skipped:?}");
+    assert!(
+        skipped.iter().all(|(w, _)| !w.contains("p-1")),
+        "{skipped:?}"
+    );
 }
 
 fn observed(source: &str, route: &str, method: &str, allowed: u64, denied: u64) -> ObservedEdge {

@@ -473,9 +473,8 @@ impl ListenAddr {
             .hint("host names are not resolved: a listener binds one local address"));
         };
         let port: u16 = match port.parse::<u64>() {
-            Ok(p) => u16::try_from(p).map_err(|_| {
-                Refusal::new(format!("`{text}`: port must be 1–65535, not {p}"))
-            })?,
+            Ok(p) => u16::try_from(p)
+                .map_err(|_| Refusal::new(format!("`{text}`: port must be 1–65535, not {p}")))?,
             Err(_) => {
                 return Err(Refusal::new(format!(
                     "`{text}`: port must be a number, 1–65535"
@@ -495,12 +494,11 @@ impl ListenAddr {
             )));
         }
         if host.is_empty() {
-            return Err(Refusal::new(format!(
-                "`{text}` has no address: it must be {FORMS}"
-            ))
-            .hint(format!(
-                "0.0.0.0:{port} for every interface, 127.0.0.1:{port} for this host only"
-            )));
+            return Err(
+                Refusal::new(format!("`{text}` has no address: it must be {FORMS}")).hint(format!(
+                    "0.0.0.0:{port} for every interface, 127.0.0.1:{port} for this host only"
+                )),
+            );
         }
         let example = if host.eq_ignore_ascii_case("localhost") {
             format!("127.0.0.1:{port}")
@@ -520,7 +518,9 @@ impl ListenAddr {
             Self::Tcp(a) => {
                 a.port() != 0
                     && a.port() == other.port()
-                    && (a.ip() == other.ip() || a.ip().is_unspecified() || other.ip().is_unspecified())
+                    && (a.ip() == other.ip()
+                        || a.ip().is_unspecified()
+                        || other.ip().is_unspecified())
             }
             Self::Unix(_) => false,
         }
@@ -816,9 +816,19 @@ impl ConfigFile {
             // On the key that was written: admin.listen, unless it is the
             // default (most likely not written at all).
             let (at, value, other, other_value) = if self.admin == AdminSection::default() {
-                ("authz.listen", authz.to_string(), "admin.listen", admin.to_string())
+                (
+                    "authz.listen",
+                    authz.to_string(),
+                    "admin.listen",
+                    admin.to_string(),
+                )
             } else {
-                ("admin.listen", admin.to_string(), "authz.listen", authz.to_string())
+                (
+                    "admin.listen",
+                    admin.to_string(),
+                    "authz.listen",
+                    authz.to_string(),
+                )
             };
             problems.push(
                 Problem::new(
@@ -1248,9 +1258,9 @@ fn warning_problem(text: &str) -> Problem {
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
         let is_key = !head.is_empty()
-            && head.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.[]".contains(&b)
-            });
+            && head
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.[]".contains(&b));
         if is_variable {
             return Problem::warning(CODE, "(environment)", message).in_file(format!("${head}"));
         }

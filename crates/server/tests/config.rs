@@ -1,4 +1,4 @@
-//! The config file (design §4): `Settings::from_yaml` with an explicit
+//! The config file (docs/configuration.md): `Settings::from_yaml` with an explicit
 //! environment. Every problem is reported at once with its key path;
 //! `HALLPASS_*` variables override the file; features this build does not
 //! have are refused rather than silently ignored (fail closed).
@@ -668,7 +668,9 @@ fn problems_carry_the_line_and_column_of_their_key_and_a_hint() {
     let found = problems("policy:\n  file: /p.yaml\n  zzzzzzzz: 1\n", no_env());
     let far = found.iter().find(|p| p.code == "unknown_key").unwrap();
     assert!(
-        far.hint.as_deref().is_some_and(|h| h.starts_with("valid keys are: file")),
+        far.hint
+            .as_deref()
+            .is_some_and(|h| h.starts_with("valid keys are: file")),
         "{far}"
     );
 }
@@ -902,11 +904,16 @@ fn only_located_problem(extra: &str, path: &str) -> Problem {
 
 #[test]
 fn an_unknown_value_gets_a_did_you_mean_and_the_valid_values() {
-    let p = only_located_problem("identity:\n  x509_from: envoy_principle\n", "identity.x509_from");
+    let p = only_located_problem(
+        "identity:\n  x509_from: envoy_principle\n",
+        "identity.x509_from",
+    );
     assert_eq!(at(&p), Some((9, 14)), "{p}");
     assert_eq!(
         p.hint.as_deref(),
-        Some("did you mean `envoy_principal`? valid values are: peer_certificate, envoy_principal, xfcc")
+        Some(
+            "did you mean `envoy_principal`? valid values are: peer_certificate, envoy_principal, xfcc"
+        )
     );
 }
 
@@ -968,7 +975,10 @@ fn a_workload_id_without_the_spiffe_scheme_says_what_a_spiffe_id_looks_like() {
         "identity:\n  x509_from: xfcc\n  xfcc:\n    trusted_proxies: [gateway]\n",
         "identity.xfcc.trusted_proxies[0]",
     );
-    assert!(p.message.contains("`spiffe://<trust domain>/<path>`"), "{p}");
+    assert!(
+        p.message.contains("`spiffe://<trust domain>/<path>`"),
+        "{p}"
+    );
     assert!(!p.message.contains("URI SAN"), "{p}");
 }
 
@@ -988,10 +998,16 @@ fn a_listen_address_names_the_cause() {
         ("127.0.0.1", "has no port"),
         ("localhost", "`localhost` is a host name, with no port"),
         (":9191", "has no address"),
-        ("::1:9191", "an IPv6 address is written in brackets, [::1]:9191"),
+        (
+            "::1:9191",
+            "an IPv6 address is written in brackets, [::1]:9191",
+        ),
         ("999.0.0.1:9191", "`999.0.0.1` is not an IP address"),
         ("[::g]:9191", "`[::g]` is not an IP address"),
-        ("unix://run/hallpass.sock", "a Unix socket must be an absolute path"),
+        (
+            "unix://run/hallpass.sock",
+            "a Unix socket must be an absolute path",
+        ),
         ("unix:/run/hallpass.sock", "write a Unix socket as unix://"),
     ] {
         let p = only_located_problem(&format!("authz:\n  listen: \"{listen}\"\n"), "authz.listen");
@@ -1034,7 +1050,10 @@ fn authz_and_admin_on_one_address_is_an_error_naming_both_keys() {
         let text = format!("authz:\n  listen: \"{authz}\"\nadmin:\n  listen: \"{admin}\"\n");
         let p = only_located_problem(&text, "admin.listen");
         assert!(p.message.contains("authz.listen"), "{p}");
-        assert!(p.message.contains(authz) && p.message.contains(admin), "{p}");
+        assert!(
+            p.message.contains(authz) && p.message.contains(admin),
+            "{p}"
+        );
         assert!(p.message.contains("different ports"), "{p}");
         assert_eq!(at(&p), Some((11, 11)), "{p}");
     }
@@ -1063,7 +1082,10 @@ fn authz_and_admin_on_one_address_is_an_error_naming_both_keys() {
             MINIMAL,
             &format!("authz:\n  listen: \"{authz}\"\nadmin:\n  listen: \"{admin}\"\n"),
         );
-        assert!(Settings::from_yaml(&text, no_env()).is_ok(), "{authz} {admin}");
+        assert!(
+            Settings::from_yaml(&text, no_env()).is_ok(),
+            "{authz} {admin}"
+        );
     }
 }
 
@@ -1123,11 +1145,18 @@ fn check_file_reports_errors_and_warnings_located_in_file_order() {
         ],
         "{found:#?}"
     );
-    assert!(found.iter().all(|p| p.severity == hallpass_diagnostics::Severity::Warning));
+    assert!(
+        found
+            .iter()
+            .all(|p| p.severity == hallpass_diagnostics::Severity::Warning)
+    );
     // Errors and the warnings known without settings, together.
     std::fs::write(&path, "policy:\n  flie: /p.yaml\n").unwrap();
     let found = Settings::check_file(&path, env(&[("HALLPASS_X", "1")])).unwrap();
     let codes: Vec<&str> = found.iter().map(|p| p.code).collect();
-    assert!(codes.contains(&"unknown_key") && codes.contains(&"config_warning"), "{found:#?}");
+    assert!(
+        codes.contains(&"unknown_key") && codes.contains(&"config_warning"),
+        "{found:#?}"
+    );
     assert!(Settings::check_file(&dir.path().join("absent.yaml"), no_env()).is_err());
 }
