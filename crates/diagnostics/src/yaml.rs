@@ -132,7 +132,7 @@ pub fn parse(text: &str) -> Result<Option<Node>, Box<Problem>> {
     Ok(None)
 }
 
-/// What [`TAB_INDENTATION`] says.
+/// The message for a tab in the indentation.
 pub const TAB_INDENTATION: &str = "tabs are not allowed for indentation in YAML; use spaces";
 
 /// The [`codes::YAML_SYNTAX`] problem for a parser's error `message` at
