@@ -568,6 +568,12 @@ mod tests {
                 ("unknown_key", "extra", at(6, 1)),
             ]
         );
+        // A misspelt key gets a guess; a key like no other does not.
+        let hints: Vec<Option<&str>> = out.iter().map(|p| p.hint.as_deref()).collect();
+        assert_eq!(
+            hints,
+            [None, Some("did you mean `name`?"), None, None, None]
+        );
     }
 }
 
