@@ -2,8 +2,8 @@
 #
 # Two images from one build stage (docs/kubernetes.md, "The images"):
 #
-#   sidecar   `hallpass` built with --no-default-features: `serve` and
-#             `policy check|test|explain`, nothing else (no injector, no
+#   sidecar   `hallpass` built with --no-default-features: `serve`,
+#             `config check` and `policy check|test|explain`, nothing else (no injector, no
 #             offline analyses, no demo). What runs beside every workload.
 #   hallpass  the full command: the injection webhook the Helm chart runs
 #             (`hallpass inject`) and the operator tools. The default target.

@@ -99,9 +99,11 @@ fn a_bad_config_is_refused_with_every_problem_in_its_place() {
         format!(
             "{file}:3:21: trust.bundles[0].trust_domain: write the trust domain name alone, in lower case"
         ),
-        format!("{file}:6:3: admin.lisen: unknown key; valid keys are: listen"),
+        format!(
+            "{file}:6:3: admin.lisen: unknown key; did you mean `listen`? valid keys are: listen"
+        ),
         format!("{file}:9:28: policy.reload_interval_seconds: must be between 1 and 3600"),
-        "$HALLPASS_AUTHZ_LISTEN: authz.listen: `localhost` is neither host:port".to_owned(),
+        "$HALLPASS_AUTHZ_LISTEN: authz.listen: `localhost` is a host name".to_owned(),
     ] {
         assert!(
             stderr.contains(&expected),

@@ -29,9 +29,11 @@ pub fn yaml_value(text: &str, problems: &mut Problems) -> Option<Value> {
         Ok(value) => Some(value),
         Err(e) => {
             let at = e.location().map(|l| Location::new(l.line(), l.column()));
-            problems.push(
-                Problem::error(codes::YAML_SYNTAX, ROOT, format!("not valid YAML: {e}")).at(at),
-            );
+            problems.push(crate::yaml::syntax_problem(
+                text,
+                format!("not valid YAML: {e}"),
+                at,
+            ));
             None
         }
     }
@@ -131,7 +133,7 @@ fn classify(mut at: Vec<Segment>, message: &str) -> Found {
         }
         let problem = Problem::error(codes::UNKNOWN_KEY, path_of(&at), "unknown key");
         let problem = match valid {
-            Some(keys) => problem.with_hint(format!("valid keys are: {}", keys.join(", "))),
+            Some(keys) => problem.with_hint(valid_hint(&key_name(&at), &keys, "keys")),
             None => problem.with_hint("this mapping takes no keys"),
         };
         return Found {
@@ -159,7 +161,7 @@ fn classify(mut at: Vec<Segment>, message: &str) -> Found {
             format!("unknown value `{value}`"),
         );
         match valid {
-            Some(values) => problem.with_hint(format!("valid values are: {}", values.join(", "))),
+            Some(values) => problem.with_hint(valid_hint(&value, &values, "values")),
             None => problem,
         }
     } else if message.starts_with("invalid type: ") {
@@ -173,6 +175,24 @@ fn classify(mut at: Vec<Segment>, message: &str) -> Found {
         problem,
         remove: at,
         replaces: true,
+    }
+}
+
+/// The last key of a path.
+fn key_name(at: &[Segment]) -> String {
+    match at.last() {
+        Some(Segment::Key(k)) => k.clone(),
+        _ => String::new(),
+    }
+}
+
+/// `did you mean `x`? valid keys are: a, b, x` (the guess only when one is
+/// close).
+fn valid_hint(written: &str, valid: &[String], what: &str) -> String {
+    let list = format!("valid {what} are: {}", valid.join(", "));
+    match crate::similar::closest(written, valid.iter().map(String::as_str)) {
+        Some(near) => format!("did you mean `{near}`? {list}"),
+        None => list,
     }
 }
 
@@ -326,11 +346,11 @@ mod tests {
         };
         assert_eq!(
             hint("lisen").as_deref(),
-            Some("valid keys are: listen, section, items, mode")
+            Some("did you mean `listen`? valid keys are: listen, section, items, mode")
         );
         assert_eq!(
             hint("section.flg").as_deref(),
-            Some("valid keys are: seconds, flag")
+            Some("did you mean `flag`? valid keys are: seconds, flag")
         );
         assert_eq!(
             hint("mode").as_deref(),

@@ -14,6 +14,7 @@
 //! - [`yaml`]: a located YAML tree, the key path → `line:column` index, and a
 //!   shape check (every unknown, duplicate or missing key and wrong type).
 //! - [`path`]: how key paths are written.
+//! - [`similar`]: "did you mean …?" for a misspelt key or value.
 //! - [`Report`]: the problems of one file as `FILE:LINE:COL:` text or JSON.
 //!
 //! Nothing here runs on the decision path: only when a file is loaded,
@@ -23,6 +24,7 @@ pub mod de;
 pub mod path;
 mod problem;
 mod report;
+pub mod similar;
 pub mod yaml;
 
 pub use problem::{Location, Problem, Problems, Severity, codes};

@@ -70,14 +70,11 @@ pub fn parse(text: &str) -> Result<Option<Node>, Box<Problem>> {
     while let Some(event) = parser.next_event() {
         let (event, span) = event.map_err(|e| {
             let at = Location::new(e.marker().line(), e.marker().col() + 1);
-            Box::new(
-                Problem::error(
-                    codes::YAML_SYNTAX,
-                    crate::path::ROOT,
-                    format!("not valid YAML: {}", e.info()),
-                )
-                .at(Some(at)),
-            )
+            Box::new(syntax_problem(
+                text,
+                format!("not valid YAML: {}", e.info()),
+                Some(at),
+            ))
         })?;
         let at = Location::new(span.start.line(), span.start.col() + 1);
         let done = match event {
@@ -133,6 +130,58 @@ pub fn parse(text: &str) -> Result<Option<Node>, Box<Problem>> {
         }
     }
     Ok(None)
+}
+
+/// The message for a tab in the indentation.
+pub const TAB_INDENTATION: &str = "tabs are not allowed for indentation in YAML; use spaces";
+
+/// The [`codes::YAML_SYNTAX`] problem for a parser's error `message` at
+/// `at`. When a tab in the indentation of that line (or of the nearest
+/// line above it) is the likely cause, it says so plainly, at the tab,
+/// rather than as a scanner error.
+pub fn syntax_problem(text: &str, message: String, at: Option<Location>) -> Problem {
+    let line = at.map_or(usize::MAX, |l| {
+        usize::try_from(l.line).unwrap_or(usize::MAX)
+    });
+    match tab_in_indentation(text, line) {
+        Some(tab) => Problem::error(codes::YAML_SYNTAX, crate::path::ROOT, TAB_INDENTATION)
+            .at(Some(tab))
+            .with_hint("indent with spaces only (an editor setting: insert spaces for tabs)"),
+        None => Problem::error(codes::YAML_SYNTAX, crate::path::ROOT, message).at(at),
+    }
+}
+
+/// The first tab in the indentation of line `line` (1-based), or else of
+/// the line after it (a parser may stop at the end of the line before),
+/// or else of the nearest line above it that has one. Blank and comment
+/// lines do not count: YAML allows a tab there.
+fn tab_in_indentation(text: &str, line: usize) -> Option<Location> {
+    let tabs: Vec<Location> = text
+        .lines()
+        .take(line.saturating_add(1))
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let indent = l.len() - l.trim_start_matches([' ', '\t']).len();
+            let rest = l.get(indent..)?;
+            if rest.is_empty() || rest.starts_with('#') {
+                return None;
+            }
+            let column = l.get(..indent)?.find('\t')?;
+            Some(Location::new(i + 1, column + 1))
+        })
+        .collect();
+    let on = |n: usize| {
+        tabs.iter()
+            .find(|t| usize::try_from(t.line).ok() == Some(n))
+    };
+    on(line)
+        .or_else(|| on(line.saturating_add(1)))
+        .or_else(|| {
+            tabs.iter()
+                .rev()
+                .find(|t| usize::try_from(t.line).is_ok_and(|l| l < line))
+        })
+        .copied()
 }
 
 /// Key path → location of the value and of the key.
@@ -196,14 +245,19 @@ impl LocationIndex {
     }
 
     /// Where the value at `path` starts; for a path that is not in the file
-    /// (a missing key), where its nearest enclosing value starts.
+    /// (a missing key), where its nearest enclosing value starts, the
+    /// document itself for a missing top-level key.
     pub fn value(&self, path: &str) -> Option<Location> {
         let mut p = path;
         loop {
             if let Some(at) = self.values.get(p) {
                 return Some(*at);
             }
-            p = parent_path(p)?;
+            p = match parent_path(p) {
+                Some(parent) => parent,
+                None if !p.is_empty() => "",
+                None => return None,
+            };
         }
     }
 
@@ -355,17 +409,19 @@ pub fn check_shape(node: &Node, shape: &Shape, path: &str, out: &mut Problems) {
                 let at = child_path(path, key);
                 let Some(field) = fields.iter().find(|f| f.name == key) else {
                     let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
-                    out.push(
-                        Problem::error(
-                            codes::UNKNOWN_KEY,
-                            at,
-                            format!(
-                                "unknown field `{key}`, expected one of {}",
-                                quoted_list(&names)
-                            ),
-                        )
-                        .at(Some(k.at)),
-                    );
+                    let problem = Problem::error(
+                        codes::UNKNOWN_KEY,
+                        at,
+                        format!(
+                            "unknown field `{key}`, expected one of {}",
+                            quoted_list(&names)
+                        ),
+                    )
+                    .at(Some(k.at));
+                    out.push(match crate::similar::closest(key, names.iter().copied()) {
+                        Some(near) => problem.with_hint(format!("did you mean `{near}`?")),
+                        None => problem,
+                    });
                     continue;
                 };
                 if seen.contains(&key) {
@@ -450,6 +506,39 @@ mod tests {
     }
 
     #[test]
+    fn a_tab_in_the_indentation_is_named_at_the_tab() {
+        for text in ["a:\n\tb: 1\n", "a:\n  b: 1\n \tc: 2\n"] {
+            let Err(p) = parse(text) else {
+                unreachable!("a tab cannot indent")
+            };
+            assert_eq!(p.message, TAB_INDENTATION, "{text:?}");
+            assert_eq!(p.code, codes::YAML_SYNTAX);
+            let line = text.lines().position(|l| l.contains('\t')).unwrap_or(0) + 1;
+            let column = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.find('\t'))
+                .unwrap_or(0)
+                + 1;
+            assert_eq!(p.location, at(line, column), "{text:?}");
+        }
+        // serde's reader says the same.
+        let mut problems = Problems::new();
+        assert!(crate::de::yaml_value("a:\n\tb: 1\n", &mut problems).is_none());
+        let found = problems.into_vec();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].message, TAB_INDENTATION);
+        assert_eq!(found[0].location, at(2, 1));
+        // A tab after the indentation, or in a comment, is no problem, and
+        // another syntax error keeps the parser's words.
+        assert!(parse("a: 1\t# note\n#\tx\n").is_ok());
+        let Err(p) = parse("a:\n  - [\n") else {
+            unreachable!("not YAML")
+        };
+        assert_ne!(p.message, TAB_INDENTATION);
+    }
+
+    #[test]
     fn the_shape_check_reports_every_mistake() {
         static STR: Shape = Shape::Str;
         static INT: Shape = Shape::Int;
@@ -478,6 +567,12 @@ mod tests {
                 ("duplicate_key", "items[1].name", at(5, 5)),
                 ("unknown_key", "extra", at(6, 1)),
             ]
+        );
+        // A misspelt key gets a guess; a key like no other does not.
+        let hints: Vec<Option<&str>> = out.iter().map(|p| p.hint.as_deref()).collect();
+        assert_eq!(
+            hints,
+            [None, Some("did you mean `name`?"), None, None, None]
         );
     }
 }

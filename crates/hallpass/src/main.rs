@@ -1,10 +1,11 @@
 //! The `hallpass` command: a thin shell over the library crates. It parses
 //! arguments, sets up logging and the runtime, calls a library and prints.
 //!
-//! Two builds of one command (design §3 fixes the name):
+//! Two builds of one command:
 //! - the default build is the operator's full CLI;
-//! - `--no-default-features` is the sidecar: `serve` and `policy
-//!   check|test|explain` (the policy code `serve` runs anyway). The features
+//! - `--no-default-features` is the sidecar: `serve`, `config check` (its
+//!   pre-flight) and `policy check|test|explain` (the policy code `serve`
+//!   runs anyway). The features
 //!   `tools` (`report`, `baseline`, `policy suggest`), `demo` and `injector`
 //!   (`inject`) add the rest; `scripts/check-deps.sh` proves the sidecar
 //!   links none of it.
@@ -15,6 +16,9 @@
 //! arguments, an unreadable input or unwritable output, or an invalid config
 //! at `serve` start.
 
+mod config_cmd;
+#[cfg(test)]
+mod help_tests;
 #[cfg(feature = "injector")]
 mod inject_cmd;
 mod policy_cmd;
@@ -48,11 +52,21 @@ struct Cli {
 enum Command {
     /// Run the sidecar.
     Serve {
-        /// The config file (design §4). HALLPASS_* variables override its keys.
+        /// The config file (see docs/configuration.md). HALLPASS_* variables
+        /// override its keys.
         #[arg(long, env = "HALLPASS_CONFIG")]
         config: PathBuf,
     },
+    /// Check a sidecar config file without starting.
+    Config {
+        #[command(subcommand)]
+        command: config_cmd::ConfigCommand,
+    },
     /// Work with policy files: check, test, explain.
+    #[cfg_attr(
+        feature = "tools",
+        command(about = "Work with policy files: check, test, explain, suggest")
+    )]
     Policy {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
@@ -105,6 +119,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { config } => serve(&config),
+        Command::Config { command } => config_cmd::run(command),
         Command::Policy { command } => policy_cmd::run(command),
         #[cfg(feature = "demo")]
         Command::Demo {

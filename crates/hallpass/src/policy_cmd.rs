@@ -3,7 +3,7 @@
 //! run the very code the sidecar runs. They are in the sidecar build too.
 //! `policy suggest` (feature `tools`) is in `tools_cmd.rs`.
 //!
-//! Exit codes (stable, documented in docs/policy.md):
+//! Exit codes (stable, documented in docs/policy.md and docs/reference.md):
 //!
 //! | code | check | test | explain |
 //! |---|---|---|---|
@@ -49,7 +49,7 @@ pub enum PolicyCommand {
     Test {
         /// The policy file.
         policy: PathBuf,
-        /// The test file (see docs/policy.md, "Testing a policy").
+        /// The test file (see docs/policy.md#hallpass-policy-test).
         tests: PathBuf,
         /// Time for cases that give none, instead of now (RFC 3339).
         #[arg(long, value_name = "RFC3339")]

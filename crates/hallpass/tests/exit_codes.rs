@@ -118,8 +118,51 @@ fn serve_that_cannot_bind_exits_1() {
     );
     let run = hallpass(&["serve", "--config", &config]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    // Issue 14 item 8: one error that names the listener and its address,
+    // with the OS error once.
+    let error: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(error.len(), 1, "one error line expected: {}", run.stderr);
+    let line = error[0];
     assert!(
-        run.stderr.contains(&format!("127.0.0.1:{port}")),
+        line.starts_with(&format!(
+            "error: authz.listen: cannot listen on 127.0.0.1:{port}: "
+        )),
+        "{line}"
+    );
+    let os_error = "in use";
+    assert_eq!(line.matches(os_error).count(), 1, "{line}");
+    drop(taken);
+}
+
+/// The admin listener is named when it is the one that cannot bind.
+#[test]
+fn serve_names_the_admin_listener_when_it_cannot_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let policy = temp_file(
+        &dir,
+        "policy.yaml",
+        "version: 1\ntrust_domains: [hospital.example]\nworkloads: {}\n",
+    );
+    let config = temp_file(
+        &dir,
+        "config.yaml",
+        &format!(
+            "authz:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:{port}\n\
+             identity:\n  x509_from: envoy_principal\npolicy:\n  file: {policy}\ntelemetry:\n  audit_log: \"off\"\n"
+        ),
+    );
+    let run = hallpass(&["serve", "--config", &config]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "error: admin.listen: cannot listen on 127.0.0.1:{port}: "
+        )),
         "{}",
         run.stderr
     );

@@ -12,8 +12,11 @@
 )]
 
 mod common;
+mod config_cli;
 #[cfg(feature = "demo")]
 mod demo_cli;
+#[cfg(all(feature = "tools", feature = "demo", feature = "injector"))]
+mod doc_examples;
 mod exit_codes;
 #[cfg(feature = "injector")]
 mod inject_cli;

@@ -316,3 +316,41 @@ fn check_strict_makes_warnings_fail() {
     let run = hallpass(&["policy", "check", &clean, "--strict"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
+
+/// Issue 14 item 8, in the policy too: a tab is named at the tab, and a
+/// misspelt key gets a "did you mean".
+#[test]
+fn check_names_a_tab_and_guesses_a_misspelt_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  spiffe://hospital.example/ns/a/sa/b:\n    allow:\n      - name: r\n";
+    let tab = temp_file(
+        &dir,
+        "tab.yaml",
+        &format!("{head}  \t  from: [spiffe://hospital.example/ns/a/sa/c]\n"),
+    );
+    let run = hallpass(&["policy", "check", &tab]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.starts_with(&format!(
+            "{tab}:7:3: error[yaml_syntax]: (document): tabs are not allowed for indentation in YAML; use spaces"
+        )),
+        "{}",
+        run.stdout
+    );
+    let typo = temp_file(
+        &dir,
+        "typo.yaml",
+        &format!(
+            "{head}        from: [spiffe://hospital.example/ns/a/sa/c]\n        methds: [GET]\n"
+        ),
+    );
+    let run = hallpass(&["policy", "check", &typo]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("allow[0].methds: unknown field `methds`")
+            && run.stdout.contains("; did you mean `methods`?"),
+        "{}",
+        run.stdout
+    );
+}

@@ -33,6 +33,6 @@ pub use jwt::{JwtAuthorities, JwtSvidVerifier, MAX_TOKEN_LEN, VerifiedJwt};
 pub use spiffe::{SpiffeId, TrustDomain};
 pub use x509::{
     VerifiedSvid, X509SvidVerifier, decode_envoy_certificate, normalize_serial,
-    parse_spiffe_id_strict,
+    parse_spiffe_id_strict, parse_written_spiffe_id,
 };
 pub use xfcc::{XfccElement, parse_xfcc};

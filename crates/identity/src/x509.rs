@@ -47,6 +47,37 @@ pub fn parse_spiffe_id_strict(uri: &str) -> Result<SpiffeId, &'static str> {
     Ok(id)
 }
 
+/// A workload's SPIFFE ID as a person writes it (a config key, an
+/// annotation): the rules of [`parse_spiffe_id_strict`], with messages that
+/// say what to write rather than what a certificate got wrong.
+pub fn parse_written_spiffe_id(text: &str) -> Result<SpiffeId, String> {
+    const FORM: &str = "spiffe://<trust domain>/<path>";
+    if !text.starts_with("spiffe://") {
+        let lower = text.to_ascii_lowercase();
+        return Err(if lower.starts_with("spiffe://") {
+            format!("`{text}`: write the scheme in lower case, spiffe://")
+        } else {
+            format!(
+                "`{text}` is not a SPIFFE ID: it must be `{FORM}`, \
+                 e.g. spiffe://hospital.example/ns/clinical/sa/lab-results"
+            )
+        });
+    }
+    let id =
+        SpiffeId::new(text).map_err(|e| format!("`{text}` is not a SPIFFE ID ({FORM}): {e}"))?;
+    if id.path().is_empty() {
+        return Err(format!(
+            "`{text}` names a trust domain only; a workload's SPIFFE ID has a path: `{FORM}`"
+        ));
+    }
+    if id.to_string() != text {
+        return Err(format!(
+            "`{text}`: write SPIFFE IDs in canonical (lower-case) form: `{id}`"
+        ));
+    }
+    Ok(id)
+}
+
 /// Decode Envoy's `attributes.source.certificate`: URL-encoded PEM.
 ///
 /// Returns every certificate in the PEM, leaf first.

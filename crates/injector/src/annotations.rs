@@ -133,12 +133,9 @@ impl Requested {
                         format!("`{value}` is neither istio nor standalone"),
                     )),
                 },
-                WORKLOAD_ID => match hallpass_identity::parse_spiffe_id_strict(value) {
+                WORKLOAD_ID => match hallpass_identity::parse_written_spiffe_id(value) {
                     Ok(_) => out.workload_id = Some(value.to_owned()),
-                    Err(reason) => problems.push(Problem::new(
-                        key,
-                        format!("`{value}`: {}", reason.replace("URI SAN", "value")),
-                    )),
+                    Err(reason) => problems.push(Problem::new(key, reason)),
                 },
                 AUDIT => match value {
                     "true" => out.audit = Some(true),

@@ -12,7 +12,7 @@ pub use hallpass_diagnostics::Problem;
 #[non_exhaustive]
 pub enum InjectorError {
     /// The config file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -27,7 +27,7 @@ pub enum InjectorError {
     #[error("TLS: {0}")]
     Tls(String),
     /// The listener cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: String,

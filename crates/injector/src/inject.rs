@@ -283,11 +283,11 @@ fn resolve(
         _ => derived,
     };
     if let Some(id) = &workload_id
-        && let Err(e) = hallpass_identity::parse_spiffe_id_strict(id)
+        && let Err(e) = hallpass_identity::parse_written_spiffe_id(id)
     {
         problems.push(Problem::new(
             "spec.serviceAccountName",
-            format!("the derived destination ID `{id}` is not a SPIFFE ID: {e}"),
+            format!("the derived destination ID is not valid: {e}"),
         ));
     }
     let enforce = match requested.audit {

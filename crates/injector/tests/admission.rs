@@ -510,9 +510,9 @@ fn unknown_keys_and_wrong_types_are_all_reported_with_their_places() {
     let text = "sidecar:\n  imagee: x\n  adminPort: many\nenvoy:\n  concurency: 2\nlimits:\n  maxConnections: -1\n";
     let err = InjectorConfig::from_yaml(text).unwrap_err().to_string();
     for expected in [
-        "2:3: sidecar.imagee: unknown key; valid keys are: image, imagePullPolicy,",
+        "2:3: sidecar.imagee: unknown key; did you mean `image`? valid keys are: image, imagePullPolicy,",
         "3:14: sidecar.adminPort: invalid type: string \"many\"",
-        "5:3: envoy.concurency: unknown key; valid keys are: image,",
+        "5:3: envoy.concurency: unknown key; did you mean `concurrency`? valid keys are: image,",
         "7:19: limits.maxConnections: invalid value: integer `-1`",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in {err}");

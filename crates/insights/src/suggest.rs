@@ -18,13 +18,14 @@
 //! returned, and [`write()`] replaces a file atomically, never through a
 //! planted symlink.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use hallpass_callgraph_page::thousands;
-use hallpass_policy::{CompiledPolicy, Mode, RouteTemplate, SourcePattern, normalize_path};
+use hallpass_policy::{CompiledPolicy, Mode, RouteTemplate, SourcePattern, parse_path};
 use hallpass_telemetry::{CallGraph, json_for_terminal, write_atomically};
 use serde::Deserialize;
 
@@ -61,8 +62,8 @@ pub struct Observations {
     requests: u64,
     /// The items are call paths (each standing for many requests).
     call_paths: bool,
-    /// Items skipped, by reason.
-    skipped: BTreeMap<&'static str, u64>,
+    /// Items skipped, by reason (fixed words: never a path or an ID).
+    skipped: BTreeMap<Cow<'static, str>, u64>,
 }
 
 impl Observations {
@@ -133,12 +134,12 @@ impl Observations {
     }
 
     /// Items skipped, by reason.
-    pub fn skipped(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.skipped.iter().map(|(why, n)| (*why, *n))
+    pub fn skipped(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.skipped.iter().map(|(why, n)| (why.as_ref(), *n))
     }
 
-    fn skip(&mut self, why: &'static str) {
-        *self.skipped.entry(why).or_default() += 1;
+    fn skip(&mut self, why: impl Into<Cow<'static, str>>) {
+        *self.skipped.entry(why.into()).or_default() += 1;
     }
 
     /// Record one call; `route` is a matched template (or `*` or a gRPC
@@ -171,8 +172,16 @@ impl Observations {
         }
         let seen = match (path, route) {
             (Some(raw), _) => {
-                let Some(normal) = normalize_path(raw) else {
-                    return self.skip("the raw path is ambiguous (hallpass denies it anyway)");
+                let normal = match parse_path(raw) {
+                    Ok(normal) => normal,
+                    // The cause, as the audit record's `path_issue` names it.
+                    Err(issue) => {
+                        return self.skip(format!(
+                            "the raw path is ambiguous, path_issue {}: {} (hallpass denies it as ambiguous_path anyway)",
+                            issue.code(),
+                            issue.describe()
+                        ));
+                    }
                 };
                 let segments: Vec<String> =
                     normal.segments().iter().map(|s| s.to_string()).collect();

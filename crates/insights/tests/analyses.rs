@@ -349,6 +349,42 @@ fn suggest_without_raw_paths_uses_route_templates() {
     assert_eq!(obs.skipped_total(), 1);
 }
 
+/// Issue 14: a skipped ambiguous path says which cause, as the audit
+/// record's `path_issue` does, not only "ambiguous".
+#[test]
+fn suggest_says_why_an_ambiguous_path_was_skipped() {
+    let events = [
+        event(
+            EHR,
+            "GET",
+            Some("/patients/p-1/results"),
+            Some("/patients/{patient}/results"),
+        ),
+        event(EHR, "GET", Some("/patients/p-1/results/"), None),
+        event(EHR, "GET", Some("/patients/%2F/results"), None),
+    ];
+    let (_, obs) = suggest_from_log(&log(&events));
+    let skipped: Vec<(String, u64)> = obs.skipped().map(|(w, n)| (w.to_owned(), n)).collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        skipped.iter().any(|(w, n)| *n == 1
+            && w.contains("path_issue trailing_slash")
+            && w.contains("ends with `/`")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .any(|(w, _)| w.contains("path_issue encoded_separator")),
+        "{skipped:?}"
+    );
+    // Fixed words only: the path itself is never repeated.
+    assert!(
+        skipped.iter().all(|(w, _)| !w.contains("p-1")),
+        "{skipped:?}"
+    );
+}
+
 fn observed(source: &str, route: &str, method: &str, allowed: u64, denied: u64) -> ObservedEdge {
     ObservedEdge {
         source: source.into(),

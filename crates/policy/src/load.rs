@@ -27,7 +27,12 @@ pub fn load_document(text: &str) -> Result<PolicyDocument, Vec<Problem>> {
     let mut problems = Problems::new();
     match locate::parse(text) {
         Err(syntax) => {
-            let at = location.or(syntax.location);
+            // A tab is named at the tab itself; serde's place is elsewhere.
+            let at = if syntax.message == hallpass_diagnostics::yaml::TAB_INDENTATION {
+                syntax.location
+            } else {
+                location.or(syntax.location)
+            };
             problems.push((*syntax).at(at));
         }
         Ok(None) => problems.push(

@@ -427,4 +427,11 @@ fn the_config_schema_rejects_unknown_keys() {
     }
     let bundle_without_files = json!({"trust": {"bundles": [{"trust_domain": "a"}]}});
     assert_eq!(validate(&schema, &bundle_without_files).len(), 1);
+    // As the sidecar: a listener is an IP address and port, never a name.
+    for listen in ["localhost:9191", "127.0.0.1"] {
+        let doc = json!({"policy": {"file": "p.yaml"}, "authz": {"listen": listen}, "admin": {"listen": listen}});
+        assert_eq!(validate(&schema, &doc).len(), 2, "{listen}");
+    }
+    let ok = json!({"policy": {"file": "p.yaml"}, "authz": {"listen": "[::1]:9191"}, "admin": {"listen": "0.0.0.0:9902"}});
+    assert_eq!(validate(&schema, &ok), Vec::<String>::new());
 }

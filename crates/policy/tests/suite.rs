@@ -167,7 +167,10 @@ fn test_file_errors_are_located() {
         "{found:#?}"
     );
     let hint = found[1].hint.as_deref().unwrap_or_default();
-    assert!(hint.starts_with("valid keys are: name, "), "{hint}");
+    assert!(
+        hint.starts_with("did you mean `source`? valid keys are: name, "),
+        "{hint}"
+    );
     assert!(hint.contains("source"), "{hint}");
 }
 

@@ -1,4 +1,4 @@
-//! The sidecar's config file (design §4), in three steps, each in one place:
+//! The sidecar's config file (docs/configuration.md), in three steps, each in one place:
 //!
 //! 1. [`ConfigFile`]: the serde model of the file, one struct per section,
 //!    every one `deny_unknown_fields`, every default in a `Default` impl.
@@ -18,8 +18,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hallpass_diagnostics::{Problems, de, path};
-use hallpass_identity::{SpiffeId, TrustDomain, parse_spiffe_id_strict};
+use hallpass_diagnostics::{Problems, Severity, de, path};
+use hallpass_identity::{SpiffeId, TrustDomain, parse_written_spiffe_id};
 use hallpass_policy::Mode;
 use hallpass_telemetry::{AuditTarget, RateSpikeSettings, TelemetrySettings};
 use serde::{Deserialize, Serialize};
@@ -136,7 +136,7 @@ impl<T> Serialize for Redacted<T> {
 
 // ------------------------------------------------------------------ the file
 
-/// The config file as written (design §4). Every key is optional except
+/// The config file as written (docs/configuration.md). Every key is optional except
 /// `policy.file`; what is not written takes the value of the section's
 /// `Default`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -162,7 +162,7 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthzSection {
-    /// `host:port`, or `unix:///absolute/path.sock`.
+    /// `IP:port`, or `unix:///absolute/path.sock`.
     pub listen: String,
 }
 
@@ -178,7 +178,7 @@ impl Default for AuthzSection {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
-    /// `host:port` (TCP only: kubelet probes and Prometheus need a port).
+    /// `IP:port` (TCP only: kubelet probes and Prometheus need a port).
     pub listen: String,
 }
 
@@ -392,26 +392,138 @@ pub enum X509From {
 /// A listen address: TCP, or a Unix socket path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
-    /// `host:port`.
+    /// `IP:port`.
     Tcp(SocketAddr),
     /// `unix:///path/to.sock`.
     Unix(PathBuf),
 }
 
+/// Why a value is refused, and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refusal {
+    message: String,
+    hint: Option<String>,
+}
+
+impl Refusal {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    fn at(self, path: &str) -> Problem {
+        let problem = Problem::new(path, self.message);
+        match self.hint {
+            Some(hint) => problem.with_hint(hint),
+            None => problem,
+        }
+    }
+}
+
+/// The value of `result`, or `None` after recording its refusal at `path`.
+fn check<T>(problems: &mut Problems, path: &str, result: Result<T, Refusal>) -> Option<T> {
+    result.map_err(|r| problems.push(r.at(path))).ok()
+}
+
 impl ListenAddr {
-    fn parse(text: &str) -> Result<Self, String> {
+    /// `IP:port` or `unix:///absolute/path`. Host names are refused, not
+    /// resolved: a listener binds one local address, and a name can stand
+    /// for several (`localhost` for 127.0.0.1 and ::1) or change. Port 0
+    /// is accepted: the OS picks a free port, which the `listening` log
+    /// line names (for tests; Envoy and probes need a known port).
+    fn parse(text: &str) -> Result<Self, Refusal> {
+        const FORMS: &str = "an IP address and port (e.g. 127.0.0.1:9191) or unix:///path";
         if let Some(path) = text.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(
-                    "a Unix socket must be an absolute path: unix:///run/hallpass/authz.sock"
-                        .into(),
-                );
+                return Err(Refusal::new(format!(
+                    "`{text}`: a Unix socket must be an absolute path, unix:///run/hallpass/authz.sock"
+                )));
             }
             return Ok(Self::Unix(PathBuf::from(path)));
         }
-        text.parse().map(Self::Tcp).map_err(|_| {
-            format!("`{text}` is neither host:port (e.g. 127.0.0.1:9191) nor unix:///path")
-        })
+        if text.starts_with("unix:") {
+            return Err(Refusal::new(format!(
+                "`{text}`: write a Unix socket as unix:// and an absolute path, unix:///run/hallpass/authz.sock"
+            )));
+        }
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(Self::Tcp(addr));
+        }
+        let Some((host, port)) = text.rsplit_once(':') else {
+            if text.parse::<std::net::IpAddr>().is_ok() {
+                return Err(Refusal::new(format!(
+                    "`{text}` has no port: it must be {FORMS}"
+                )));
+            }
+            let example = if text.eq_ignore_ascii_case("localhost") {
+                "127.0.0.1:9191"
+            } else {
+                "0.0.0.0:9191 for every interface"
+            };
+            return Err(Refusal::new(format!(
+                "`{text}` is a host name, with no port; the address must be an IP address and port (e.g. {example}) or unix:///path"
+            ))
+            .hint("host names are not resolved: a listener binds one local address"));
+        };
+        let port: u16 = match port.parse::<u64>() {
+            Ok(p) => u16::try_from(p)
+                .map_err(|_| Refusal::new(format!("`{text}`: port must be 1–65535, not {p}")))?,
+            Err(_) => {
+                return Err(Refusal::new(format!(
+                    "`{text}`: port must be a number, 1–65535"
+                )));
+            }
+        };
+        let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        if bare.is_none() && host.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Err(Refusal::new(format!(
+                "`{text}`: an IPv6 address is written in brackets, [{host}]:{port}"
+            )));
+        }
+        let dotted = !host.is_empty() && host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if bare.is_some() || dotted {
+            return Err(Refusal::new(format!(
+                "`{text}`: `{host}` is not an IP address; it must be {FORMS}"
+            )));
+        }
+        if host.is_empty() {
+            return Err(
+                Refusal::new(format!("`{text}` has no address: it must be {FORMS}")).hint(format!(
+                    "0.0.0.0:{port} for every interface, 127.0.0.1:{port} for this host only"
+                )),
+            );
+        }
+        let example = if host.eq_ignore_ascii_case("localhost") {
+            format!("127.0.0.1:{port}")
+        } else {
+            format!("0.0.0.0:{port} for every interface")
+        };
+        Err(Refusal::new(format!(
+            "`{host}` is a host name; the address must be an IP address (e.g. {example}) or unix:///path"
+        ))
+        .hint("host names are not resolved: a listener binds one local address"))
+    }
+
+    /// Would binding both addresses clash (the same port on the same or an
+    /// every-interface address)? Port 0 never clashes: each gets its own.
+    fn clashes_with(&self, other: &SocketAddr) -> bool {
+        match self {
+            Self::Tcp(a) => {
+                a.port() != 0
+                    && a.port() == other.port()
+                    && (a.ip() == other.ip()
+                        || a.ip().is_unspecified()
+                        || other.ip().is_unspecified())
+            }
+            Self::Unix(_) => false,
+        }
     }
 }
 
@@ -519,11 +631,41 @@ impl Settings {
         Self::read(text, env, None)
     }
 
+    /// Every error and warning of the config file at `path`, read with the
+    /// environment `env` as `serve` reads it, each located (`FILE:LINE:COL`
+    /// or the variable that set it), in file order: what `hallpass config
+    /// check` prints. `Err` when the file cannot be read.
+    pub fn check_file(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Vec<Problem>, std::io::Error> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(Self::read_all(&text, env, Some(&path.display().to_string())).1)
+    }
+
     fn read(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
         file: Option<&str>,
     ) -> Result<Self, ServerError> {
+        let (settings, found) = Self::read_all(text, env, file);
+        settings.ok_or_else(|| {
+            ServerError::Config(
+                found
+                    .into_iter()
+                    .filter(|p| p.severity == Severity::Error)
+                    .collect(),
+            )
+        })
+    }
+
+    /// The settings (`None` when there is an error), and every error and
+    /// warning, located and in file order.
+    fn read_all(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        file: Option<&str>,
+    ) -> (Option<Self>, Vec<Problem>) {
         let env = Environment::read(env);
         let mut problems = Problems::new();
         let settings = de::yaml_value(text, &mut problems).and_then(|mut value| {
@@ -534,10 +676,26 @@ impl Settings {
             let config: ConfigFile = de::from_value(value, &mut problems)?;
             config.validate(&env, &mut problems)
         });
+        let errors = !problems.is_empty();
+        if settings.is_none() && !errors {
+            // A loader that returns nothing has recorded why; this is a
+            // backstop, so that no path ends without a problem.
+            problems.push(Problem::new(path::ROOT, "incomplete"));
+        }
+        let warnings = settings
+            .as_ref()
+            .map_or(&env.warnings, |s: &Self| &s.warnings);
+        for w in warnings {
+            problems.push(warning_problem(w));
+        }
         env.attribute(&mut problems);
-        problems
-            .finish(settings, text, file)
-            .map_err(ServerError::Config)
+        problems.locate(text);
+        if let Some(file) = file {
+            problems.in_file(file);
+        }
+        problems.sort();
+        let settings = settings.filter(|_| !errors);
+        (settings, problems.into_vec())
     }
 
     /// The effective config in the file's shape (see [`Settings`]).
@@ -651,7 +809,38 @@ impl ConfigFile {
         let policy = self.policy.validate(problems);
         let (telemetry, log_raw_paths) = self.telemetry.validate(problems);
 
-        // What spans sections: each identity path needs its trust material.
+        // What spans sections: two listeners cannot share an address.
+        if let (Some(authz), Some(admin)) = (&authz_listen, &admin_listen)
+            && authz.clashes_with(admin)
+        {
+            // On the key that was written: admin.listen, unless it is the
+            // default (most likely not written at all).
+            let (at, value, other, other_value) = if self.admin == AdminSection::default() {
+                (
+                    "authz.listen",
+                    authz.to_string(),
+                    "admin.listen",
+                    admin.to_string(),
+                )
+            } else {
+                (
+                    "admin.listen",
+                    admin.to_string(),
+                    "authz.listen",
+                    authz.to_string(),
+                )
+            };
+            problems.push(
+                Problem::new(
+                    at,
+                    format!(
+                        "`{value}` clashes with {other} (`{other_value}`): the two listeners need different ports"
+                    ),
+                )
+                .with_hint("e.g. authz.listen: 127.0.0.1:9191, admin.listen: 127.0.0.1:9902"),
+            );
+        }
+        // Each identity path needs its trust material.
         let from_api = trust.workload_api.is_some();
         if identity.x509_from != X509From::EnvoyPrincipal
             && !from_api
@@ -697,18 +886,21 @@ impl ConfigFile {
 
 impl AuthzSection {
     fn validate(&self, problems: &mut Problems) -> Option<ListenAddr> {
-        problems.check("authz.listen", ListenAddr::parse(&self.listen))
+        check(problems, "authz.listen", ListenAddr::parse(&self.listen))
     }
 }
 
 impl AdminSection {
     fn validate(&self, problems: &mut Problems) -> Option<SocketAddr> {
-        match problems.check("admin.listen", ListenAddr::parse(&self.listen))? {
+        match check(problems, "admin.listen", ListenAddr::parse(&self.listen))? {
             ListenAddr::Tcp(addr) => Some(addr),
             ListenAddr::Unix(_) => {
-                problems.invalid(
-                    "admin.listen",
-                    "the admin listener must be TCP (kubelet probes and Prometheus need a port)",
+                problems.push(
+                    Problem::new(
+                        "admin.listen",
+                        "the admin listener must be TCP (kubelet probes and Prometheus need a port)",
+                    )
+                    .with_hint("e.g. 127.0.0.1:9902"),
                 );
                 None
             }
@@ -722,7 +914,7 @@ impl WorkloadSection {
         match &self.id {
             None => Some(None),
             Some(id) => problems
-                .check("workload.id", parse_spiffe_id_strict(id))
+                .check("workload.id", parse_written_spiffe_id(id))
                 .map(Some),
         }
     }
@@ -808,7 +1000,7 @@ impl IdentitySection {
             .enumerate()
             .filter_map(|(i, p)| {
                 let at = path::item_path("identity.xfcc.trusted_proxies", i);
-                problems.check(&at, parse_spiffe_id_strict(p))
+                problems.check(&at, parse_written_spiffe_id(p))
             })
             .collect();
         match self.x509_from {
@@ -1053,6 +1245,30 @@ impl Environment {
         }
         *problems = attributed;
     }
+}
+
+/// A start-up warning as a located problem: `key.path: message` is about
+/// that key, `HALLPASS_X: message` about that variable, anything else
+/// about the file as a whole.
+fn warning_problem(text: &str) -> Problem {
+    const CODE: &str = "config_warning";
+    if let Some((head, message)) = text.split_once(": ") {
+        let is_variable = !head.is_empty()
+            && head
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        let is_key = !head.is_empty()
+            && head
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.[]".contains(&b));
+        if is_variable {
+            return Problem::warning(CODE, "(environment)", message).in_file(format!("${head}"));
+        }
+        if is_key {
+            return Problem::warning(CODE, head, message);
+        }
+    }
+    Problem::warning(CODE, path::ROOT, text)
 }
 
 fn set_path(root: &mut Mapping, path: &[&str], value: Value) {

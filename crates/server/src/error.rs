@@ -10,9 +10,13 @@ pub enum ServerError {
     /// key path and its place (`FILE:LINE:COL`, or the variable that set it).
     #[error("invalid config:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Config(Vec<Problem>),
-    /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// A listener could not be bound. The message names the listener's
+    /// key and address; the OS error is its source (printed once, after
+    /// it, by the error chain).
+    #[error("{listener}: cannot listen on {addr}")]
     Bind {
+        /// The config key of the listener: `authz.listen` or `admin.listen`.
+        listener: &'static str,
         /// The address.
         addr: String,
         /// The I/O error.

@@ -72,9 +72,10 @@ impl Sidecar {
         }
 
         let authz = match &shared.settings.authz_listen {
-            ListenAddr::Tcp(addr) => AuthzListener::Tcp(bind_tcp(*addr).await?),
+            ListenAddr::Tcp(addr) => AuthzListener::Tcp(bind_tcp("authz.listen", *addr).await?),
             ListenAddr::Unix(path) => {
                 let bind_err = |source| ServerError::Bind {
+                    listener: "authz.listen",
                     addr: format!("unix://{}", path.display()),
                     source,
                 };
@@ -93,7 +94,7 @@ impl Sidecar {
                 AuthzListener::Unix(listener, path.clone())
             }
         };
-        let admin = bind_tcp(shared.settings.admin_listen).await?;
+        let admin = bind_tcp("admin.listen", shared.settings.admin_listen).await?;
         Ok(Self {
             shared,
             reloader,
@@ -259,10 +260,11 @@ impl Sidecar {
     }
 }
 
-async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+async fn bind_tcp(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind {
+            listener,
             addr: addr.to_string(),
             source,
         })

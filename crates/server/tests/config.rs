@@ -1,4 +1,4 @@
-//! The config file (design §4): `Settings::from_yaml` with an explicit
+//! The config file (docs/configuration.md): `Settings::from_yaml` with an explicit
 //! environment. Every problem is reported at once with its key path;
 //! `HALLPASS_*` variables override the file; features this build does not
 //! have are refused rather than silently ignored (fail closed).
@@ -652,12 +652,26 @@ fn problems_carry_the_line_and_column_of_their_key_and_a_hint() {
         ],
         "{found:#?}"
     );
-    assert_eq!(found[0].hint.as_deref(), Some("valid keys are: listen"));
+    assert_eq!(
+        found[0].hint.as_deref(),
+        Some("did you mean `listen`? valid keys are: listen")
+    );
     let top = &problems("polcy:\n  file: /p.yaml\n", no_env())[0];
     assert_eq!(
         top.hint.as_deref(),
-        Some("valid keys are: authz, admin, workload, trust, identity, policy, telemetry"),
+        Some(
+            "did you mean `policy`? valid keys are: authz, admin, workload, trust, identity, policy, telemetry"
+        ),
         "{top}"
+    );
+    // Nothing close: the valid keys alone.
+    let found = problems("policy:\n  file: /p.yaml\n  zzzzzzzz: 1\n", no_env());
+    let far = found.iter().find(|p| p.code == "unknown_key").unwrap();
+    assert!(
+        far.hint
+            .as_deref()
+            .is_some_and(|h| h.starts_with("valid keys are: file")),
+        "{far}"
     );
 }
 
@@ -670,7 +684,7 @@ fn a_loaded_file_names_itself_in_every_problem() {
     let file = path.display();
     assert!(
         text.contains(&format!(
-            "{file}:6:3: admin.lisen: unknown key; valid keys are: listen"
+            "{file}:6:3: admin.lisen: unknown key; did you mean `listen`? valid keys are: listen"
         )),
         "{text}"
     );
@@ -875,4 +889,274 @@ fn the_documented_config_names_every_key_and_shows_no_secret() {
         }
     }
     assert!(shown.len() > 40, "{shown:?}");
+}
+
+// ---------------------------------------------------------------- issue 14 item 8: errors as good as the policy checker's
+
+/// The one problem of `MINIMAL` plus `extra` (sections of `extra` replace
+/// those of `MINIMAL`), at `path`, with its place in the file.
+fn only_located_problem(extra: &str, path: &str) -> Problem {
+    let text = merge(MINIMAL, extra);
+    let p = only_problem_at(&text, no_env(), path);
+    assert!(p.location.is_some(), "no line:column: {p}");
+    p
+}
+
+#[test]
+fn an_unknown_value_gets_a_did_you_mean_and_the_valid_values() {
+    let p = only_located_problem(
+        "identity:\n  x509_from: envoy_principle\n",
+        "identity.x509_from",
+    );
+    assert_eq!(at(&p), Some((9, 14)), "{p}");
+    assert_eq!(
+        p.hint.as_deref(),
+        Some(
+            "did you mean `envoy_principal`? valid values are: peer_certificate, envoy_principal, xfcc"
+        )
+    );
+}
+
+#[test]
+fn a_tab_in_the_indentation_is_reported_plainly_at_the_tab() {
+    let text = "policy:\n  file: /p.yaml\nauthz:\n\tlisten: 127.0.0.1:9191\n";
+    let found = problems(text, no_env());
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let p = &found[0];
+    assert_eq!(p.code, "yaml_syntax");
+    assert_eq!(
+        p.message,
+        "tabs are not allowed for indentation in YAML; use spaces"
+    );
+    assert_eq!(at(p), Some((4, 1)), "{p}");
+    // After spaces, too: the column is the tab's.
+    let found = problems("policy:\n  file: /p.yaml\n  \tmode: enforce\n", no_env());
+    assert_eq!(found[0].message, p.message, "{found:#?}");
+    assert_eq!(at(&found[0]), Some((3, 3)));
+    // A YAML error that is not a tab keeps the parser's own words.
+    let found = problems("policy: [\n", no_env());
+    assert!(found[0].message.starts_with("not valid YAML"), "{found:#?}");
+}
+
+#[test]
+fn a_workload_id_without_the_spiffe_scheme_says_what_a_spiffe_id_looks_like() {
+    for (id, says) in [
+        (
+            "hospital.example/ns/clinical/sa/lab-results",
+            "it must be `spiffe://<trust domain>/<path>`",
+        ),
+        ("lab-results", "it must be `spiffe://<trust domain>/<path>`"),
+        (
+            "SPIFFE://hospital.example/ns/a/sa/b",
+            "write the scheme in lower case",
+        ),
+        (
+            "spiffe://hospital.example",
+            "names a trust domain only; a workload's SPIFFE ID has a path",
+        ),
+        (
+            "spiffe://hospital.example/ns/a/sa/b/",
+            "path cannot have a trailing slash",
+        ),
+        (
+            "spiffe://hospital example/ns/a",
+            "trust domain may only contain",
+        ),
+    ] {
+        let p = only_located_problem(&format!("workload:\n  id: \"{id}\"\n"), "workload.id");
+        assert!(p.message.contains(says), "{id}: {p}");
+        assert!(p.message.contains(id), "{id}: {p}");
+        // Config wording, not a certificate's.
+        assert!(!p.message.contains("URI SAN"), "{id}: {p}");
+        assert!(!p.message.contains("SVID"), "{id}: {p}");
+    }
+    // The sibling key that takes SPIFFE IDs says the same.
+    let p = only_located_problem(
+        "identity:\n  x509_from: xfcc\n  xfcc:\n    trusted_proxies: [gateway]\n",
+        "identity.xfcc.trusted_proxies[0]",
+    );
+    assert!(
+        p.message.contains("`spiffe://<trust domain>/<path>`"),
+        "{p}"
+    );
+    assert!(!p.message.contains("URI SAN"), "{p}");
+}
+
+#[test]
+fn a_listen_address_names_the_cause() {
+    for (listen, says) in [
+        (
+            "localhost:19191",
+            "`localhost` is a host name; the address must be an IP address (e.g. 127.0.0.1:19191) or unix:///path",
+        ),
+        (
+            "lab-results.clinical.svc:9191",
+            "is a host name; the address must be an IP address (e.g. 0.0.0.0:9191 for every interface)",
+        ),
+        ("127.0.0.1:919100", "port must be 1–65535, not 919100"),
+        ("127.0.0.1:http", "port must be a number, 1–65535"),
+        ("127.0.0.1", "has no port"),
+        ("localhost", "`localhost` is a host name, with no port"),
+        (":9191", "has no address"),
+        (
+            "::1:9191",
+            "an IPv6 address is written in brackets, [::1]:9191",
+        ),
+        ("999.0.0.1:9191", "`999.0.0.1` is not an IP address"),
+        ("[::g]:9191", "`[::g]` is not an IP address"),
+        (
+            "unix://run/hallpass.sock",
+            "a Unix socket must be an absolute path",
+        ),
+        ("unix:/run/hallpass.sock", "write a Unix socket as unix://"),
+    ] {
+        let p = only_located_problem(&format!("authz:\n  listen: \"{listen}\"\n"), "authz.listen");
+        assert!(p.message.contains(says), "{listen}: {p}");
+        assert!(!p.message.contains("neither"), "{listen}: {p}");
+        // The admin listener says the same.
+        let p = only_located_problem(&format!("admin:\n  listen: \"{listen}\"\n"), "admin.listen");
+        let unix = listen.starts_with("unix");
+        assert!(unix || p.message.contains(says), "{listen}: {p}");
+    }
+    let hint = only_located_problem("authz:\n  listen: localhost:1\n", "authz.listen").hint;
+    assert_eq!(
+        hint.as_deref(),
+        Some("host names are not resolved: a listener binds one local address")
+    );
+}
+
+/// Port 0 (decided, docs/configuration.md): accepted; the OS picks a free
+/// port, which the `listening` log line names. For tests: Envoy and the
+/// kubelet need a port they know.
+#[test]
+fn port_zero_is_accepted_and_ipv6_in_brackets_too() {
+    let text = merge(
+        MINIMAL,
+        "authz:\n  listen: \"[::1]:0\"\nadmin:\n  listen: 127.0.0.1:0\n",
+    );
+    let s = Settings::from_yaml(&text, no_env()).unwrap();
+    assert_eq!(s.authz_listen, ListenAddr::Tcp(tcp("[::1]:0")));
+    assert_eq!(s.admin_listen, tcp("127.0.0.1:0"));
+}
+
+#[test]
+fn authz_and_admin_on_one_address_is_an_error_naming_both_keys() {
+    for (authz, admin) in [
+        ("127.0.0.1:9191", "127.0.0.1:9191"),
+        ("127.0.0.1:9902", "0.0.0.0:9902"),
+        ("0.0.0.0:9191", "127.0.0.1:9191"),
+        ("[::]:9191", "127.0.0.1:9191"),
+    ] {
+        let text = format!("authz:\n  listen: \"{authz}\"\nadmin:\n  listen: \"{admin}\"\n");
+        let p = only_located_problem(&text, "admin.listen");
+        assert!(p.message.contains("authz.listen"), "{p}");
+        assert!(
+            p.message.contains(authz) && p.message.contains(admin),
+            "{p}"
+        );
+        assert!(p.message.contains("different ports"), "{p}");
+        assert_eq!(at(&p), Some((11, 11)), "{p}");
+    }
+    // With admin.listen left at its default, the key written is the one
+    // pointed at.
+    let p = only_located_problem("authz:\n  listen: 127.0.0.1:9902\n", "authz.listen");
+    assert!(p.message.contains("admin.listen (`127.0.0.1:9902`)"), "{p}");
+    // Set by a variable: the variable is named.
+    let p = only_problem_at(
+        MINIMAL,
+        env(&[
+            ("HALLPASS_AUTHZ_LISTEN", "127.0.0.1:7000"),
+            ("HALLPASS_ADMIN_LISTEN", "127.0.0.1:7000"),
+        ]),
+        "admin.listen",
+    );
+    assert_eq!(p.file.as_deref(), Some("$HALLPASS_ADMIN_LISTEN"), "{p}");
+    // Not a clash: other ports, other addresses, port 0, a Unix socket.
+    for (authz, admin) in [
+        ("127.0.0.1:9191", "127.0.0.1:9902"),
+        ("127.0.0.1:9191", "127.0.0.2:9191"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+        ("unix:///run/hallpass/authz.sock", "127.0.0.1:9191"),
+    ] {
+        let text = merge(
+            MINIMAL,
+            &format!("authz:\n  listen: \"{authz}\"\nadmin:\n  listen: \"{admin}\"\n"),
+        );
+        assert!(
+            Settings::from_yaml(&text, no_env()).is_ok(),
+            "{authz} {admin}"
+        );
+    }
+}
+
+#[test]
+fn every_config_error_names_its_key_path_and_its_line_and_column() {
+    let text = "\
+authz:
+  listen: localhost:19191
+admin:
+  listen: 127.0.0.1:919100
+  lisen: 1
+workload:
+  id: hospital.example/ns/clinical/sa/lab-results
+trust:
+  workload_api: /run/spire/agent.sock
+  bundles:
+    - trust_domain: Hospital.Example
+      x509: /a.pem
+identity:
+  clock_skew_seconds: 9999
+  xfcc:
+    trusted_proxies: [spiffe://hospital.example]
+policy:
+  file: /p.yaml
+  mode: audit
+  reload_interval_seconds: 0
+telemetry:
+  audit_log: relative.jsonl
+  rate_spike_factor: 0.5
+";
+    let found = problems(text, no_env());
+    assert!(found.len() >= 11, "{found:#?}");
+    for p in &found {
+        assert!(p.location.is_some(), "no line:column: {p}");
+        assert_ne!(p.path, "(document)", "no key path: {p}");
+        assert!(!p.message.is_empty(), "{p}");
+    }
+}
+
+#[test]
+fn check_file_reports_errors_and_warnings_located_in_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        format!("{MINIMAL}identity:\n  xfcc:\n    trusted_proxies: [spiffe://hospital.example/ns/edge/sa/gw]\n"),
+    )
+    .unwrap();
+    let found = Settings::check_file(&path, env(&[("HALLPASS_AUTHZ_LISTN", "x")])).unwrap();
+    let file = path.display().to_string();
+    let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            format!("{file}:10:5: identity.xfcc: only used with x509_from: xfcc"),
+            "$HALLPASS_AUTHZ_LISTN: (environment): not a hallpass setting; ignored".to_owned(),
+        ],
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .all(|p| p.severity == hallpass_diagnostics::Severity::Warning)
+    );
+    // Errors and the warnings known without settings, together.
+    std::fs::write(&path, "policy:\n  flie: /p.yaml\n").unwrap();
+    let found = Settings::check_file(&path, env(&[("HALLPASS_X", "1")])).unwrap();
+    let codes: Vec<&str> = found.iter().map(|p| p.code).collect();
+    assert!(
+        codes.contains(&"unknown_key") && codes.contains(&"config_warning"),
+        "{found:#?}"
+    );
+    assert!(Settings::check_file(&dir.path().join("absent.yaml"), no_env()).is_err());
 }
