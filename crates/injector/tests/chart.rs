@@ -36,6 +36,7 @@ fn value_sets() -> Vec<(&'static str, Vec<String>)> {
                 set("defaultMode=standalone"),
                 set("webhook.tls.source=self-signed"),
                 set("policy.namespaces={clinical,pharmacy}"),
+                set("trustDomain=hospital.example"),
                 vec!["--set-file".into(), format!("policy.mesh.content={}", policy.display())],
                 set("monitoring.serviceMonitor.enabled=true"),
                 set("monitoring.podMonitor.enabled=true"),
@@ -288,6 +289,8 @@ fn the_chart_ships_the_platform_configmap_to_each_namespace_and_no_team_configma
     let rendered = template(&[
         "--set".into(),
         "policy.namespaces={clinical,billing,pharmacy}".into(),
+        "--set".into(),
+        "trustDomain=hospital.example".into(),
         "--set-file".into(),
         format!("policy.mesh.content={}", mesh.display()),
         "--set".into(),
@@ -393,11 +396,18 @@ fn the_chart_ships_the_platform_configmap_to_each_namespace_and_no_team_configma
         hallpass["args"],
         json!(["serve", "--config", "/etc/hallpass/mesh/config.yaml"])
     );
+    // The ID whose namespace scopes the team's files.
+    assert_eq!(
+        env_map(hallpass)["HALLPASS_WORKLOAD_ID"],
+        "spiffe://hospital.example/ns/billing/sa/billing"
+    );
 
     // Other names flow from the values to the ConfigMap and the injector.
     let docs = documents(&[
         "--set".into(),
         "policy.namespaces={clinical}".into(),
+        "--set".into(),
+        "trustDomain=hospital.example".into(),
         "--set".into(),
         "policy.mesh.configMapName=platform-policy".into(),
         "--set".into(),
@@ -436,6 +446,12 @@ fn the_single_policy_values_fail_with_the_migration() {
             "/sidecar/config/policy",
         ),
         (vec!["--set", "policy.team.content=x"], "content"),
+        // The team's scope is the namespace of the workload ID the injector
+        // derives from trustDomain: without it there is no scope.
+        (
+            vec!["--set", "policy.namespaces={clinical}"],
+            "trustDomain is required with policy.namespaces",
+        ),
     ] {
         let err = template_fails(&args);
         assert!(err.contains(expected), "{args:?}: {err}");
@@ -444,7 +460,7 @@ fn the_single_policy_values_fail_with_the_migration() {
     let old = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         old.path(),
-        "policy:\n  content: 'version: 1'\n  configMapName: hallpass-policy\n  namespaces: [clinical]\n",
+        "policy:\n  content: 'version: 1'\n  configMapName: hallpass-policy\n  namespaces: [clinical]\ntrustDomain: hospital.example\n",
     )
     .unwrap();
     let old = old.path().display().to_string();
@@ -965,7 +981,13 @@ fn no_string_value_can_inject_yaml() {
     assert!(paths.len() > 40, "{paths:?}");
     const PAYLOAD: &str = "x\"\n        injected: true\n---\ninjected: true\n";
     let dir = tempfile::tempdir().unwrap();
-    let baseline = documents(&["--set".into(), "policy.namespaces={clinical}".into()]).len();
+    let baseline = documents(&[
+        "--set".into(),
+        "policy.namespaces={clinical}".into(),
+        "--set".into(),
+        "trustDomain=hospital.example".into(),
+    ])
+    .len();
     let mut refused_by_schema = 0;
     for path in &paths {
         let mut override_doc = json!({});
@@ -988,6 +1010,8 @@ fn no_string_value_can_inject_yaml() {
             NAMESPACE.to_owned(),
             "--set".to_owned(),
             "policy.namespaces={clinical}".to_owned(),
+            "--set".to_owned(),
+            "trustDomain=hospital.example".to_owned(),
             "-f".to_owned(),
             file.display().to_string(),
         ];
