@@ -107,7 +107,9 @@ fn helm() -> PathBuf {
         })
         .cloned()
         .unwrap_or_else(|| {
-            panic!("helm is not installed (looked at {candidates:?}): run scripts/install-test-deps.sh")
+            panic!(
+                "helm is not installed (looked at {candidates:?}): run scripts/install-test-deps.sh"
+            )
         })
 }
 
@@ -223,8 +225,14 @@ fn the_charts_layout_team_rules_owner_scope_and_a_platform_revocation_through_en
         .arg("--config")
         .arg(mesh_dir.join("config.yaml"))
         .env_remove("SPIFFE_ENDPOINT_SOCKET")
-        .env("HALLPASS_AUTHZ_LISTEN", format!("127.0.0.1:{}", ports.authz))
-        .env("HALLPASS_ADMIN_LISTEN", format!("127.0.0.1:{}", ports.admin))
+        .env(
+            "HALLPASS_AUTHZ_LISTEN",
+            format!("127.0.0.1:{}", ports.authz),
+        )
+        .env(
+            "HALLPASS_ADMIN_LISTEN",
+            format!("127.0.0.1:{}", ports.admin),
+        )
         .env("HALLPASS_IDENTITY_X509_FROM", "peer_certificate")
         .env("HALLPASS_WORKLOAD_ID", LAB)
         .env("HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS", "1")
@@ -256,10 +264,7 @@ fn the_charts_layout_team_rules_owner_scope_and_a_platform_revocation_through_en
         )),
         "{body}"
     );
-    assert_eq!(
-        metric(admin, "hallpass_policy_workload_defined"),
-        Some(0)
-    );
+    assert_eq!(metric(admin, "hallpass_policy_workload_defined"), Some(0));
     assert_eq!(
         call("ehr-api", ports.caller),
         (403, Some("no_matching_rule".into())),
@@ -279,14 +284,8 @@ fn the_charts_layout_team_rules_owner_scope_and_a_platform_revocation_through_en
         call("billing", ports.caller),
         (403, Some("no_matching_rule".into()))
     );
-    assert_eq!(
-        http(admin, "GET", "/readyz", &[]).unwrap().body,
-        "ready\n"
-    );
-    assert_eq!(
-        metric(admin, "hallpass_policy_workload_defined"),
-        Some(1)
-    );
+    assert_eq!(http(admin, "GET", "/readyz", &[]).unwrap().body, "ready\n");
+    assert_eq!(metric(admin, "hallpass_policy_workload_defined"), Some(1));
 
     // 3. The team also writes a rule for the pharmacy's destination: outside
     // its namespace, so the whole set is refused, the failure counted, and
@@ -307,8 +306,14 @@ fn the_charts_layout_team_rules_owner_scope_and_a_platform_revocation_through_en
         (403, Some("no_matching_rule".into()))
     );
     let log = sidecar.output();
-    assert!(log.contains("pharmacy-grab.yaml"), "the refusal names the file:\n{log}");
-    assert!(!log.contains("/patients/p-1"), "a raw path reached the log:\n{log}");
+    assert!(
+        log.contains("pharmacy-grab.yaml"),
+        "the refusal names the file:\n{log}"
+    );
+    assert!(
+        !log.contains("/patients/p-1"),
+        "a raw path reached the log:\n{log}"
+    );
 
     // The team takes it back.
     team.write(&lab);

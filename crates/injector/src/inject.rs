@@ -718,11 +718,7 @@ fn hallpass_container(config: &InjectorConfig, r: &Resolved) -> Container {
         name: HALLPASS_CONTAINER.into(),
         image: Some(s.image.clone()),
         image_pull_policy: s.image_pull_policy.clone(),
-        args: Some(vec![
-            "serve".into(),
-            "--config".into(),
-            CONFIG_FILE.into(),
-        ]),
+        args: Some(vec!["serve".into(), "--config".into(), CONFIG_FILE.into()]),
         // A native sidecar: started before the app, stopped after it.
         restart_policy: Some("Always".into()),
         env: Some(env_vars),

@@ -139,7 +139,12 @@ fn pod_annotation_opts_in_istio_mode() {
         serde_json::from_str(pod["metadata"]["annotations"][INJECTED].as_str().unwrap()).unwrap();
     assert_eq!(
         status["volumes"],
-        json!(["hallpass-mesh", "hallpass-team", "hallpass-state", "hallpass-spiffe"])
+        json!([
+            "hallpass-mesh",
+            "hallpass-team",
+            "hallpass-state",
+            "hallpass-spiffe"
+        ])
     );
     assert_eq!(
         by_name("hallpass-spiffe")["csi"],
@@ -525,8 +530,7 @@ spiffe:
 #[test]
 fn the_platform_and_team_config_maps_must_be_two_valid_names() {
     let err = InjectorConfig::from_yaml(
-        "sidecar: {meshConfigMap: hallpass-policy, teamConfigMap: hallpass-policy}
-",
+        "sidecar: {meshConfigMap: hallpass-policy, teamConfigMap: hallpass-policy}\n",
     )
     .unwrap_err()
     .to_string();
@@ -537,10 +541,10 @@ fn the_platform_and_team_config_maps_must_be_two_valid_names() {
         ),
         "{err}"
     );
-    let err = InjectorConfig::from_yaml("sidecar: {meshConfigMap: Mesh_Policy, teamConfigMap: 'a b'}
-")
-        .unwrap_err()
-        .to_string();
+    let err =
+        InjectorConfig::from_yaml("sidecar: {meshConfigMap: Mesh_Policy, teamConfigMap: 'a b'}\n")
+            .unwrap_err()
+            .to_string();
     for expected in [
         "sidecar.meshConfigMap: `Mesh_Policy` is not a ConfigMap name",
         "sidecar.teamConfigMap: `a b` is not a ConfigMap name",
@@ -548,8 +552,7 @@ fn the_platform_and_team_config_maps_must_be_two_valid_names() {
         assert!(err.contains(expected), "missing {expected:?} in {err}");
     }
     // The old single key is gone (the chart writes the two new ones).
-    let err = InjectorConfig::from_yaml("sidecar: {configMap: hallpass-policy}
-")
+    let err = InjectorConfig::from_yaml("sidecar: {configMap: hallpass-policy}\n")
         .unwrap_err()
         .to_string();
     assert!(err.contains("sidecar.configMap: unknown key"), "{err}");

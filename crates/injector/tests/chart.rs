@@ -316,7 +316,10 @@ fn the_chart_ships_the_platform_configmap_to_each_namespace_and_no_team_configma
     .iter()
     .map(|(ns, name)| ((*ns).to_owned(), (*name).to_owned()))
     .collect();
-    assert_eq!(maps, expected, "no team ConfigMap (hallpass-policy) is rendered");
+    assert_eq!(
+        maps, expected,
+        "no team ConfigMap (hallpass-policy) is rendered"
+    );
     let injector = injector_config(&docs);
     assert_eq!(injector.sidecar.mesh_config_map, "hallpass-mesh");
     assert_eq!(injector.sidecar.team_config_map, "hallpass-policy");
@@ -328,8 +331,7 @@ fn the_chart_ships_the_platform_configmap_to_each_namespace_and_no_team_configma
             data.keys().collect::<Vec<_>>(),
             ["config.yaml", "policy.yaml"]
         );
-        let config: Value =
-            serde_yaml_ng::from_str(data["config.yaml"].as_str().unwrap()).unwrap();
+        let config: Value = serde_yaml_ng::from_str(data["config.yaml"].as_str().unwrap()).unwrap();
         assert_eq!(
             config["policy"],
             json!({
@@ -341,8 +343,7 @@ fn the_chart_ships_the_platform_configmap_to_each_namespace_and_no_team_configma
             }),
             "the platform's file, then the team's directory under the namespace's scope; no policy.file"
         );
-        let policy: Value =
-            serde_yaml_ng::from_str(data["policy.yaml"].as_str().unwrap()).unwrap();
+        let policy: Value = serde_yaml_ng::from_str(data["policy.yaml"].as_str().unwrap()).unwrap();
         assert_eq!(
             policy["trust_domains"],
             json!(["hospital.example", "imaging-vendor.example"])
@@ -364,7 +365,12 @@ fn the_chart_ships_the_platform_configmap_to_each_namespace_and_no_team_configma
             .unwrap()
             .iter()
             .find(|m| m["name"] == volume)
-            .map(|m| (m["mountPath"].as_str().unwrap().to_owned(), m["readOnly"] == true))
+            .map(|m| {
+                (
+                    m["mountPath"].as_str().unwrap().to_owned(),
+                    m["readOnly"] == true,
+                )
+            })
             .unwrap_or_else(|| panic!("no mount of {volume}"))
     };
     let config_map_of = |volume: &str| {

@@ -662,7 +662,9 @@ fn the_platform_and_team_policy_volumes_cannot_be_redirected_or_reached() {
         (
             "hallpass-mesh",
             "/configMap/items",
-            Box::new(|v| v["configMap"]["items"] = json!([{"key": "config.yaml", "path": "config.yaml"}])),
+            Box::new(|v| {
+                v["configMap"]["items"] = json!([{"key": "config.yaml", "path": "config.yaml"}])
+            }),
         ),
     ];
     for (volume, at, edit) in volume_edits {
@@ -739,7 +741,9 @@ fn the_platform_and_team_policy_volumes_cannot_be_redirected_or_reached() {
             .push(json!({"name": volume, "mountPath": "/etc/hallpass/team"}));
         assert_refused(
             &create(&config, &pod),
-            &[&format!("only hallpass's own containers may mount {volume}")],
+            &[&format!(
+                "only hallpass's own containers may mount {volume}"
+            )],
         );
         let stored = api_server_defaults(genuine.clone());
         let mut debugged = stored.clone();
@@ -755,7 +759,9 @@ fn the_platform_and_team_policy_volumes_cannot_be_redirected_or_reached() {
                 Some(&stored),
                 &debugged,
             ),
-            &[&format!("only hallpass's own containers may mount {volume}")],
+            &[&format!(
+                "only hallpass's own containers may mount {volume}"
+            )],
         );
     }
     // The genuine injection, stored, is admitted and valid.
