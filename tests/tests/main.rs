@@ -17,4 +17,5 @@ mod envoy_rejections;
 mod harness;
 mod injector_limits;
 mod local_mesh;
+mod policy_files;
 mod serve_config;
