@@ -189,7 +189,7 @@ fn a_directory_of_team_files_and_a_platform_file_through_envoy() {
     wait_reload(admin, "success", successes, &sidecar);
     assert_eq!(
         status("pharmacy", ports.caller),
-        (403, Some("revoked".into())),
+        (401, Some("revoked".into())),
         "{}",
         sidecar.output()
     );
