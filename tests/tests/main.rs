@@ -18,4 +18,5 @@ mod harness;
 mod injector_limits;
 mod kubernetes_layout;
 mod local_mesh;
+mod policy_files;
 mod serve_config;

@@ -69,9 +69,11 @@ pub struct ReportArgs {
     /// http://127.0.0.1:9090 (https:// too). Edges are per (source, destination) there.
     #[arg(long, value_name = "URL", value_parser = parse_base_url)]
     prometheus: Vec<Url>,
-    /// The policy file, for the declared edges of a `--prometheus` report.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
+    /// The policy, for the declared edges of a `--prometheus` report: a
+    /// file, or a directory. Repeat to combine several files and directories
+    /// (`policy.files`).
+    #[arg(long, value_name = "PATH")]
+    policy: Vec<PathBuf>,
     /// Report rules whose last match is older than this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     unused_after: u64,

@@ -804,8 +804,8 @@ fn sidecar_config_and_policy_load_in_hallpass() {
                 settings.warnings
             );
             assert_eq!(
-                settings.policy_file,
-                std::path::Path::new("/etc/hallpass/policy.yaml")
+                settings.policy_file.as_deref(),
+                Some(std::path::Path::new("/etc/hallpass/policy.yaml"))
             );
             assert_eq!(
                 settings.authz_listen.to_string(),
