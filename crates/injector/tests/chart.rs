@@ -803,9 +803,32 @@ fn sidecar_config_and_policy_load_in_hallpass() {
                 "{namespace}: {:?}",
                 settings.warnings
             );
+            // The platform's file, then the team's directory, scoped to the
+            // namespace of the workload ID the injector derived.
+            assert_eq!(settings.policy_file, None);
+            let id = settings.workload_id.as_ref().unwrap().to_string();
+            let namespace = id.split('/').nth(4).unwrap();
+            let sources: Vec<(String, Option<Vec<String>>)> = settings
+                .policy_sources
+                .iter()
+                .map(|s| {
+                    (
+                        s.path.display().to_string(),
+                        s.owner
+                            .as_ref()
+                            .map(|o| o.patterns.iter().map(ToString::to_string).collect()),
+                    )
+                })
+                .collect();
             assert_eq!(
-                settings.policy_file.as_deref(),
-                Some(std::path::Path::new("/etc/hallpass/policy.yaml"))
+                sources,
+                [
+                    ("/etc/hallpass/mesh/policy.yaml".to_owned(), None),
+                    (
+                        "/etc/hallpass/team/".to_owned(),
+                        Some(vec![format!("spiffe://hospital.example/ns/{namespace}/**")])
+                    ),
+                ]
             );
             assert_eq!(
                 settings.authz_listen.to_string(),
