@@ -513,7 +513,7 @@ fn the_team_examples_are_the_clinical_mesh_split_by_owner() {
     );
     let mut combined = mesh.clone();
     combined["workloads"] = json!({});
-    let mut namespaces = Vec::new();
+    let mut namespaces: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(dir.join("teams")).unwrap() {
         let path = entry.unwrap().path();
         for cm in yaml_documents(&std::fs::read_to_string(&path).unwrap()) {
@@ -548,6 +548,54 @@ fn the_team_examples_are_the_clinical_mesh_split_by_owner() {
     namespaces.sort();
     assert_eq!(namespaces, ["billing", "clinical", "pharmacy"]);
     assert_eq!(combined, whole);
+
+    // As the sidecars load them: the platform's file and each team's files
+    // under its namespace's owner scope compile as one set; a team file
+    // under another namespace's scope is refused.
+    let scope = |namespace: &str| hallpass_policy::OwnerScope {
+        patterns: vec![
+            hallpass_policy::SourcePattern::parse(&format!(
+                "spiffe://hospital.example/ns/{namespace}/**"
+            ))
+            .unwrap(),
+        ],
+        origin: "policy.files[1].owner (workload_namespace)".into(),
+    };
+    let mut files = vec![hallpass_policy::PolicyFile {
+        name: "mesh/policy.yaml".into(),
+        text: std::fs::read_to_string(dir.join("policy/mesh.yaml")).unwrap(),
+        owner: None,
+    }];
+    for namespace in &namespaces {
+        let cm = yaml_documents(
+            &std::fs::read_to_string(dir.join(format!("teams/{namespace}.yaml"))).unwrap(),
+        )
+        .remove(0);
+        for (key, text) in cm["data"].as_object().unwrap() {
+            files.push(hallpass_policy::PolicyFile {
+                name: format!("{namespace}/{key}"),
+                text: text.as_str().unwrap().to_owned(),
+                owner: Some(scope(namespace)),
+            });
+        }
+    }
+    let set = hallpass_policy::CompiledPolicy::from_files(&files)
+        .unwrap_or_else(|e| panic!("the examples as the sidecars load them: {e}"));
+    assert_eq!(set.destinations().count(), 3);
+    let mut misplaced = files.clone();
+    let pharmacy = misplaced
+        .iter_mut()
+        .find(|f| f.name.starts_with("pharmacy/"))
+        .unwrap();
+    pharmacy.owner = Some(scope("clinical"));
+    let err = hallpass_policy::CompiledPolicy::from_files(&misplaced)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spiffe://hospital.example/ns/pharmacy/sa/pharmacy")
+            && err.contains("pharmacy/pharmacy.yaml"),
+        "{err}"
+    );
     // The production values enrol exactly the namespaces that have rules.
     let production: Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(dir.join("values-production.yaml")).unwrap(),
