@@ -94,10 +94,7 @@ fn wait_reload(admin: SocketAddr, result: &str, above: u64, sidecar: &Proc) -> u
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!(
-        "no {result} reload after {above}\n{}",
-        sidecar.output()
-    );
+    panic!("no {result} reload after {above}\n{}", sidecar.output());
 }
 
 fn status(caller: &str, port: u16) -> (u16, Option<String>) {
@@ -152,7 +149,12 @@ fn a_directory_of_team_files_and_a_platform_file_through_envoy() {
 
     // The combined set decides: the clinical team's rules, the platform's
     // trust domains.
-    assert_eq!(status("ehr-api", ports.caller).0, 200, "{}", sidecar.output());
+    assert_eq!(
+        status("ehr-api", ports.caller).0,
+        200,
+        "{}",
+        sidecar.output()
+    );
     assert_eq!(status("pharmacy", ports.caller).0, 200);
     assert_eq!(
         status("billing", ports.caller),
@@ -174,10 +176,14 @@ fn a_directory_of_team_files_and_a_platform_file_through_envoy() {
     let clinical = dir.join("clinical.yaml").display().to_string();
     let billing = dir.join("zz-billing.yaml").display().to_string();
     assert!(
-        log.contains(&format!("{billing}:3:3: ")) && log.contains(&format!("is also defined in {clinical}:4:3")),
+        log.contains(&format!("{billing}:3:3: "))
+            && log.contains(&format!("is also defined in {clinical}:4:3")),
         "the failure names both files and lines:\n{log}"
     );
-    assert!(!log.contains("/patients/p-1"), "a raw path reached the log:\n{log}");
+    assert!(
+        !log.contains("/patients/p-1"),
+        "a raw path reached the log:\n{log}"
+    );
 
     // The conflict goes away, then the platform revokes pharmacy: the next
     // reload carries it to this sidecar.

@@ -349,7 +349,11 @@ fn check_of_a_directory_reports_every_violation_and_exits_1() {
     let root = policy_dir(&dir);
     let run = hallpass(&["policy", "check", &root]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.ends_with(&format!("{root}: ok\n")), "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with(&format!("{root}: ok\n")),
+        "{}",
+        run.stdout
+    );
 
     // Three mistakes at once: a destination in two files, a team file
     // setting a mesh-wide section, a destination outside its owner scope.
@@ -363,10 +367,23 @@ fn check_of_a_directory_reports_every_violation_and_exits_1() {
     let run = hallpass(&["policy", "check", &root]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     let out = &run.stdout;
-    assert!(out.contains(&format!("{root}/zz-pharmacy.yaml:3:1: error[mesh_wide_section]: revoked: a team file")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{root}/zz-pharmacy.yaml:3:1: error[mesh_wide_section]: revoked: a team file"
+        )),
+        "{out}"
+    );
     assert!(out.contains(&format!("{root}/zz-pharmacy.yaml:6:3: error[duplicate_key]: workloads.\"{LAB}\": destination `{LAB}` is also defined in {root}/clinical.yaml:4:3")), "{out}");
-    assert!(out.contains(&format!("{root}/zz-pharmacy.yaml:6:3: error[owner_violation]")), "{out}");
-    assert!(out.ends_with(&format!("{root}: 3 error(s), 0 warning(s)\n")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{root}/zz-pharmacy.yaml:6:3: error[owner_violation]"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(&format!("{root}: 3 error(s), 0 warning(s)\n")),
+        "{out}"
+    );
 
     // JSON names each finding's file.
     let run = hallpass(&["policy", "check", &root, "--format", "json"]);
@@ -389,7 +406,11 @@ fn test_and_explain_work_on_a_directory_and_on_several_files() {
     );
     let run = hallpass(&["policy", "test", &root, &tests]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.ends_with("2 passed, 0 failed\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with("2 passed, 0 failed\n"),
+        "{}",
+        run.stdout
+    );
 
     // The same set given as files: without the platform file nothing is
     // trusted, so both cases fail.
@@ -397,21 +418,54 @@ fn test_and_explain_work_on_a_directory_and_on_several_files() {
     let pharmacy = format!("{root}/pharmacy.yaml");
     let run = hallpass(&["policy", "test", &clinical, &pharmacy, &tests]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.ends_with("0 passed, 2 failed\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with("0 passed, 2 failed\n"),
+        "{}",
+        run.stdout
+    );
 
     let run = hallpass(&[
-        "policy", "explain", &root, "--source", EHR, "--destination",
-        "spiffe://hospital.example/ns/pharmacy/sa/dispensing", "--method", "POST", "--path", "/dispense",
+        "policy",
+        "explain",
+        &root,
+        "--source",
+        EHR,
+        "--destination",
+        "spiffe://hospital.example/ns/pharmacy/sa/dispensing",
+        "--method",
+        "POST",
+        "--path",
+        "/dispense",
     ]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("ehr-dispenses"), "{}", run.stdout);
-    assert!(run.stdout.to_lowercase().contains("allow"), "{}", run.stdout);
+    assert!(
+        run.stdout.to_lowercase().contains("allow"),
+        "{}",
+        run.stdout
+    );
 
     // An invalid set: explain names the file and line, exit 1.
-    std::fs::write(format!("{root}/dup.yaml"), format!("version: 1\nworkloads:\n  {LAB}: {{}}\n")).unwrap();
+    std::fs::write(
+        format!("{root}/dup.yaml"),
+        format!("version: 1\nworkloads:\n  {LAB}: {{}}\n"),
+    )
+    .unwrap();
     let run = hallpass(&[
-        "policy", "explain", &root, "--source", EHR, "--destination", LAB, "--path", "/patients/p/results",
+        "policy",
+        "explain",
+        &root,
+        "--source",
+        EHR,
+        "--destination",
+        LAB,
+        "--path",
+        "/patients/p/results",
     ]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains(&format!("{root}/dup.yaml:3:3: ")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{root}/dup.yaml:3:3: ")),
+        "{}",
+        run.stderr
+    );
 }

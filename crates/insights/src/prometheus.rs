@@ -141,21 +141,25 @@ pub async fn load(
         [] => Vec::new(),
         // One file reads as a policy file always did; several files or a
         // directory are combined (`policy.files`).
-        [one] if !one.is_dir() => CompiledPolicy::from_file(one)
-            .map_err(|e| InsightsError::Policy {
-                path: one.clone(),
-                message: e.to_string(),
-            })?
-            .declared_graph(None)
-            .edges,
-        paths => hallpass_policy::read_policy_files(paths)
-            .and_then(|set| CompiledPolicy::from_files(&set))
-            .map_err(|e| InsightsError::Policy {
-                path: paths.first().cloned().unwrap_or_default(),
-                message: e.to_string(),
-            })?
-            .declared_graph(None)
-            .edges,
+        [one] if !one.is_dir() => {
+            CompiledPolicy::from_file(one)
+                .map_err(|e| InsightsError::Policy {
+                    path: one.clone(),
+                    message: e.to_string(),
+                })?
+                .declared_graph(None)
+                .edges
+        }
+        paths => {
+            hallpass_policy::read_policy_files(paths)
+                .and_then(|set| CompiledPolicy::from_files(&set))
+                .map_err(|e| InsightsError::Policy {
+                    path: paths.first().cloned().unwrap_or_default(),
+                    message: e.to_string(),
+                })?
+                .declared_graph(None)
+                .edges
+        }
     };
     Ok(CallGraph {
         generated_at_ms: std::time::SystemTime::now()

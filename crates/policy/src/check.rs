@@ -77,9 +77,8 @@ pub fn check_files(files: &[crate::PolicyFile], now: i64) -> Report {
         lints.run(doc, policy, now);
         lints.findings
     });
-    findings.sort_by(|a, b| {
-        (&a.file, a.location, a.severity).cmp(&(&b.file, b.location, b.severity))
-    });
+    findings
+        .sort_by(|a, b| (&a.file, a.location, a.severity).cmp(&(&b.file, b.location, b.severity)));
     Report::new(findings)
 }
 

@@ -228,7 +228,8 @@ fn load_all<'a>(
                     cut_named.insert(id);
                 }
             };
-            let cut_text = hallpass_diagnostics::yaml::keep_entries(&file.text, "workloads", keep, name);
+            let cut_text =
+                hallpass_diagnostics::yaml::keep_entries(&file.text, "workloads", keep, name);
             if let Some((text, others)) = cut_text
                 && let Ok(doc) = load_document(&text)
             {
@@ -488,7 +489,10 @@ impl CompiledPolicy {
                 Ok(policy)
             }
             Err(PolicyError::Invalid(found)) => {
-                let found = found.into_iter().map(|p| (origins.file_of(&p.path), p)).collect();
+                let found = found
+                    .into_iter()
+                    .map(|p| (origins.file_of(&p.path), p))
+                    .collect();
                 Err(PolicyError::Invalid(locate_in(&refs, found)))
             }
             Err(e) => Err(e),
@@ -519,7 +523,10 @@ pub(crate) fn check_set(
         }
         Ok(_) => {}
         Err(PolicyError::Invalid(found)) => {
-            let found = found.into_iter().map(|p| (origins.file_of(&p.path), p)).collect();
+            let found = found
+                .into_iter()
+                .map(|p| (origins.file_of(&p.path), p))
+                .collect();
             problems.extend(locate_in(&refs, found));
         }
         Err(e) => problems.push(Problem::new(ROOT, e.to_string())),

@@ -106,7 +106,13 @@ fn set() -> Vec<PolicyFile> {
 fn two_team_files_and_a_platform_file_combine() {
     let policy = CompiledPolicy::from_files(&set()).unwrap();
     assert_eq!(policy.destinations().count(), 2);
-    assert!(allows(&policy, EHR, LAB, Method::Get, "/patients/p1/results"));
+    assert!(allows(
+        &policy,
+        EHR,
+        LAB,
+        Method::Get,
+        "/patients/p1/results"
+    ));
     assert!(allows(&policy, EHR, DISPENSING, Method::Post, "/dispense"));
     assert!(!allows(&policy, EHR, DISPENSING, Method::Get, "/dispense"));
     // The platform's revocation and trust domains apply to every team's rules.
@@ -121,7 +127,13 @@ fn two_team_files_and_a_platform_file_combine() {
     assert_eq!(scoped.destinations_dropped(), 1);
     assert!(scoped.defines(&id(DISPENSING)));
     assert!(scoped.is_revoked_id(&id(fax)));
-    assert!(allows(&scoped, EHR, LAB, Method::Get, "/patients/p1/results"));
+    assert!(allows(
+        &scoped,
+        EHR,
+        LAB,
+        Method::Get,
+        "/patients/p1/results"
+    ));
 
     let report = check_files(&set(), 1_700_000_000);
     assert_eq!(report.errors(), 0, "{}", report.to_text("set"));
@@ -136,18 +148,29 @@ fn a_destination_in_two_files_names_both_files_and_lines() {
     assert_eq!(found.len(), 1, "{found:?}");
     let p = &found[0];
     assert!(p.starts_with("other.yaml:3:3: "), "{p}");
-    assert!(p.contains(&format!("`{DISPENSING}` is also defined in pharmacy.yaml:3:3")), "{p}");
+    assert!(
+        p.contains(&format!(
+            "`{DISPENSING}` is also defined in pharmacy.yaml:3:3"
+        )),
+        "{p}"
+    );
 
     // Also when the sidecar compiles for another destination: conflicts
     // across the whole set are still found.
     let found = problems(CompiledPolicy::from_files_for(&files, Some(&id(LAB))));
-    assert!(found[0].contains("also defined in pharmacy.yaml:3:3"), "{found:?}");
+    assert!(
+        found[0].contains("also defined in pharmacy.yaml:3:3"),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn a_team_file_setting_mesh_wide_sections_names_both() {
     let team = format!("{CLINICAL}revoked:\n  ids: [spiffe://hospital.example/ns/x/sa/y]\n");
-    let files = vec![file("platform.yaml", PLATFORM), file("clinical.yaml", &team)];
+    let files = vec![
+        file("platform.yaml", PLATFORM),
+        file("clinical.yaml", &team),
+    ];
     let found = problems(CompiledPolicy::from_files(&files));
     assert_eq!(found.len(), 1, "{found:?}");
     let p = &found[0];
@@ -157,7 +180,11 @@ fn a_team_file_setting_mesh_wide_sections_names_both() {
 
     // A config-level owner makes a file a team file too.
     let team = format!("trust_domains: [hospital.example]\n{PHARMACY}");
-    let files = vec![owned("pharmacy.yaml", &team, &["spiffe://hospital.example/ns/pharmacy/**"])];
+    let files = vec![owned(
+        "pharmacy.yaml",
+        &team,
+        &["spiffe://hospital.example/ns/pharmacy/**"],
+    )];
     let found = problems(CompiledPolicy::from_files(&files));
     assert!(found[0].starts_with("pharmacy.yaml:1:1: trust_domains: a team file (owner scope: policy.files[2].owner in the config)"), "{found:?}");
 }
@@ -171,44 +198,80 @@ fn two_mesh_files_name_both() {
     ];
     let found = problems(CompiledPolicy::from_files(&files));
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].starts_with("more.yaml:2:1: trust_domains: "), "{found:?}");
-    assert!(found[0].contains("platform.yaml:2:1 sets them already"), "{found:?}");
+    assert!(
+        found[0].starts_with("more.yaml:2:1: trust_domains: "),
+        "{found:?}"
+    );
+    assert!(
+        found[0].contains("platform.yaml:2:1 sets them already"),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn owner_violations_file_and_config_level() {
     // The file's own scope: clinical may not define a pharmacy destination.
-    let stray = format!(
-        "{CLINICAL}  spiffe://hospital.example/ns/pharmacy/sa/stock:\n    allow: []\n"
-    );
-    let files = vec![file("platform.yaml", PLATFORM), file("clinical.yaml", &stray)];
+    let stray =
+        format!("{CLINICAL}  spiffe://hospital.example/ns/pharmacy/sa/stock:\n    allow: []\n");
+    let files = vec![
+        file("platform.yaml", PLATFORM),
+        file("clinical.yaml", &stray),
+    ];
     let found = problems(CompiledPolicy::from_files(&files));
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].starts_with("clinical.yaml:10:3: "), "{found:?}");
-    assert!(found[0].contains("outside this file's owner scope (`owner` at clinical.yaml:2:1"), "{found:?}");
+    assert!(
+        found[0].contains("outside this file's owner scope (`owner` at clinical.yaml:2:1"),
+        "{found:?}"
+    );
 
     // The config's scope (as `workload_namespace` gives it): both scopes apply.
     let files = vec![
         file("platform.yaml", PLATFORM),
-        owned("clinical.yaml", CLINICAL, &["spiffe://hospital.example/ns/billing/**"]),
+        owned(
+            "clinical.yaml",
+            CLINICAL,
+            &["spiffe://hospital.example/ns/billing/**"],
+        ),
     ];
     let found = problems(CompiledPolicy::from_files(&files));
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].contains("policy.files[2].owner in the config [spiffe://hospital.example/ns/billing/**]"), "{found:?}");
+    assert!(
+        found[0].contains(
+            "policy.files[2].owner in the config [spiffe://hospital.example/ns/billing/**]"
+        ),
+        "{found:?}"
+    );
 
     // check reports every violation, not only the first.
     let files = vec![
         file("platform.yaml", PLATFORM),
-        owned("clinical.yaml", &stray, &["spiffe://hospital.example/ns/clinical/**"]),
+        owned(
+            "clinical.yaml",
+            &stray,
+            &["spiffe://hospital.example/ns/clinical/**"],
+        ),
         file("dup.yaml", CLINICAL),
-        file("more.yaml", "version: 1\nrevoked: {ids: [spiffe://hospital.example/ns/a/sa/b]}\n"),
+        file(
+            "more.yaml",
+            "version: 1\nrevoked: {ids: [spiffe://hospital.example/ns/a/sa/b]}\n",
+        ),
     ];
     let report = check_files(&files, 1_700_000_000);
     let text = report.to_text("set");
     assert_eq!(report.errors(), 4, "{text}");
-    assert!(text.contains("clinical.yaml:10:3: error[owner_violation]"), "{text}");
-    assert!(text.contains("dup.yaml:4:3: error[duplicate_key]"), "{text}");
-    assert!(text.contains("dup.yaml:2:1: error[owner_violation]") || text.contains("more.yaml:2:1"), "{text}");
+    assert!(
+        text.contains("clinical.yaml:10:3: error[owner_violation]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dup.yaml:4:3: error[duplicate_key]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dup.yaml:2:1: error[owner_violation]") || text.contains("more.yaml:2:1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -241,14 +304,20 @@ fn a_directory_is_its_yaml_files_by_name_without_hidden_entries() {
     )
     .unwrap();
     #[cfg(unix)]
-    std::os::unix::fs::symlink(dir.path().join("..data/x.yaml"), dir.path().join("..x.yaml"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("..data/x.yaml"),
+        dir.path().join("..x.yaml"),
+    )
+    .unwrap();
     let names: Vec<String> = expand_source(dir.path())
         .unwrap()
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["00-platform.yaml", "a-clinical.yaml", "b-pharmacy.yml"]);
+    assert_eq!(
+        names,
+        ["00-platform.yaml", "a-clinical.yaml", "b-pharmacy.yml"]
+    );
     let files = read_policy_files(&[dir.path().to_path_buf()]).unwrap();
     let policy = CompiledPolicy::from_files(&files).unwrap();
     assert_eq!(policy.destinations().count(), 2);

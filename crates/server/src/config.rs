@@ -1053,11 +1053,9 @@ fn owner_scope(
         }
         OwnerEntry::Keyword(word) => {
             problems.push(
-                Problem::new(
-                    at,
-                    format!("`{word}` is not an owner scope"),
-                )
-                .with_hint("a list of SPIFFE ID patterns (exact, /*, /**) or `workload_namespace`"),
+                Problem::new(at, format!("`{word}` is not an owner scope")).with_hint(
+                    "a list of SPIFFE ID patterns (exact, /*, /**) or `workload_namespace`",
+                ),
             );
             None
         }

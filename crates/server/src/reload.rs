@@ -293,10 +293,7 @@ struct PolicyWatch {
 impl PolicyWatch {
     /// Read every source. The files to compile, when the set changed and
     /// every file has settled; the read error, when one cannot be read.
-    fn poll(
-        &mut self,
-        sources: &[PolicySource],
-    ) -> Option<Result<Vec<PolicyFile>, String>> {
+    fn poll(&mut self, sources: &[PolicySource]) -> Option<Result<Vec<PolicyFile>, String>> {
         let mut listed = Vec::new();
         for source in sources {
             match hallpass_policy::expand_source(&source.path) {
@@ -306,7 +303,8 @@ impl PolicyWatch {
         }
         if listed != self.listed {
             self.dirty = true;
-            self.files.retain(|path, _| listed.iter().any(|(p, _)| p == path));
+            self.files
+                .retain(|path, _| listed.iter().any(|(p, _)| p == path));
             self.listed = listed;
         }
         let mut fresh: BTreeMap<PathBuf, Seen> = BTreeMap::new();
@@ -322,7 +320,9 @@ impl PolicyWatch {
         }
         if self.listed.is_empty() {
             self.dirty = false;
-            return Some(Err("no policy file (`*.yaml` or `*.yml`) in the configured directories".into()));
+            return Some(Err(
+                "no policy file (`*.yaml` or `*.yml`) in the configured directories".into(),
+            ));
         }
         let mut files = Vec::new();
         for (path, owner) in &self.listed {
@@ -362,7 +362,11 @@ impl PolicyWatch {
 
     /// The files, for logs.
     fn shown(&self) -> String {
-        let names: Vec<String> = self.listed.iter().map(|(p, _)| p.display().to_string()).collect();
+        let names: Vec<String> = self
+            .listed
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
         names.join(",")
     }
 }

@@ -120,7 +120,10 @@ fn full_config_is_read_into_settings() {
     );
     assert_eq!(s.x509_from, X509From::PeerCertificate);
     assert_eq!(s.clock_skew, Duration::from_secs(45));
-    assert_eq!(s.policy_file, Some(PathBuf::from("/etc/hallpass/policy.yaml")));
+    assert_eq!(
+        s.policy_file,
+        Some(PathBuf::from("/etc/hallpass/policy.yaml"))
+    );
     assert_eq!(s.reload_interval, Duration::from_secs(5));
     assert_eq!(s.telemetry.audit, AuditTarget::Off);
     assert_eq!(s.telemetry.rate_spike.factor, 4.0);
@@ -416,7 +419,10 @@ fn environment_overrides_win_over_the_file() {
         ListenAddr::Unix(PathBuf::from("/run/x.sock"))
     );
     assert_eq!(s.admin_listen, tcp("127.0.0.1:19902"));
-    assert_eq!(s.policy_file, Some(PathBuf::from("/run/policy/override.yaml")));
+    assert_eq!(
+        s.policy_file,
+        Some(PathBuf::from("/run/policy/override.yaml"))
+    );
     assert_eq!(s.clock_skew, Duration::from_secs(5));
     assert_eq!(s.reload_interval, Duration::from_secs(60));
     assert_eq!(s.telemetry.audit, AuditTarget::Stdout);
@@ -888,7 +894,10 @@ fn policy_files_with_owner_scopes_are_read() {
          \x20   - {{path: /etc/hallpass/vendor.yaml, owner: [\"spiffe://hospital.example/ns/vendor/*\"]}}\n"
     );
     let s = Settings::from_yaml(&text, no_env()).unwrap();
-    assert_eq!(s.policy_file, Some(PathBuf::from("/etc/hallpass/mesh/policy.yaml")));
+    assert_eq!(
+        s.policy_file,
+        Some(PathBuf::from("/etc/hallpass/mesh/policy.yaml"))
+    );
     let sources: Vec<(String, Option<String>)> = s
         .policy_sources
         .iter()
@@ -934,7 +943,8 @@ fn policy_files_with_owner_scopes_are_read() {
 #[test]
 fn policy_files_owner_mistakes_are_reported() {
     // workload_namespace without workload.id, or without /ns/NAME/.
-    let text = format!("{BUNDLE}policy:\n  files:\n    - {{path: /t, owner: workload_namespace}}\n");
+    let text =
+        format!("{BUNDLE}policy:\n  files:\n    - {{path: /t, owner: workload_namespace}}\n");
     let p = only_problem_at(&text, no_env(), "policy.files[0].owner");
     assert!(p.message.contains("needs workload.id"), "{p}");
     let text = format!(
@@ -949,7 +959,11 @@ fn policy_files_owner_mistakes_are_reported() {
     let found = problems(&text, no_env());
     assert_eq!(
         paths(&found),
-        ["policy.files[0].owner[0]", "policy.files[1].owner", "policy.files[2].owner"],
+        [
+            "policy.files[0].owner[0]",
+            "policy.files[1].owner",
+            "policy.files[2].owner"
+        ],
         "{found:#?}"
     );
     // Neither `file` nor `files`.
