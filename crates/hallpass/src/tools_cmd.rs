@@ -142,6 +142,12 @@ pub struct SuggestArgs {
     /// Write the policy here instead of to standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// The policy in force (a file or a directory; repeat to combine
+    /// several, as `policy.files` does): destinations it defines already,
+    /// and `trust_domains`, are left out, so the suggestion can be added to
+    /// it as a new (team) file.
+    #[arg(long, value_name = "PATH")]
+    policy: Vec<PathBuf>,
     /// Mode of every destination in the suggestion: `audit` first, then
     /// `enforce` once the audit log shows no unexpected denies.
     #[arg(long, value_enum, default_value_t = SuggestMode::Audit)]
@@ -302,13 +308,32 @@ pub fn suggest(args: &SuggestArgs) -> u8 {
             )
         }
     };
-    let obs = match observed {
+    let mut obs = match observed {
         Ok(obs) => obs,
         Err(e) => {
             eprintln!("error: {}", Escaped(&e.to_string()));
             return USAGE;
         }
     };
+    if !args.policy.is_empty() {
+        let policy = match crate::policy_cmd::load_policy(&args.policy) {
+            Ok(Some(policy)) => policy,
+            Ok(None) => return FAILED,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return USAGE;
+            }
+        };
+        let dropped = obs.drop_destinations(|d| {
+            hallpass_identity::SpiffeId::new(d).is_ok_and(|id| policy.defines(&id))
+        });
+        if dropped > 0 {
+            eprintln!(
+                "left out {} the policy defines already",
+                suggest::plural(dropped as u64, "destination")
+            );
+        }
+    }
     for (why, n) in obs.skipped() {
         eprintln!("skipped {}: {why}", obs.counted(n));
     }
