@@ -480,7 +480,14 @@ fn every_hallpass_config_passes_hallpass_validation_with_its_compose_environment
             settings.warnings
         );
         let policy = service
-            .mount_at(&settings.policy_file.display().to_string())?
+            .mount_at(
+                &settings
+                    .policy_file
+                    .as_ref()
+                    .with_context(|| format!("{}: no policy.file", service.name))?
+                    .display()
+                    .to_string(),
+            )?
             .with_context(|| format!("{}: the policy file is not mounted", service.name))?;
         ensure!(
             policy.host_path().is_file(),

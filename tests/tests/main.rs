@@ -16,5 +16,7 @@ mod envoy_mesh;
 mod envoy_rejections;
 mod harness;
 mod injector_limits;
+mod kubernetes_layout;
 mod local_mesh;
+mod policy_files;
 mod serve_config;

@@ -17,10 +17,11 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Subcommand, ValueEnum};
 use hallpass_identity::SpiffeId;
-use hallpass_policy::check::{check, unix_now_ms};
+use hallpass_policy::check::{check, check_files, unix_now_ms};
 use hallpass_policy::suite::Suite;
 use hallpass_policy::{
     CompiledPolicy, Method, Request, SourcePattern, parse_rfc3339_ms, parse_serial,
+    read_policy_files,
 };
 
 use crate::USAGE;
@@ -28,12 +29,18 @@ use crate::USAGE;
 /// The `hallpass policy` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Validate and lint a policy file: every error and warning is printed
-    /// with its line:column and key path. Exit 0 when there are no errors
-    /// (warnings allowed unless --strict), 1 on errors, 64 on usage errors.
+    /// Validate and lint a policy: every error and warning is printed with
+    /// its file, line:column and key path. Give one file, or several files
+    /// and directories (every *.yaml/*.yml inside, hidden names skipped) to
+    /// check them as one policy: then every destination defined in two
+    /// files, every mesh-wide section outside the one platform file and
+    /// every destination outside its file's `owner` scope is reported.
+    /// Exit 0 when there are no errors (warnings allowed unless --strict),
+    /// 1 on errors, 64 on usage errors.
     Check {
-        /// The policy file.
-        file: PathBuf,
+        /// The policy: a file, or several files and directories.
+        #[arg(required = true, value_name = "POLICY")]
+        files: Vec<PathBuf>,
         /// Output: `text` for people, `json` for CI.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -45,10 +52,12 @@ pub enum PolicyCommand {
         strict: bool,
     },
     /// Run decision test cases (request -> expected decision) against a
-    /// policy. Exit 0 when all pass, 1 on any failure.
+    /// policy (a file, or several files and directories combined). Exit 0
+    /// when all pass, 1 on any failure.
     Test {
-        /// The policy file.
-        policy: PathBuf,
+        /// The policy: a file, or several files and directories.
+        #[arg(required = true, num_args = 1.., value_name = "POLICY")]
+        policy: Vec<PathBuf>,
         /// The test file (see docs/policy.md#hallpass-policy-test).
         tests: PathBuf,
         /// Time for cases that give none, instead of now (RFC 3339).
@@ -57,11 +66,13 @@ pub enum PolicyCommand {
     },
     /// Print the decision for one request and a trace of the evaluation:
     /// trust domain, revocation, path normalisation, then every rule of the
-    /// destination with why it did or did not match.
+    /// destination with why it did or did not match. The policy is a file,
+    /// or several files and directories combined.
     #[command(group(ArgGroup::new("target").required(true).args(["path", "grpc"])))]
     Explain {
-        /// The policy file.
-        policy: PathBuf,
+        /// The policy: a file, or several files and directories.
+        #[arg(required = true, value_name = "POLICY")]
+        policy: Vec<PathBuf>,
         /// The caller's SPIFFE ID.
         #[arg(long)]
         source: String,
@@ -124,15 +135,23 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
         #[cfg(feature = "tools")]
         PolicyCommand::Suggest(args) => Ok(crate::tools_cmd::suggest(&args)),
         PolicyCommand::Check {
-            file,
+            files,
             format,
             now,
             strict,
         } => {
             let now_ms = time_or_now(now.as_deref(), "--now")?;
-            let text = read(&file)?;
-            let report = check(&text, now_ms.div_euclid(1000));
-            let name = file.display().to_string();
+            let report = match single_file(&files) {
+                Some(file) => check(&read(file)?, now_ms.div_euclid(1000)),
+                None => match read_policy_files(&files) {
+                    Ok(set) => check_files(&set, now_ms.div_euclid(1000)),
+                    Err(hallpass_policy::PolicyError::Invalid(problems)) => {
+                        hallpass_policy::check::Report::new(problems)
+                    }
+                    Err(e) => return Err(e.to_string()),
+                },
+            };
+            let name = shown(&files);
             match format {
                 Format::Text => print!("{}", report.to_text(&name)),
                 Format::Json => println!("{}", report.to_json(&name)),
@@ -161,7 +180,7 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
             let report = suite.run(&compiled);
             print!(
                 "{}",
-                report.to_text(&tests.display().to_string(), &policy.display().to_string())
+                report.to_text(&tests.display().to_string(), &shown(&policy))
             );
             Ok(u8::from(report.failed() > 0))
         }
@@ -217,19 +236,40 @@ fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-/// The compiled policy, or `None` after printing its problems.
-fn load_policy(path: &Path) -> Result<Option<CompiledPolicy>, String> {
-    let text = read(path)?;
-    match CompiledPolicy::from_yaml(&text) {
+/// The one policy file given, when it is one file (not a directory): it
+/// is read as a policy file always was.
+fn single_file(paths: &[PathBuf]) -> Option<&PathBuf> {
+    match paths {
+        [one] if !one.is_dir() => Some(one),
+        _ => None,
+    }
+}
+
+/// The policy paths as shown in output.
+pub(crate) fn shown(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(" ")
+}
+
+/// The compiled policy (one file, or several files and directories
+/// combined), or `None` after printing its problems.
+pub(crate) fn load_policy(paths: &[PathBuf]) -> Result<Option<CompiledPolicy>, String> {
+    let name = shown(paths);
+    let compiled = match single_file(paths) {
+        Some(path) => CompiledPolicy::from_yaml(&read(path)?),
+        None => read_policy_files(paths).and_then(|set| CompiledPolicy::from_files(&set)),
+    };
+    match compiled {
         Ok(p) => Ok(Some(p)),
         Err(hallpass_policy::PolicyError::Invalid(problems)) => {
             for p in problems {
-                eprintln!("{}:{p}", path.display());
+                if p.file.is_some() {
+                    eprintln!("{p}");
+                } else {
+                    eprintln!("{name}:{p}");
+                }
             }
-            eprintln!(
-                "{}: invalid policy (run `hallpass policy check` for details)",
-                path.display()
-            );
+            eprintln!("{name}: invalid policy (run `hallpass policy check` for details)");
             Ok(None)
         }
         Err(e) => Err(e.to_string()),

@@ -69,9 +69,11 @@ pub struct ReportArgs {
     /// http://127.0.0.1:9090 (https:// too). Edges are per (source, destination) there.
     #[arg(long, value_name = "URL", value_parser = parse_base_url)]
     prometheus: Vec<Url>,
-    /// The policy file, for the declared edges of a `--prometheus` report.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
+    /// The policy, for the declared edges of a `--prometheus` report: a
+    /// file, or a directory. Repeat to combine several files and directories
+    /// (`policy.files`).
+    #[arg(long, value_name = "PATH")]
+    policy: Vec<PathBuf>,
     /// Report rules whose last match is older than this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     unused_after: u64,
@@ -140,6 +142,12 @@ pub struct SuggestArgs {
     /// Write the policy here instead of to standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// The policy in force (a file or a directory; repeat to combine
+    /// several, as `policy.files` does): destinations it defines already,
+    /// and `trust_domains`, are left out, so the suggestion can be added to
+    /// it as a new (team) file.
+    #[arg(long, value_name = "PATH")]
+    policy: Vec<PathBuf>,
     /// Mode of every destination in the suggestion: `audit` first, then
     /// `enforce` once the audit log shows no unexpected denies.
     #[arg(long, value_enum, default_value_t = SuggestMode::Audit)]
@@ -300,13 +308,32 @@ pub fn suggest(args: &SuggestArgs) -> u8 {
             )
         }
     };
-    let obs = match observed {
+    let mut obs = match observed {
         Ok(obs) => obs,
         Err(e) => {
             eprintln!("error: {}", Escaped(&e.to_string()));
             return USAGE;
         }
     };
+    if !args.policy.is_empty() {
+        let policy = match crate::policy_cmd::load_policy(&args.policy) {
+            Ok(Some(policy)) => policy,
+            Ok(None) => return FAILED,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return USAGE;
+            }
+        };
+        let dropped = obs.drop_destinations(|d| {
+            hallpass_identity::SpiffeId::new(d).is_ok_and(|id| policy.defines(&id))
+        });
+        if dropped > 0 {
+            eprintln!(
+                "left out {} the policy defines already",
+                suggest::plural(dropped as u64, "destination")
+            );
+        }
+    }
     for (why, n) in obs.skipped() {
         eprintln!("skipped {}: {why}", obs.counted(n));
     }

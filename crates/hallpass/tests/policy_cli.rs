@@ -354,3 +354,156 @@ fn check_names_a_tab_and_guesses_a_misspelt_key() {
         run.stdout
     );
 }
+
+/// A policy directory: a platform file and two team files (issue 14 part 1).
+fn policy_dir(dir: &tempfile::TempDir) -> String {
+    let root = dir.path().join("policy.d");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(
+        root.join("00-platform.yaml"),
+        "version: 1\ntrust_domains: [hospital.example]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("clinical.yaml"),
+        format!(
+            "version: 1\nowner: [\"spiffe://hospital.example/ns/clinical/**\"]\nworkloads:\n  {LAB}:\n    allow:\n      - name: ehr-reads\n        from: [{EHR}]\n        methods: [GET]\n        paths: [\"/patients/{{p}}/results\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("pharmacy.yaml"),
+        format!(
+            "version: 1\nowner: [\"spiffe://hospital.example/ns/pharmacy/**\"]\nworkloads:\n  spiffe://hospital.example/ns/pharmacy/sa/dispensing:\n    allow:\n      - name: ehr-dispenses\n        from: [{EHR}]\n        methods: [POST]\n        paths: [/dispense]\n"
+        ),
+    )
+    .unwrap();
+    root.display().to_string()
+}
+
+#[test]
+fn check_of_a_directory_reports_every_violation_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = policy_dir(&dir);
+    let run = hallpass(&["policy", "check", &root]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.ends_with(&format!("{root}: ok\n")),
+        "{}",
+        run.stdout
+    );
+
+    // Three mistakes at once: a destination in two files, a team file
+    // setting a mesh-wide section, a destination outside its owner scope.
+    std::fs::write(
+        format!("{root}/zz-pharmacy.yaml"),
+        format!(
+            "version: 1\nowner: [\"spiffe://hospital.example/ns/pharmacy/**\"]\nrevoked:\n  ids: [{EHR}]\nworkloads:\n  {LAB}:\n    allow: []\n"
+        ),
+    )
+    .unwrap();
+    let run = hallpass(&["policy", "check", &root]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let out = &run.stdout;
+    assert!(
+        out.contains(&format!(
+            "{root}/zz-pharmacy.yaml:3:1: error[mesh_wide_section]: revoked: a team file"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{root}/zz-pharmacy.yaml:6:3: error[duplicate_key]: workloads.\"{LAB}\": destination `{LAB}` is also defined in {root}/clinical.yaml:4:3")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{root}/zz-pharmacy.yaml:6:3: error[owner_violation]"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(&format!("{root}: 3 error(s), 0 warning(s)\n")),
+        "{out}"
+    );
+
+    // JSON names each finding's file.
+    let run = hallpass(&["policy", "check", &root, "--format", "json"]);
+    assert_eq!(run.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["errors"], 3);
+    assert_eq!(v["findings"][0]["file"], format!("{root}/zz-pharmacy.yaml"));
+}
+
+#[test]
+fn test_and_explain_work_on_a_directory_and_on_several_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = policy_dir(&dir);
+    let tests = temp_file(
+        &dir,
+        "t.yaml",
+        &format!(
+            "tests:\n  - name: ehr reads\n    source: {EHR}\n    destination: {LAB}\n    path: /patients/p/results\n    expect: {{decision: allow}}\n  - name: ehr dispenses\n    source: {EHR}\n    destination: spiffe://hospital.example/ns/pharmacy/sa/dispensing\n    method: POST\n    path: /dispense\n    expect: {{decision: allow}}\n"
+        ),
+    );
+    let run = hallpass(&["policy", "test", &root, &tests]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.ends_with("2 passed, 0 failed\n"),
+        "{}",
+        run.stdout
+    );
+
+    // The same set given as files: without the platform file nothing is
+    // trusted, so both cases fail.
+    let clinical = format!("{root}/clinical.yaml");
+    let pharmacy = format!("{root}/pharmacy.yaml");
+    let run = hallpass(&["policy", "test", &clinical, &pharmacy, &tests]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.ends_with("0 passed, 2 failed\n"),
+        "{}",
+        run.stdout
+    );
+
+    let run = hallpass(&[
+        "policy",
+        "explain",
+        &root,
+        "--source",
+        EHR,
+        "--destination",
+        "spiffe://hospital.example/ns/pharmacy/sa/dispensing",
+        "--method",
+        "POST",
+        "--path",
+        "/dispense",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("ehr-dispenses"), "{}", run.stdout);
+    assert!(
+        run.stdout.to_lowercase().contains("allow"),
+        "{}",
+        run.stdout
+    );
+
+    // An invalid set: explain names the file and line, exit 1.
+    std::fs::write(
+        format!("{root}/dup.yaml"),
+        format!("version: 1\nworkloads:\n  {LAB}: {{}}\n"),
+    )
+    .unwrap();
+    let run = hallpass(&[
+        "policy",
+        "explain",
+        &root,
+        "--source",
+        EHR,
+        "--destination",
+        LAB,
+        "--path",
+        "/patients/p/results",
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{root}/dup.yaml:3:3: ")),
+        "{}",
+        run.stderr
+    );
+}

@@ -99,3 +99,52 @@ fn baseline_show_refuses_fields_a_sidecar_never_writes_and_escapes_the_rest() {
     );
     assert!(run.stdout.contains("b\\u{1b}]0;pwned"), "{}", run.stdout);
 }
+
+/// `policy suggest --policy DIR` leaves out the destinations the policy in
+/// force (a directory of files, combined) defines already, so its output can
+/// be added to that directory as a new file without a `duplicate_key`.
+#[test]
+fn suggest_leaves_out_destinations_the_policy_set_defines() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.d");
+    std::fs::create_dir(&policy).unwrap();
+    std::fs::write(
+        policy.join("platform.yaml"),
+        "version: 1\ntrust_domains: [hospital.example]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        policy.join("clinical.yaml"),
+        format!("version: 1\nworkloads:\n  {LAB}:\n    allow:\n      - name: ehr\n        from: [{EHR}]\n"),
+    )
+    .unwrap();
+    let stock = "spiffe://hospital.example/ns/pharmacy/sa/stock";
+    let record = |dest: &str| {
+        format!(
+            "{{\"decision\":\"allow\",\"reason\":\"ok\",\"source\":\"{EHR}\",\"destination\":\"{dest}\",\"method\":\"GET\",\"route\":\"/items\"}}\n"
+        )
+    };
+    let log = temp_file(&dir, "audit.jsonl", &(record(LAB) + &record(stock)));
+    let dir_arg = policy.display().to_string();
+    let run = hallpass(&[
+        "policy",
+        "suggest",
+        "--from-audit-log",
+        &log,
+        "--policy",
+        &dir_arg,
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains(stock), "{}", run.stdout);
+    assert!(!run.stdout.contains(LAB), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("left out 1 destination the policy defines already"),
+        "{}",
+        run.stderr
+    );
+    // Added as a new file, the set still checks.
+    std::fs::write(policy.join("pharmacy.yaml"), &run.stdout).unwrap();
+    let run = hallpass(&["policy", "check", &dir_arg]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}

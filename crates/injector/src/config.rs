@@ -184,8 +184,14 @@ pub struct SidecarConfig {
     pub admin_port: u16,
     /// `admin.listen` address: kubelet probes and Prometheus come to the pod IP.
     pub admin_address: String,
-    /// The ConfigMap (in the pod's namespace) holding `config.yaml` and `policy.yaml`.
-    pub config_map: String,
+    /// The platform's ConfigMap (in the pod's namespace, put there by the
+    /// chart): `config.yaml` and the mesh-wide `policy.yaml`. Required: a
+    /// pod whose namespace lacks it does not start.
+    pub mesh_config_map: String,
+    /// The namespace team's own ConfigMap of policy files (not the chart's).
+    /// Mounted `optional`: without it the pod starts and denies every call
+    /// to its workload (no rules), and `/readyz` says so.
+    pub team_config_map: String,
     /// `identity.x509_from` per mode.
     pub x509_from: X509FromByMode,
     /// `telemetry.audit_log` for every pod (a pod annotation wins); unset keeps config.yaml's.
@@ -309,7 +315,8 @@ impl Default for SidecarConfig {
             authz_port: 9191,
             admin_port: 9902,
             admin_address: "0.0.0.0".into(),
-            config_map: "hallpass-policy".into(),
+            mesh_config_map: "hallpass-mesh".into(),
+            team_config_map: "hallpass-policy".into(),
             x509_from: X509FromByMode::default(),
             audit_log: None,
             run_as_user: 65532,
@@ -455,10 +462,23 @@ impl InjectorConfig {
                 format!("`{}` is not an IP address", self.sidecar.admin_address),
             );
         }
-        if !is_dns_label(&self.sidecar.config_map) && !is_dns_subdomain(&self.sidecar.config_map) {
+        for (key, name) in [
+            ("sidecar.meshConfigMap", &self.sidecar.mesh_config_map),
+            ("sidecar.teamConfigMap", &self.sidecar.team_config_map),
+        ] {
+            if !is_dns_label(name) && !is_dns_subdomain(name) {
+                problem(key, format!("`{name}` is not a ConfigMap name"));
+            }
+        }
+        // One ConfigMap in both places would make the team's file the
+        // platform's (and its owner scope would apply to the mesh sections).
+        if self.sidecar.mesh_config_map == self.sidecar.team_config_map {
             problem(
-                "sidecar.configMap",
-                format!("`{}` is not a ConfigMap name", self.sidecar.config_map),
+                "sidecar.teamConfigMap",
+                format!(
+                    "`{}` is also sidecar.meshConfigMap; the platform's and the team's ConfigMaps must differ",
+                    self.sidecar.team_config_map
+                ),
             );
         }
         for (key, value) in [

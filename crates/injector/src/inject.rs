@@ -30,16 +30,24 @@ use crate::posture::{self, Override, Verdict};
 pub const HALLPASS_CONTAINER: &str = "hallpass";
 /// Name of the injected Envoy container (standalone mode).
 pub const ENVOY_CONTAINER: &str = "hallpass-envoy";
-/// Volume: the policy ConfigMap (`config.yaml`, `policy.yaml`) at [`CONFIG_DIR`].
-pub const CONFIG_VOLUME: &str = "hallpass-config";
+/// Volume: the platform's ConfigMap (`config.yaml`, the mesh-wide
+/// `policy.yaml`) at [`MESH_DIR`].
+pub const MESH_VOLUME: &str = "hallpass-mesh";
+/// Volume: the namespace team's policy ConfigMap (optional) at [`TEAM_DIR`].
+pub const TEAM_VOLUME: &str = "hallpass-team";
 /// Volume: writable state (baseline, audit log file) at [`STATE_DIR`].
 pub const STATE_VOLUME: &str = "hallpass-state";
 /// Volume: the ext_authz Unix socket shared by hallpass and Envoy (standalone).
 pub const RUN_VOLUME: &str = "hallpass-run";
 /// Volume: the SPIFFE Workload API socket (CSI driver).
 pub const SPIFFE_VOLUME: &str = "hallpass-spiffe";
-/// Where the policy ConfigMap is mounted.
-pub const CONFIG_DIR: &str = "/etc/hallpass";
+/// Where the platform's ConfigMap is mounted.
+pub const MESH_DIR: &str = "/etc/hallpass/mesh";
+/// Where the team's policy ConfigMap is mounted (`policy.files` reads every
+/// `*.yaml`/`*.yml` file in it, under the workload namespace's owner scope).
+pub const TEAM_DIR: &str = "/etc/hallpass/team";
+/// The config file hallpass is started with, from the platform's ConfigMap.
+pub const CONFIG_FILE: &str = "/etc/hallpass/mesh/config.yaml";
 /// Where the ext_authz socket lives (standalone).
 pub const RUN_DIR: &str = "/run/hallpass";
 /// The ext_authz socket (standalone).
@@ -696,7 +704,8 @@ fn hallpass_container(config: &InjectorConfig, r: &Resolved) -> Container {
     env_vars.extend(s.env.iter().cloned());
 
     let mut mounts = vec![
-        mount(CONFIG_VOLUME, CONFIG_DIR, true),
+        mount(MESH_VOLUME, MESH_DIR, true),
+        mount(TEAM_VOLUME, TEAM_DIR, true),
         mount(STATE_VOLUME, STATE_DIR, false),
     ];
     if r.mode == Mode::Standalone {
@@ -709,11 +718,7 @@ fn hallpass_container(config: &InjectorConfig, r: &Resolved) -> Container {
         name: HALLPASS_CONTAINER.into(),
         image: Some(s.image.clone()),
         image_pull_policy: s.image_pull_policy.clone(),
-        args: Some(vec![
-            "serve".into(),
-            "--config".into(),
-            format!("{CONFIG_DIR}/config.yaml"),
-        ]),
+        args: Some(vec!["serve".into(), "--config".into(), CONFIG_FILE.into()]),
         // A native sidecar: started before the app, stopped after it.
         restart_policy: Some("Always".into()),
         env: Some(env_vars),
@@ -815,9 +820,21 @@ fn envoy_container(config: &InjectorConfig, r: &Resolved, app_port: u16) -> Cont
 fn volumes(config: &InjectorConfig, mode: Mode) -> Vec<Volume> {
     let mut out = vec![
         Volume {
-            name: CONFIG_VOLUME.into(),
+            name: MESH_VOLUME.into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: config.sidecar.config_map.clone(),
+                name: config.sidecar.mesh_config_map.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        // Optional: a namespace whose team has not written its rules yet
+        // still starts, and its sidecars deny every call (no rules); the
+        // kubelet fills the volume when the ConfigMap appears.
+        Volume {
+            name: TEAM_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config.sidecar.team_config_map.clone(),
+                optional: Some(true),
                 ..Default::default()
             }),
             ..Default::default()

@@ -367,7 +367,7 @@ fn check_container(
             verdict.never(
                 format!("{}.volumeMounts[{}]", c.at, m.name),
                 format!(
-                    "only hallpass's own containers may mount {}: it holds the sidecar's socket, state or SPIFFE credentials",
+                    "only hallpass's own containers may mount {}: it holds the sidecar's socket, state, config and policy, or SPIFFE credentials",
                     m.name
                 ),
             );

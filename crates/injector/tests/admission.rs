@@ -81,7 +81,18 @@ fn pod_annotation_opts_in_istio_mode() {
     assert_restricted(hallpass);
     assert_eq!(
         hallpass["args"],
-        json!(["serve", "--config", "/etc/hallpass/config.yaml"])
+        json!(["serve", "--config", "/etc/hallpass/mesh/config.yaml"])
+    );
+    // The platform's ConfigMap and the team's, each read-only in its own
+    // directory (the config's policy.files names both).
+    assert_eq!(
+        hallpass["volumeMounts"],
+        json!([
+            {"name": "hallpass-mesh", "mountPath": "/etc/hallpass/mesh", "readOnly": true},
+            {"name": "hallpass-team", "mountPath": "/etc/hallpass/team", "readOnly": true},
+            {"name": "hallpass-state", "mountPath": "/var/lib/hallpass"},
+            {"name": "hallpass-spiffe", "mountPath": "/spiffe-workload-api", "readOnly": true},
+        ])
     );
     assert_eq!(hallpass["startupProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(hallpass["livenessProbe"]["httpGet"]["path"], "/healthz");
@@ -112,9 +123,28 @@ fn pod_annotation_opts_in_istio_mode() {
             .find(|v| v["name"] == n)
             .unwrap_or_else(|| panic!("volume {n}"))
     };
+    // The platform's ConfigMap is required (config.yaml is in it); the
+    // team's is optional: a namespace without one still starts, and its
+    // sidecars deny every call (no rules for the workload).
     assert_eq!(
-        by_name("hallpass-config")["configMap"]["name"],
-        "hallpass-policy"
+        by_name("hallpass-mesh")["configMap"],
+        json!({"name": "hallpass-mesh"})
+    );
+    assert_eq!(
+        by_name("hallpass-team")["configMap"],
+        json!({"name": "hallpass-policy", "optional": true})
+    );
+    assert!(volumes.iter().all(|v| v["name"] != "hallpass-config"));
+    let status: Value =
+        serde_json::from_str(pod["metadata"]["annotations"][INJECTED].as_str().unwrap()).unwrap();
+    assert_eq!(
+        status["volumes"],
+        json!([
+            "hallpass-mesh",
+            "hallpass-team",
+            "hallpass-state",
+            "hallpass-spiffe"
+        ])
     );
     assert_eq!(
         by_name("hallpass-spiffe")["csi"],
@@ -452,7 +482,8 @@ sidecar:
   image: registry.hospital.example/hallpass@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
   imagePullPolicy: Always
   adminPort: 19902
-  configMap: mesh-policy
+  meshConfigMap: platform-mesh
+  teamConfigMap: team-rules
   auditLog: "off"
   resources:
     requests: {cpu: 10m, memory: 16Mi}
@@ -480,11 +511,51 @@ spiffe:
     );
     let volumes = pod["spec"]["volumes"].as_array().unwrap();
     assert!(volumes.iter().all(|v| v["name"] != "hallpass-spiffe"));
-    assert!(
+    let config_map = |volume: &str| {
         volumes
             .iter()
-            .any(|v| v["configMap"]["name"] == "mesh-policy")
+            .find(|v| v["name"] == volume)
+            .map(|v| v["configMap"].clone())
+    };
+    assert_eq!(
+        config_map("hallpass-mesh"),
+        Some(json!({"name": "platform-mesh"}))
     );
+    assert_eq!(
+        config_map("hallpass-team"),
+        Some(json!({"name": "team-rules", "optional": true}))
+    );
+}
+
+#[test]
+fn the_platform_and_team_config_maps_must_be_two_valid_names() {
+    let err = InjectorConfig::from_yaml(
+        "sidecar: {meshConfigMap: hallpass-policy, teamConfigMap: hallpass-policy}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(
+            "sidecar.teamConfigMap: `hallpass-policy` is also sidecar.meshConfigMap; the platform's and the team's \
+             ConfigMaps must differ"
+        ),
+        "{err}"
+    );
+    let err =
+        InjectorConfig::from_yaml("sidecar: {meshConfigMap: Mesh_Policy, teamConfigMap: 'a b'}\n")
+            .unwrap_err()
+            .to_string();
+    for expected in [
+        "sidecar.meshConfigMap: `Mesh_Policy` is not a ConfigMap name",
+        "sidecar.teamConfigMap: `a b` is not a ConfigMap name",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in {err}");
+    }
+    // The old single key is gone (the chart writes the two new ones).
+    let err = InjectorConfig::from_yaml("sidecar: {configMap: hallpass-policy}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sidecar.configMap: unknown key"), "{err}");
 }
 
 #[test]
@@ -570,7 +641,7 @@ fn minimal_pods_get_every_map_and_list_created() {
             patched["metadata"]["labels"][SIDECAR_LABEL], "istio",
             "{patched}"
         );
-        assert_eq!(patched["spec"]["volumes"].as_array().unwrap().len(), 3);
+        assert_eq!(patched["spec"]["volumes"].as_array().unwrap().len(), 4);
         let mut named = patched.clone();
         named["metadata"]["name"] = json!("x-1");
         validate_pod(&named);

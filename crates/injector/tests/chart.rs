@@ -26,17 +26,18 @@ const SERVICE_NAME: &str = "hallpass-injector.hallpass-system.svc";
 
 /// Named sets of values, each rendered, linted and validated.
 fn value_sets() -> Vec<(&'static str, Vec<String>)> {
-    let policy = workspace_root().join("examples/policies/clinical-mesh.yaml");
+    let policy = workspace_root().join("examples/kubernetes/policy/mesh.yaml");
     let set = |s: &str| vec!["--set".to_owned(), s.to_owned()];
     vec![
         ("defaults", vec![]),
         (
-            "standalone, self-signed, policy in two namespaces, monitoring on",
+            "standalone, self-signed, platform ConfigMap in two namespaces, monitoring on",
             [
                 set("defaultMode=standalone"),
                 set("webhook.tls.source=self-signed"),
                 set("policy.namespaces={clinical,pharmacy}"),
-                vec!["--set-file".into(), format!("policy.content={}", policy.display())],
+                set("trustDomain=hospital.example"),
+                vec!["--set-file".into(), format!("policy.mesh.content={}", policy.display())],
                 set("monitoring.serviceMonitor.enabled=true"),
                 set("monitoring.podMonitor.enabled=true"),
                 set("monitoring.prometheusRule.enabled=true"),
@@ -269,10 +270,345 @@ fn default_install() {
         config.sidecar.image,
         "ghcr.io/hallpass-dev/hallpass-sidecar:0.1.0"
     );
-    assert_eq!(config.sidecar.config_map, "hallpass-policy");
+    assert_eq!(config.sidecar.mesh_config_map, "hallpass-mesh");
+    assert_eq!(config.sidecar.team_config_map, "hallpass-policy");
     assert_eq!(config.listen.port(), 8443);
-    // No workload namespace is listed, so no policy ConfigMap (NOTES warns).
+    // No workload namespace is listed, so no platform ConfigMap (NOTES warns).
     assert_eq!(of_kind(&docs, "ConfigMap").len(), 1);
+}
+
+/// Issue 14: the chart ships only the platform's part (config.yaml and the
+/// mesh-wide policy.yaml) as one ConfigMap per enrolled namespace; each
+/// namespace's team owns its own `hallpass-policy` ConfigMap, which the
+/// chart never renders. config.yaml reads both through `policy.files`, the
+/// team's directory under the workload namespace's owner scope, and the
+/// injector mounts each ConfigMap where config.yaml looks for it.
+#[test]
+fn the_chart_ships_the_platform_configmap_to_each_namespace_and_no_team_configmap() {
+    let mesh = workspace_root().join("examples/kubernetes/policy/mesh.yaml");
+    let rendered = template(&[
+        "--set".into(),
+        "policy.namespaces={clinical,billing,pharmacy}".into(),
+        "--set".into(),
+        "trustDomain=hospital.example".into(),
+        "--set-file".into(),
+        format!("policy.mesh.content={}", mesh.display()),
+        "--set".into(),
+        "sidecar.config.policy.reload_interval_seconds=5".into(),
+    ]);
+    kubernetes_validate(&rendered, CRD_KINDS);
+    let docs = yaml_documents(&rendered);
+    let maps: BTreeSet<(String, String)> = of_kind(&docs, "ConfigMap")
+        .iter()
+        .map(|d| {
+            (
+                d["metadata"]["namespace"].as_str().unwrap().to_owned(),
+                d["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        (NAMESPACE, "hallpass-injector"),
+        ("billing", "hallpass-mesh"),
+        ("clinical", "hallpass-mesh"),
+        ("pharmacy", "hallpass-mesh"),
+    ]
+    .iter()
+    .map(|(ns, name)| ((*ns).to_owned(), (*name).to_owned()))
+    .collect();
+    assert_eq!(
+        maps, expected,
+        "no team ConfigMap (hallpass-policy) is rendered"
+    );
+    let injector = injector_config(&docs);
+    assert_eq!(injector.sidecar.mesh_config_map, "hallpass-mesh");
+    assert_eq!(injector.sidecar.team_config_map, "hallpass-policy");
+    for namespace in ["clinical", "billing", "pharmacy"] {
+        let data = configmap(&docs, "hallpass-mesh", namespace)["data"]
+            .as_object()
+            .unwrap();
+        assert_eq!(
+            data.keys().collect::<Vec<_>>(),
+            ["config.yaml", "policy.yaml"]
+        );
+        let config: Value = serde_yaml_ng::from_str(data["config.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            config["policy"],
+            json!({
+                "files": [
+                    "/etc/hallpass/mesh/policy.yaml",
+                    {"path": "/etc/hallpass/team/", "owner": "workload_namespace"}
+                ],
+                "reload_interval_seconds": 5
+            }),
+            "the platform's file, then the team's directory under the namespace's scope; no policy.file"
+        );
+        let policy: Value = serde_yaml_ng::from_str(data["policy.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            policy["trust_domains"],
+            json!(["hospital.example", "imaging-vendor.example"])
+        );
+        assert!(policy["revoked"]["ids"].is_array());
+        assert!(policy.get("workloads").is_none(), "no team's rules");
+    }
+
+    // What a pod gets mounted is what config.yaml reads: the platform's
+    // ConfigMap (required) holds config.yaml and the first policy file, the
+    // team's (optional) is the owner-scoped directory.
+    let answer = admit(&injector, Scope::Namespace, &fixture("pod-plain.json"));
+    let pod = apply(&answer, &fixture_pod("pod-plain.json"));
+    validate_pod(&pod);
+    let hallpass = init_container(&pod, "hallpass");
+    let mount_of = |volume: &str| {
+        hallpass["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == volume)
+            .map(|m| {
+                (
+                    m["mountPath"].as_str().unwrap().to_owned(),
+                    m["readOnly"] == true,
+                )
+            })
+            .unwrap_or_else(|| panic!("no mount of {volume}"))
+    };
+    let config_map_of = |volume: &str| {
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == volume)
+            .map(|v| v["configMap"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        mount_of("hallpass-mesh"),
+        ("/etc/hallpass/mesh".to_owned(), true)
+    );
+    assert_eq!(
+        mount_of("hallpass-team"),
+        ("/etc/hallpass/team".to_owned(), true)
+    );
+    assert_eq!(
+        config_map_of("hallpass-mesh"),
+        json!({"name": "hallpass-mesh"})
+    );
+    assert_eq!(
+        config_map_of("hallpass-team"),
+        json!({"name": "hallpass-policy", "optional": true})
+    );
+    assert_eq!(
+        hallpass["args"],
+        json!(["serve", "--config", "/etc/hallpass/mesh/config.yaml"])
+    );
+    // The ID whose namespace scopes the team's files.
+    assert_eq!(
+        env_map(hallpass)["HALLPASS_WORKLOAD_ID"],
+        "spiffe://hospital.example/ns/billing/sa/billing"
+    );
+
+    // Other names flow from the values to the ConfigMap and the injector.
+    let docs = documents(&[
+        "--set".into(),
+        "policy.namespaces={clinical}".into(),
+        "--set".into(),
+        "trustDomain=hospital.example".into(),
+        "--set".into(),
+        "policy.mesh.configMapName=platform-policy".into(),
+        "--set".into(),
+        "policy.team.configMapName=team-rules".into(),
+    ]);
+    assert!(configmap(&docs, "platform-policy", "clinical")["data"]["config.yaml"].is_string());
+    let injector = injector_config(&docs);
+    assert_eq!(injector.sidecar.mesh_config_map, "platform-policy");
+    assert_eq!(injector.sidecar.team_config_map, "team-rules");
+}
+
+/// Installs from before the split: the old values fail with the way
+/// forward rather than rendering something else; the chart's own keys of
+/// the sidecar config cannot be overridden.
+#[test]
+fn the_single_policy_values_fail_with_the_migration() {
+    for (args, expected) in [
+        (
+            vec!["--set", "policy.content=version: 1"],
+            "policy.content was replaced by policy.mesh.content",
+        ),
+        (
+            vec!["--set", "policy.configMapName=hallpass-policy"],
+            "policy.configMapName was replaced by policy.mesh.configMapName",
+        ),
+        (
+            vec!["--set", "policy.mesh.configMapName=hallpass-policy"],
+            "policy.mesh.configMapName and policy.team.configMapName are both \"hallpass-policy\"",
+        ),
+        (
+            vec!["--set", "sidecar.config.policy.file=/tmp/allow.yaml"],
+            "/sidecar/config/policy",
+        ),
+        (
+            vec!["--set", "sidecar.config.policy.files={/tmp/}"],
+            "/sidecar/config/policy",
+        ),
+        (vec!["--set", "policy.team.content=x"], "content"),
+        // The team's scope is the namespace of the workload ID the injector
+        // derives from trustDomain: without it there is no scope.
+        (
+            vec!["--set", "policy.namespaces={clinical}"],
+            "trustDomain is required with policy.namespaces",
+        ),
+    ] {
+        let err = template_fails(&args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    // `--reuse-values` carries the old keys over; null drops them.
+    let old = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        old.path(),
+        "policy:\n  content: 'version: 1'\n  configMapName: hallpass-policy\n  namespaces: [clinical]\ntrustDomain: hospital.example\n",
+    )
+    .unwrap();
+    let old = old.path().display().to_string();
+    let docs = documents(&[
+        "-f".into(),
+        old.clone(),
+        "--set".into(),
+        "policy.content=null".into(),
+        "--set".into(),
+        "policy.configMapName=null".into(),
+    ]);
+    assert!(configmap(&docs, "hallpass-mesh", "clinical")["data"]["policy.yaml"].is_string());
+    for args in [
+        vec!["--set", "policy.content=version: 1"],
+        vec!["--set", "policy.configMapName=x"],
+        vec!["-f", old.as_str()],
+    ] {
+        let err = template_fails(&args);
+        assert!(
+            err.contains("docs/kubernetes.md, \"Migrating from one policy ConfigMap\""),
+            "{err}"
+        );
+    }
+}
+
+/// The example team ConfigMaps and the platform's file together are the
+/// example mesh policy, split by owner: each team's destinations in its
+/// own namespace (what `owner: workload_namespace` enforces), no mesh-wide
+/// section in a team file, every destination in exactly one file.
+#[test]
+fn the_team_examples_are_the_clinical_mesh_split_by_owner() {
+    let dir = workspace_root().join("examples/kubernetes");
+    let whole: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(workspace_root().join("examples/policies/clinical-mesh.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mesh: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("policy/mesh.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        mesh.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["revoked", "trust_domains", "version"]
+    );
+    let mut combined = mesh.clone();
+    combined["workloads"] = json!({});
+    let mut namespaces: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir.join("teams")).unwrap() {
+        let path = entry.unwrap().path();
+        for cm in yaml_documents(&std::fs::read_to_string(&path).unwrap()) {
+            assert_eq!(cm["kind"], "ConfigMap", "{path:?}");
+            assert_eq!(cm["metadata"]["name"], "hallpass-policy", "{path:?}");
+            let namespace = cm["metadata"]["namespace"].as_str().unwrap().to_owned();
+            for (key, text) in cm["data"].as_object().unwrap() {
+                assert!(key.ends_with(".yaml") || key.ends_with(".yml"), "{key}");
+                let file: Value = serde_yaml_ng::from_str(text.as_str().unwrap()).unwrap();
+                assert_eq!(
+                    file.as_object().unwrap().keys().collect::<Vec<_>>(),
+                    ["version", "workloads"],
+                    "{path:?} {key}: a team file sets no mesh-wide section"
+                );
+                hallpass_policy::CompiledPolicy::from_yaml(text.as_str().unwrap())
+                    .unwrap_or_else(|e| panic!("{path:?} {key}: {e}"));
+                for (id, entry) in file["workloads"].as_object().unwrap() {
+                    assert!(
+                        id.starts_with(&format!("spiffe://hospital.example/ns/{namespace}/")),
+                        "{path:?}: {id} is outside namespace {namespace}"
+                    );
+                    let previous = combined["workloads"]
+                        .as_object_mut()
+                        .unwrap()
+                        .insert(id.clone(), entry.clone());
+                    assert!(previous.is_none(), "{id} defined twice");
+                }
+            }
+            namespaces.push(namespace);
+        }
+    }
+    namespaces.sort();
+    assert_eq!(namespaces, ["billing", "clinical", "pharmacy"]);
+    assert_eq!(combined, whole);
+
+    // As the sidecars load them: the platform's file and each team's files
+    // under its namespace's owner scope compile as one set; a team file
+    // under another namespace's scope is refused.
+    let scope = |namespace: &str| hallpass_policy::OwnerScope {
+        patterns: vec![
+            hallpass_policy::SourcePattern::parse(&format!(
+                "spiffe://hospital.example/ns/{namespace}/**"
+            ))
+            .unwrap(),
+        ],
+        origin: "policy.files[1].owner (workload_namespace)".into(),
+    };
+    let mut files = vec![hallpass_policy::PolicyFile {
+        name: "mesh/policy.yaml".into(),
+        text: std::fs::read_to_string(dir.join("policy/mesh.yaml")).unwrap(),
+        owner: None,
+    }];
+    for namespace in &namespaces {
+        let cm = yaml_documents(
+            &std::fs::read_to_string(dir.join(format!("teams/{namespace}.yaml"))).unwrap(),
+        )
+        .remove(0);
+        for (key, text) in cm["data"].as_object().unwrap() {
+            files.push(hallpass_policy::PolicyFile {
+                name: format!("{namespace}/{key}"),
+                text: text.as_str().unwrap().to_owned(),
+                owner: Some(scope(namespace)),
+            });
+        }
+    }
+    let set = hallpass_policy::CompiledPolicy::from_files(&files)
+        .unwrap_or_else(|e| panic!("the examples as the sidecars load them: {e}"));
+    assert_eq!(set.destinations().count(), 3);
+    let mut misplaced = files.clone();
+    let pharmacy = misplaced
+        .iter_mut()
+        .find(|f| f.name.starts_with("pharmacy/"))
+        .unwrap();
+    pharmacy.owner = Some(scope("clinical"));
+    let err = hallpass_policy::CompiledPolicy::from_files(&misplaced)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spiffe://hospital.example/ns/pharmacy/sa/pharmacy")
+            && err.contains("pharmacy/pharmacy.yaml"),
+        "{err}"
+    );
+    // The production values enrol exactly the namespaces that have rules.
+    let production: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(dir.join("values-production.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut enrolled: Vec<&str> = production["policy"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    enrolled.sort_unstable();
+    assert_eq!(enrolled, namespaces);
 }
 
 #[test]
@@ -486,15 +822,15 @@ fn sidecar_config_and_policy_load_in_hallpass() {
     let injector = injector_config(&docs);
     assert_eq!(injector.default_mode, hallpass_injector::Mode::Standalone);
     for namespace in ["clinical", "pharmacy"] {
-        let cm = configmap(&docs, "hallpass-policy", namespace);
+        let cm = configmap(&docs, "hallpass-mesh", namespace);
         let config_text = cm["data"]["config.yaml"].as_str().unwrap();
         let policy_text = cm["data"]["policy.yaml"].as_str().unwrap();
         assert_eq!(
             policy_text.trim_end(),
-            std::fs::read_to_string(workspace_root().join("examples/policies/clinical-mesh.yaml"))
+            std::fs::read_to_string(workspace_root().join("examples/kubernetes/policy/mesh.yaml"))
                 .unwrap()
                 .trim_end(),
-            "--set-file policy.content ships the file unchanged"
+            "--set-file policy.mesh.content ships the file unchanged"
         );
         hallpass_policy::CompiledPolicy::from_yaml(policy_text)
             .unwrap_or_else(|e| panic!("policy: {e}"));
@@ -515,9 +851,32 @@ fn sidecar_config_and_policy_load_in_hallpass() {
                 "{namespace}: {:?}",
                 settings.warnings
             );
+            // The platform's file, then the team's directory, scoped to the
+            // namespace of the workload ID the injector derived.
+            assert_eq!(settings.policy_file, None);
+            let id = settings.workload_id.as_ref().unwrap().to_string();
+            let namespace = id.split('/').nth(4).unwrap();
+            let sources: Vec<(String, Option<Vec<String>>)> = settings
+                .policy_sources
+                .iter()
+                .map(|s| {
+                    (
+                        s.path.display().to_string(),
+                        s.owner
+                            .as_ref()
+                            .map(|o| o.patterns.iter().map(ToString::to_string).collect()),
+                    )
+                })
+                .collect();
             assert_eq!(
-                settings.policy_file,
-                std::path::Path::new("/etc/hallpass/policy.yaml")
+                sources,
+                [
+                    ("/etc/hallpass/mesh/policy.yaml".to_owned(), None),
+                    (
+                        "/etc/hallpass/team/".to_owned(),
+                        Some(vec![format!("spiffe://hospital.example/ns/{namespace}/**")])
+                    ),
+                ]
             );
             assert_eq!(
                 settings.authz_listen.to_string(),
@@ -699,7 +1058,13 @@ fn no_string_value_can_inject_yaml() {
     assert!(paths.len() > 40, "{paths:?}");
     const PAYLOAD: &str = "x\"\n        injected: true\n---\ninjected: true\n";
     let dir = tempfile::tempdir().unwrap();
-    let baseline = documents(&["--set".into(), "policy.namespaces={clinical}".into()]).len();
+    let baseline = documents(&[
+        "--set".into(),
+        "policy.namespaces={clinical}".into(),
+        "--set".into(),
+        "trustDomain=hospital.example".into(),
+    ])
+    .len();
     let mut refused_by_schema = 0;
     for path in &paths {
         let mut override_doc = json!({});
@@ -722,6 +1087,8 @@ fn no_string_value_can_inject_yaml() {
             NAMESPACE.to_owned(),
             "--set".to_owned(),
             "policy.namespaces={clinical}".to_owned(),
+            "--set".to_owned(),
+            "trustDomain=hospital.example".to_owned(),
             "-f".to_owned(),
             file.display().to_string(),
         ];
@@ -792,7 +1159,7 @@ fn injected_settings(
     let env: Vec<(String, String)> = env_map(init_container(&pod, "hallpass"))
         .into_iter()
         .collect();
-    let config_text = configmap(docs, "hallpass-policy", namespace)["data"]["config.yaml"]
+    let config_text = configmap(docs, "hallpass-mesh", namespace)["data"]["config.yaml"]
         .as_str()
         .unwrap();
     let settings = hallpass_server::Settings::from_yaml(config_text, env).unwrap();
@@ -992,7 +1359,7 @@ fn ignore_and_a_single_replica_are_spelled_out() {
 fn kubernetes_examples_validate() {
     let dir = workspace_root().join("examples/kubernetes");
     let mut files: Vec<std::path::PathBuf> = Vec::new();
-    for sub in ["", "istio", "spire", "standalone"] {
+    for sub in ["", "istio", "spire", "standalone", "teams"] {
         for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {
@@ -1085,9 +1452,9 @@ fn kubernetes_examples_validate() {
         dir.join("values-production.yaml").display().to_string(),
         "--set-file".into(),
         format!(
-            "policy.content={}",
+            "policy.mesh.content={}",
             workspace_root()
-                .join("examples/policies/clinical-mesh.yaml")
+                .join("examples/kubernetes/policy/mesh.yaml")
                 .display()
         ),
     ]);

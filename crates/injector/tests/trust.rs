@@ -593,7 +593,8 @@ fn other_containers_cannot_mount_the_sidecars_volumes() {
         "hallpass-run",
         "hallpass-state",
         "hallpass-spiffe",
-        "hallpass-config",
+        "hallpass-mesh",
+        "hallpass-team",
         "hallpass-anything",
     ] {
         let mut pod = lab_pod();
@@ -608,6 +609,166 @@ fn other_containers_cannot_mount_the_sidecars_volumes() {
             )],
         );
     }
+}
+
+/// The sidecar reads its config and the mesh-wide policy from the
+/// platform's ConfigMap (`hallpass-mesh`) and its rules from the team's
+/// (`hallpass-team`, optional). A pod that points either volume at another
+/// ConfigMap (an allow-all one it wrote), drops the team volume's
+/// `optional`, makes the platform's optional, narrows it to some keys, or
+/// moves the hallpass container's mounts, is not the injector's injection;
+/// after creation the volumes are frozen; no other container, debug ones
+/// included, may mount them.
+#[test]
+fn the_platform_and_team_policy_volumes_cannot_be_redirected_or_reached() {
+    let config = config("");
+    let genuine = injected(&create(&config, &lab_pod()), &lab_pod());
+    let volume_index = |pod: &Value, name: &str| {
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("volume {name}"))
+    };
+    let volume_edits: Vec<(&str, &str, Edit)> = vec![
+        (
+            "hallpass-team",
+            "/configMap/name",
+            Box::new(|v| v["configMap"]["name"] = json!("allow-everything")),
+        ),
+        (
+            "hallpass-team",
+            "/configMap/optional",
+            Box::new(|v| {
+                v["configMap"].as_object_mut().unwrap().remove("optional");
+            }),
+        ),
+        (
+            "hallpass-team",
+            "/configMap",
+            Box::new(|v| *v = json!({"name": "hallpass-team", "emptyDir": {}})),
+        ),
+        (
+            "hallpass-mesh",
+            "/configMap/name",
+            Box::new(|v| v["configMap"]["name"] = json!("hallpass-policy")),
+        ),
+        (
+            "hallpass-mesh",
+            "/configMap/optional",
+            Box::new(|v| v["configMap"]["optional"] = json!(true)),
+        ),
+        (
+            "hallpass-mesh",
+            "/configMap/items",
+            Box::new(|v| {
+                v["configMap"]["items"] = json!([{"key": "config.yaml", "path": "config.yaml"}])
+            }),
+        ),
+    ];
+    for (volume, at, edit) in volume_edits {
+        let mut forged = genuine.clone();
+        let i = volume_index(&forged, volume);
+        edit(&mut forged["spec"]["volumes"][i]);
+        for answer in [
+            create(&config, &forged),
+            guard(&config, "CREATE", None, None, &forged),
+        ] {
+            assert_refused(
+                &answer,
+                &[
+                    "carries names that belong to the injector",
+                    &format!("volume {volume} differs at {at}"),
+                ],
+            );
+        }
+        // Frozen after creation too.
+        let stored = api_server_defaults(genuine.clone());
+        let mut changed = stored.clone();
+        let i = volume_index(&changed, volume);
+        edit(&mut changed["spec"]["volumes"][i]);
+        assert_refused(
+            &guard(&config, "UPDATE", None, Some(&stored), &changed),
+            &[
+                &format!("volume {volume} changed"),
+                "cannot be added, changed or removed afterwards",
+            ],
+        );
+    }
+    // Dropping the team volume (and its mount) is not the injection either.
+    let mut forged = genuine.clone();
+    let i = volume_index(&forged, "hallpass-team");
+    forged["spec"]["volumes"].as_array_mut().unwrap().remove(i);
+    forged["spec"]["initContainers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["name"] != "hallpass-team");
+    assert_refused(
+        &guard(&config, "CREATE", None, None, &forged),
+        &["carries names that belong to the injector"],
+    );
+    // The hallpass container's mounts: the team's files where the mesh's
+    // config is read, or a writable policy directory.
+    let mount_edits: Vec<(&str, Edit)> = vec![
+        (
+            "/volumeMounts/0/name",
+            Box::new(|c| c["volumeMounts"][0]["name"] = json!("hallpass-team")),
+        ),
+        (
+            "/volumeMounts/1/readOnly",
+            Box::new(|c| c["volumeMounts"][1]["readOnly"] = json!(false)),
+        ),
+        (
+            "/volumeMounts/1/mountPath",
+            Box::new(|c| c["volumeMounts"][1]["mountPath"] = json!("/etc/hallpass/mesh/team")),
+        ),
+    ];
+    for (at, edit) in mount_edits {
+        let mut forged = genuine.clone();
+        edit(&mut forged["spec"]["initContainers"][0]);
+        assert_refused(
+            &guard(&config, "CREATE", None, None, &forged),
+            &[&format!("container hallpass differs at {at}")],
+        );
+    }
+    // No other container reaches them, debug containers included.
+    for volume in ["hallpass-mesh", "hallpass-team"] {
+        let mut pod = lab_pod();
+        pod["spec"]["containers"][0]["volumeMounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": volume, "mountPath": "/etc/hallpass/team"}));
+        assert_refused(
+            &create(&config, &pod),
+            &[&format!(
+                "only hallpass's own containers may mount {volume}"
+            )],
+        );
+        let stored = api_server_defaults(genuine.clone());
+        let mut debugged = stored.clone();
+        debugged["spec"]["ephemeralContainers"] = json!([{
+            "name": "debugger", "image": "busybox",
+            "volumeMounts": [{"name": volume, "mountPath": "/x"}]
+        }]);
+        assert_refused(
+            &guard(
+                &config,
+                "UPDATE",
+                Some("ephemeralcontainers"),
+                Some(&stored),
+                &debugged,
+            ),
+            &[&format!(
+                "only hallpass's own containers may mount {volume}"
+            )],
+        );
+    }
+    // The genuine injection, stored, is admitted and valid.
+    let stored = api_server_defaults(genuine);
+    let answer = guard(&config, "CREATE", None, None, &stored);
+    assert!(answer.allowed, "{}", answer.message);
+    validate_all(&[stored]);
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //!   has no copy of the policy).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 
 use hallpass_policy::CompiledPolicy;
 use hallpass_telemetry::{CallGraph, ObservedEdge, RuleUsage};
@@ -72,7 +72,7 @@ fn number(sample: &Value) -> f64 {
 pub async fn load(
     client: &HttpClient,
     url: &Url,
-    policy: Option<&Path>,
+    policy: &[PathBuf],
 ) -> Result<CallGraph, InsightsError> {
     let mut edges: BTreeMap<(String, String), ObservedEdge> = BTreeMap::new();
     let decisions = query(
@@ -138,14 +138,28 @@ pub async fn load(
     })
     .collect();
     let declared = match policy {
-        Some(path) => {
-            let policy = CompiledPolicy::from_file(path).map_err(|e| InsightsError::Policy {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-            policy.declared_graph(None).edges
+        [] => Vec::new(),
+        // One file reads as a policy file always did; several files or a
+        // directory are combined (`policy.files`).
+        [one] if !one.is_dir() => {
+            CompiledPolicy::from_file(one)
+                .map_err(|e| InsightsError::Policy {
+                    path: one.clone(),
+                    message: e.to_string(),
+                })?
+                .declared_graph(None)
+                .edges
         }
-        None => Vec::new(),
+        paths => {
+            hallpass_policy::read_policy_files(paths)
+                .and_then(|set| CompiledPolicy::from_files(&set))
+                .map_err(|e| InsightsError::Policy {
+                    path: paths.first().cloned().unwrap_or_default(),
+                    message: e.to_string(),
+                })?
+                .declared_graph(None)
+                .edges
+        }
     };
     Ok(CallGraph {
         generated_at_ms: std::time::SystemTime::now()

@@ -25,8 +25,9 @@ pub enum Source {
     Prometheus {
         /// The Prometheus base URL.
         url: Url,
-        /// The policy, for the declared edges (Prometheus has none).
-        policy: Option<PathBuf>,
+        /// The policy (files or directories, combined), for the declared
+        /// edges (Prometheus has none).
+        policy: Vec<PathBuf>,
     },
 }
 
@@ -45,7 +46,7 @@ impl Source {
     pub async fn load(&self, client: &HttpClient) -> Result<CallGraph, InsightsError> {
         let text = match self {
             Self::Prometheus { url, policy } => {
-                return crate::prometheus::load(client, url, policy.as_deref()).await;
+                return crate::prometheus::load(client, url, policy).await;
             }
             Self::Admin(url) => client.get_text(&endpoint(url, "/callgraph")).await?,
             Self::State(path) => {

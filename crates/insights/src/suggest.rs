@@ -64,6 +64,9 @@ pub struct Observations {
     call_paths: bool,
     /// Items skipped, by reason (fixed words: never a path or an ID).
     skipped: BTreeMap<Cow<'static, str>, u64>,
+    /// The suggestion joins a policy of several files: it leaves the
+    /// mesh-wide `trust_domains` to the platform's file.
+    team_file: bool,
 }
 
 impl Observations {
@@ -99,6 +102,23 @@ impl Observations {
     /// Distinct (destination, source) pairs with usable calls.
     pub fn calls_len(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Suggest a file to add to the policy in force: drop the calls to
+    /// every destination `defined` says it defines already, and leave the
+    /// mesh-wide `trust_domains` to its platform file; how many
+    /// destinations were dropped. The suggestion can then be added to that
+    /// policy without defining a destination or a mesh-wide section twice.
+    pub fn drop_destinations(&mut self, defined: impl Fn(&str) -> bool) -> usize {
+        self.team_file = true;
+        let dropped: BTreeSet<String> = self
+            .calls
+            .keys()
+            .filter(|(d, _)| defined(d))
+            .map(|(d, _)| d.clone())
+            .collect();
+        self.calls.retain(|(d, _), _| !dropped.contains(d));
+        dropped.len()
     }
 
     /// Distinct destinations with usable calls.
@@ -390,7 +410,15 @@ pub fn policy_yaml(obs: &Observations, mode: Mode, max_literals: usize, origin: 
         thousands(obs.skipped_total()),
     );
     let _ = writeln!(out, "version: 1");
-    let _ = writeln!(out, "trust_domains: {}", quoted_list(&trust_domains));
+    if obs.team_file {
+        let _ = writeln!(
+            out,
+            "# trust_domains {} come from the platform's file.",
+            quoted_list(&trust_domains)
+        );
+    } else {
+        let _ = writeln!(out, "trust_domains: {}", quoted_list(&trust_domains));
+    }
     let _ = writeln!(out, "workloads:");
     let mut current = None;
     let mut names: BTreeSet<String> = BTreeSet::new();

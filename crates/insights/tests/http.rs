@@ -305,7 +305,14 @@ fn prometheus_over_https_reads_back_the_exact_promql() {
         .url("https", "127.0.0.1")
         .join("/prometheus/")
         .unwrap();
-    let graph = load_all(&[Source::Prometheus { url, policy: None }], &options).unwrap();
+    let graph = load_all(
+        &[Source::Prometheus {
+            url,
+            policy: Vec::new(),
+        }],
+        &options,
+    )
+    .unwrap();
     assert_eq!(graph.observed.len(), 1, "{graph:?}");
     let edge = &graph.observed[0];
     assert_eq!((edge.count, edge.allowed, edge.new), (12, 12, true));

@@ -64,6 +64,24 @@ pub fn check(text: &str, now: i64) -> Report {
     Report::new(findings)
 }
 
+/// [`check`] for a policy of several files (`policy.files`): every file's
+/// problems, every problem of the set as a whole (a destination in two
+/// files, mesh-wide sections in a team file or in two files, a destination
+/// outside its file's owner scope: all of them, not the first), then the
+/// lints of the combined policy. Each finding names its file.
+pub fn check_files(files: &[crate::PolicyFile], now: i64) -> Report {
+    let mut findings = crate::set::check_set(files, |doc, policy| {
+        let mut lints = Lints {
+            findings: Vec::new(),
+        };
+        lints.run(doc, policy, now);
+        lints.findings
+    });
+    findings
+        .sort_by(|a, b| (&a.file, a.location, a.severity).cmp(&(&b.file, b.location, b.severity)));
+    Report::new(findings)
+}
+
 fn errors(problems: &[Problem]) -> Report {
     let mut findings = problems.to_vec();
     findings.sort_by_key(|f| f.location);

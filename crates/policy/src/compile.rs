@@ -269,7 +269,7 @@ impl CompiledPolicy {
     /// [`CompiledPolicy::compile_for`], with IDs named in entries already
     /// cut out of the document (they keep their own labels), and the
     /// destinations of those entries.
-    fn compile_scoped(
+    pub(crate) fn compile_scoped(
         doc: &PolicyDocument,
         only: Option<&SpiffeId>,
         also_named: HashSet<SpiffeId>,
@@ -428,6 +428,11 @@ impl CompiledPolicy {
             other_labels,
             labels,
         })
+    }
+
+    /// Count `n` more destinations whose entries were cut out unread.
+    pub(crate) fn add_dropped(&mut self, n: usize) {
+        self.destinations_dropped += n;
     }
 
     /// Destinations of the file whose rules were not kept (compiled for one

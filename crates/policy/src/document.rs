@@ -18,6 +18,11 @@ use crate::Mode;
 pub struct PolicyDocument {
     /// Schema version; only `1` exists.
     pub version: u32,
+    /// The file's owner scope (a team file in a policy of several files):
+    /// source patterns every destination of the file must match. A file
+    /// with a scope may not set mesh-wide sections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Vec<String>>,
     /// Trust domains whose identities may be accepted at all.
     #[serde(default)]
     pub trust_domains: Vec<String>,
@@ -173,6 +178,7 @@ pub(crate) mod shape {
     /// The whole file.
     pub(crate) static POLICY: Shape = Shape::Struct(&[
         field("version", &INT, true),
+        field("owner", &STRS, false),
         field("trust_domains", &STRS, false),
         field("revoked", &REVOKED, false),
         field("workloads", &WORKLOADS, false),

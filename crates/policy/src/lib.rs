@@ -35,6 +35,7 @@ mod locate;
 mod matchers;
 mod path;
 mod probe;
+mod set;
 mod similar;
 pub mod suite;
 mod trie;
@@ -56,6 +57,9 @@ pub use locate::{Location, LocationIndex, child_path, item_path};
 pub use matchers::{GrpcPattern, RouteTemplate, SourcePattern};
 pub use path::{NormalizedPath, normalize_path, parse_path};
 pub use probe::matcher_calls;
+pub use set::{
+    MESH_WIDE_SECTION, OWNER_VIOLATION, OwnerScope, PolicyFile, expand_source, read_policy_files,
+};
 pub use similar::UndefinedDestination;
 pub use trie::{RouteHit, RouteKind, RouteTrie};
 // The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.

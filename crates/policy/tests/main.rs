@@ -21,6 +21,7 @@ mod reference;
 mod scan;
 mod schema;
 mod scoped;
+mod sets;
 mod shipped_dates;
 mod suite;
 mod trie;

@@ -305,8 +305,12 @@ pub struct XfccSection {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicySection {
-    /// The policy file (required).
+    /// The policy file (this or `files` is required).
     pub file: Option<PathBuf>,
+    /// More policy sources: files or directories, each with an optional
+    /// owner scope (design §4). With `file`, that is one more source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PolicyFileEntry>,
     /// How often the policy and bundle files are re-read.
     pub reload_interval_seconds: u64,
     /// `enforce`: enforce every destination, even those the policy audits.
@@ -317,10 +321,57 @@ impl Default for PolicySection {
     fn default() -> Self {
         Self {
             file: None,
+            files: Vec::new(),
             reload_interval_seconds: 2,
             mode: None,
         }
     }
+}
+
+/// One entry of `policy.files`: a path, or a path with an owner scope.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum PolicyFileEntry {
+    /// A policy file, or a directory of them (`*.yaml`/`*.yml`, hidden
+    /// names skipped).
+    Path(PathBuf),
+    /// `{path, owner}`.
+    Owned(OwnedPolicyFile),
+}
+
+/// `policy.files[]` written as `{path: …, owner: …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnedPolicyFile {
+    /// A policy file or a directory of them.
+    pub path: PathBuf,
+    /// Source patterns (`from` syntax) every destination of this source
+    /// must match, or the keyword `workload_namespace`.
+    pub owner: OwnerEntry,
+}
+
+/// `policy.files[].owner`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OwnerEntry {
+    /// SPIFFE ID patterns: exact, `/*` or `/**`.
+    Patterns(Vec<String>),
+    /// `workload_namespace`: under `spiffe://TD/ns/NAMESPACE/` of `workload.id`.
+    Keyword(String),
+}
+
+/// The keyword of [`OwnerEntry::Keyword`].
+pub const WORKLOAD_NAMESPACE: &str = "workload_namespace";
+
+/// A validated policy source: a file or a directory, and its owner scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySource {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The scope every destination of this source must match.
+    pub owner: Option<hallpass_policy::OwnerScope>,
+    /// As written, for the effective config.
+    pub written: PolicyFileEntry,
 }
 
 /// `telemetry`.
@@ -591,8 +642,10 @@ pub struct Settings {
     pub max_lifetime_jwt: i64,
     /// Tolerated clock skew on credential validity windows.
     pub clock_skew: Duration,
-    /// The policy file.
-    pub policy_file: PathBuf,
+    /// The policy file (`policy.file`), when set.
+    pub policy_file: Option<PathBuf>,
+    /// Every policy source (`policy.file` first, then `policy.files`).
+    pub policy_sources: Vec<PolicySource>,
     /// How often the policy and bundle files are re-read.
     pub reload_interval: Duration,
     /// `Some(Mode::Enforce)`: enforce every destination, even one the policy
@@ -764,7 +817,13 @@ impl Settings {
                 },
             },
             policy: PolicySection {
-                file: Some(self.policy_file.clone()),
+                file: self.policy_file.clone(),
+                files: self
+                    .policy_sources
+                    .iter()
+                    .skip(usize::from(self.policy_file.is_some()))
+                    .map(|s| s.written.clone())
+                    .collect(),
                 reload_interval_seconds: self.reload_interval.as_secs(),
                 mode: self.mode_override,
             },
@@ -806,7 +865,9 @@ impl ConfigFile {
             .trust
             .validate(env.spiffe_endpoint_socket.as_deref(), problems);
         let identity = self.identity.validate(problems, &mut warnings);
-        let policy = self.policy.validate(problems);
+        let policy = self
+            .policy
+            .validate(workload_id.as_ref().and_then(Option::as_ref), problems);
         let (telemetry, log_raw_paths) = self.telemetry.validate(problems);
 
         // What spans sections: two listeners cannot share an address.
@@ -874,7 +935,8 @@ impl ConfigFile {
             max_lifetime_x509: identity.max_lifetime_x509,
             max_lifetime_jwt: identity.max_lifetime_jwt,
             clock_skew: identity.clock_skew,
-            policy_file: policy.file?,
+            policy_file: policy.file,
+            policy_sources: policy.sources?,
             reload_interval: policy.reload_interval,
             mode_override: policy.mode,
             telemetry,
@@ -1071,21 +1133,52 @@ impl JwtSection {
 /// Validated `policy`.
 struct PolicySettings {
     file: Option<PathBuf>,
+    sources: Option<Vec<PolicySource>>,
     reload_interval: Duration,
     mode: Option<Mode>,
 }
 
 impl PolicySection {
-    fn validate(&self, problems: &mut Problems) -> PolicySettings {
-        if self.file.is_none() {
+    fn validate(&self, workload_id: Option<&SpiffeId>, problems: &mut Problems) -> PolicySettings {
+        if self.file.is_none() && self.files.is_empty() {
             problems.push(
                 Problem::error(
                     hallpass_diagnostics::codes::MISSING_KEY,
                     "policy.file",
-                    "required: the policy file to enforce",
+                    "required: the policy file to enforce (or policy.files: several files or directories)",
                 )
                 .with_hint("e.g. policy: {file: /etc/hallpass/policy.yaml}"),
             );
+        }
+        let mut sources = Vec::new();
+        let mut ok = true;
+        if let Some(file) = &self.file {
+            sources.push(PolicySource {
+                path: file.clone(),
+                owner: None,
+                written: PolicyFileEntry::Path(file.clone()),
+            });
+        }
+        for (i, entry) in self.files.iter().enumerate() {
+            let at = format!("policy.files[{i}]");
+            let (path, owner) = match entry {
+                PolicyFileEntry::Path(path) => (path, None),
+                PolicyFileEntry::Owned(o) => (&o.path, Some(&o.owner)),
+            };
+            if path.as_os_str().is_empty() {
+                ok = false;
+                problems.invalid(at.clone(), "an empty path");
+            }
+            let owner = owner.and_then(|o| {
+                let scope = owner_scope(o, &format!("{at}.owner"), workload_id, problems);
+                ok &= scope.is_some();
+                scope
+            });
+            sources.push(PolicySource {
+                path: path.clone(),
+                owner,
+                written: entry.clone(),
+            });
         }
         // A sidecar may only be made stricter than its policy: a per-pod
         // audit switch would let one replica of an enforced destination wave
@@ -1105,8 +1198,72 @@ impl PolicySection {
         }
         PolicySettings {
             file: self.file.clone(),
+            sources: (ok && !sources.is_empty()).then_some(sources),
             reload_interval: Duration::from_secs(self.reload_interval_seconds),
             mode: self.mode,
+        }
+    }
+}
+
+/// The scope `policy.files[i].owner` (at key path `at`) stands for.
+fn owner_scope(
+    owner: &OwnerEntry,
+    at: &str,
+    workload_id: Option<&SpiffeId>,
+    problems: &mut Problems,
+) -> Option<hallpass_policy::OwnerScope> {
+    use hallpass_policy::SourcePattern;
+    let origin = format!("{at} in the config");
+    match owner {
+        OwnerEntry::Keyword(word) if word == WORKLOAD_NAMESPACE => {
+            let Some(id) = workload_id else {
+                problems.invalid(
+                    at,
+                    "`workload_namespace` needs workload.id (spiffe://TD/ns/NAMESPACE/…) to know the namespace",
+                );
+                return None;
+            };
+            let mut segments = id.path().split('/').skip(1);
+            let namespace = match (segments.next(), segments.next(), segments.next()) {
+                (Some("ns"), Some(ns), Some(_)) if !ns.is_empty() => ns,
+                _ => {
+                    problems.invalid(
+                        at,
+                        format!(
+                            "`workload_namespace`: workload.id `{id}` has no /ns/NAMESPACE/ path;                              list the owner's SPIFFE ID patterns instead"
+                        ),
+                    );
+                    return None;
+                }
+            };
+            let pattern = format!("spiffe://{}/ns/{namespace}/**", id.trust_domain());
+            let pattern = problems.check(at, SourcePattern::parse(&pattern))?;
+            Some(hallpass_policy::OwnerScope {
+                patterns: vec![pattern],
+                origin: format!("{origin} (workload_namespace)"),
+            })
+        }
+        OwnerEntry::Keyword(word) => {
+            problems.push(
+                Problem::new(at, format!("`{word}` is not an owner scope")).with_hint(
+                    "a list of SPIFFE ID patterns (exact, /*, /**) or `workload_namespace`",
+                ),
+            );
+            None
+        }
+        OwnerEntry::Patterns(patterns) => {
+            if patterns.is_empty() {
+                problems.invalid(at, "an empty owner scope allows no destination");
+                return None;
+            }
+            let mut parsed = Vec::new();
+            for (k, text) in patterns.iter().enumerate() {
+                parsed.push(problems.check(&format!("{at}[{k}]"), SourcePattern::parse(text))?);
+            }
+            Some(hallpass_policy::OwnerScope {
+                patterns: parsed,
+                origin,
+            })
         }
     }
 }

@@ -15,12 +15,14 @@
 //! completely before it swaps the link, so it is loaded at the first read
 //! that sees it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hallpass_identity::{CredentialDigest, X509Bundle, credential_digest, parse_spiffe_bundle};
-use hallpass_policy::CompiledPolicy;
+use hallpass_policy::{CompiledPolicy, OwnerScope, PolicyFile};
 
+use crate::config::PolicySource;
 use crate::trust::SourceBundles;
 use crate::{LoadedPolicy, Shared};
 
@@ -96,7 +98,7 @@ impl Watched {
 /// Reload state across ticks.
 #[derive(Debug, Default)]
 pub(crate) struct Reloader {
-    policy: Watched,
+    policy: PolicyWatch,
     /// Per configured trust domain: its X.509 file, its JWT file.
     bundles: Vec<[Watched; 2]>,
     bundles_built: bool,
@@ -116,54 +118,54 @@ impl Reloader {
     }
 
     fn tick_policy(&mut self, shared: &Shared) {
-        let path = &shared.settings.policy_file;
-        let Some(now) = self.policy.poll(path) else {
+        let Some(files) = self.policy.poll(&shared.settings.policy_sources) else {
             return;
         };
-        match &now {
+        let shown = self.policy.shown();
+        let files = match files {
             Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "cannot read policy file; {}", after_failure(shared));
+                tracing::error!(files = %shown, error = %e, "cannot read policy file; {}", after_failure(shared));
                 shared.metrics.record_reload(false);
+                return;
             }
-            Ok(bytes) => match compile(bytes, shared) {
-                (Ok(policy), started) => {
-                    let only = shared.settings.workload_id.as_ref();
-                    shared.telemetry.policy_loaded(policy.declared_graph(only));
-                    let destinations = policy.destinations().count();
-                    let dropped = policy.destinations_dropped();
-                    let rules = policy.rule_count();
-                    let loaded = LoadedPolicy::new(policy, only, &shared.metrics);
-                    shared
-                        .metrics
-                        .policy_workload_defined
-                        .set(i64::from(loaded.undefined_workload.is_none()));
-                    if let Some(undefined) = &loaded.undefined_workload {
-                        tracing::warn!(
-                            file = %path.display(),
-                            workload = %undefined.id,
-                            did_you_mean = undefined.did_you_mean.as_ref().map(tracing::field::display),
-                            "workload.id {undefined}; fix workload.id, or add its entry to the policy"
-                        );
-                    }
-                    shared.policy.store(Some(Arc::new(loaded)));
-                    shared.metrics.record_reload(true);
-                    let elapsed_ms =
-                        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    tracing::info!(file = %path.display(), destinations, rules, other_destinations = dropped, elapsed_ms, "policy loaded");
-                    if only.is_none() && (destinations > LARGE_DESTINATIONS || rules > LARGE_RULES)
-                    {
-                        tracing::warn!(
-                            destinations,
-                            rules,
-                            "workload.id is not set, so this sidecar keeps the rules of every destination in the policy (it learns its own from each request); set workload.id to keep only its own and save the memory"
-                        );
-                    }
+            Ok(files) => files,
+        };
+        match compile(&files, shared) {
+            (Ok(policy), started) => {
+                let only = shared.settings.workload_id.as_ref();
+                shared.telemetry.policy_loaded(policy.declared_graph(only));
+                let destinations = policy.destinations().count();
+                let dropped = policy.destinations_dropped();
+                let rules = policy.rule_count();
+                let loaded = LoadedPolicy::new(policy, only, &shared.metrics);
+                shared
+                    .metrics
+                    .policy_workload_defined
+                    .set(i64::from(loaded.undefined_workload.is_none()));
+                if let Some(undefined) = &loaded.undefined_workload {
+                    tracing::warn!(
+                        files = %shown,
+                        workload = %undefined.id,
+                        did_you_mean = undefined.did_you_mean.as_ref().map(tracing::field::display),
+                        "workload.id {undefined}; fix workload.id, or add its entry to the policy"
+                    );
                 }
-                (Err(e), _) => {
-                    shared.metrics.record_reload(false);
-                    tracing::error!(file = %path.display(), error = %e, "invalid policy; {}", after_failure(shared));
+                shared.policy.store(Some(Arc::new(loaded)));
+                shared.metrics.record_reload(true);
+                let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                tracing::info!(files = %shown, destinations, rules, other_destinations = dropped, elapsed_ms, "policy loaded");
+                if only.is_none() && (destinations > LARGE_DESTINATIONS || rules > LARGE_RULES) {
+                    tracing::warn!(
+                        destinations,
+                        rules,
+                        "workload.id is not set, so this sidecar keeps the rules of every destination in the policy (it learns its own from each request); set workload.id to keep only its own and save the memory"
+                    );
                 }
-            },
+            }
+            (Err(e), _) => {
+                shared.metrics.record_reload(false);
+                tracing::error!(files = %shown, error = %e, "invalid policy; {}", after_failure(shared));
+            }
         }
     }
 
@@ -257,21 +259,116 @@ const LARGE_DESTINATIONS: usize = 100;
 /// See [`LARGE_DESTINATIONS`].
 const LARGE_RULES: usize = 10_000;
 
-/// Compile the policy file's bytes (only this sidecar's destination when
-/// `workload.id` is set), with the time it started.
+/// Compile the policy files (only this sidecar's destination when
+/// `workload.id` is set), with the time it started. One file without an
+/// owner scope is read as a single policy file always was.
 fn compile(
-    bytes: &[u8],
+    files: &[PolicyFile],
     shared: &Shared,
 ) -> (
     Result<CompiledPolicy, hallpass_policy::PolicyError>,
     std::time::Instant,
 ) {
     let started = std::time::Instant::now();
-    let compiled = CompiledPolicy::from_yaml_for(
-        &String::from_utf8_lossy(bytes),
-        shared.settings.workload_id.as_ref(),
-    );
+    let only = shared.settings.workload_id.as_ref();
+    let compiled = match files {
+        [one] if one.owner.is_none() => CompiledPolicy::from_yaml_for(&one.text, only),
+        _ => CompiledPolicy::from_files_for(files, only),
+    };
     (compiled, started)
+}
+
+/// The policy sources: each configured path, and for a directory, the
+/// files in it. Every file is a [`Watched`]; the set is acted on once
+/// every file has settled, and when a file appears or disappears.
+#[derive(Debug, Default)]
+struct PolicyWatch {
+    files: BTreeMap<PathBuf, Watched>,
+    /// The files last listed, in order, with their owner scopes.
+    listed: Vec<(PathBuf, Option<OwnerScope>)>,
+    /// Something changed that the set has not been rebuilt for.
+    dirty: bool,
+}
+
+impl PolicyWatch {
+    /// Read every source. The files to compile, when the set changed and
+    /// every file has settled; the read error, when one cannot be read.
+    fn poll(&mut self, sources: &[PolicySource]) -> Option<Result<Vec<PolicyFile>, String>> {
+        let mut listed = Vec::new();
+        for source in sources {
+            match hallpass_policy::expand_source(&source.path) {
+                Ok(files) => listed.extend(files.into_iter().map(|f| (f, source.owner.clone()))),
+                Err(_) => listed.push((source.path.clone(), source.owner.clone())),
+            }
+        }
+        if listed != self.listed {
+            self.dirty = true;
+            self.files
+                .retain(|path, _| listed.iter().any(|(p, _)| p == path));
+            self.listed = listed;
+        }
+        let mut fresh: BTreeMap<PathBuf, Seen> = BTreeMap::new();
+        for (path, _) in &self.listed {
+            let watched = self.files.entry(path.clone()).or_default();
+            if let Some(seen) = watched.poll(path) {
+                self.dirty = true;
+                fresh.insert(path.clone(), seen);
+            }
+        }
+        if !self.dirty || self.settling() {
+            return None;
+        }
+        if self.listed.is_empty() {
+            self.dirty = false;
+            return Some(Err(
+                "no policy file (`*.yaml` or `*.yml`) in the configured directories".into(),
+            ));
+        }
+        let mut files = Vec::new();
+        for (path, owner) in &self.listed {
+            // Unchanged files are read again: only their digest is kept
+            // (a mesh-wide file can be megabytes). Changed since? Then
+            // wait for it to settle.
+            let seen = match fresh.remove(path) {
+                Some(seen) => seen,
+                None => {
+                    let again = read(path);
+                    let current = self.files.get(path).and_then(|w| w.current.clone());
+                    if current.as_ref() != Some(&stamp(&again)) {
+                        return None;
+                    }
+                    again
+                }
+            };
+            match seen {
+                Ok(bytes) => files.push(PolicyFile {
+                    name: path.display().to_string(),
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                    owner: owner.clone(),
+                }),
+                Err(e) => {
+                    self.dirty = false;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.dirty = false;
+        Some(Ok(files))
+    }
+
+    fn settling(&self) -> bool {
+        self.files.values().any(Watched::settling)
+    }
+
+    /// The files, for logs.
+    fn shown(&self) -> String {
+        let names: Vec<String> = self
+            .listed
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        names.join(",")
+    }
 }
 
 fn read(path: &Path) -> Seen {

@@ -120,7 +120,10 @@ fn full_config_is_read_into_settings() {
     );
     assert_eq!(s.x509_from, X509From::PeerCertificate);
     assert_eq!(s.clock_skew, Duration::from_secs(45));
-    assert_eq!(s.policy_file, PathBuf::from("/etc/hallpass/policy.yaml"));
+    assert_eq!(
+        s.policy_file,
+        Some(PathBuf::from("/etc/hallpass/policy.yaml"))
+    );
     assert_eq!(s.reload_interval, Duration::from_secs(5));
     assert_eq!(s.telemetry.audit, AuditTarget::Off);
     assert_eq!(s.telemetry.rate_spike.factor, 4.0);
@@ -416,7 +419,10 @@ fn environment_overrides_win_over_the_file() {
         ListenAddr::Unix(PathBuf::from("/run/x.sock"))
     );
     assert_eq!(s.admin_listen, tcp("127.0.0.1:19902"));
-    assert_eq!(s.policy_file, PathBuf::from("/run/policy/override.yaml"));
+    assert_eq!(
+        s.policy_file,
+        Some(PathBuf::from("/run/policy/override.yaml"))
+    );
     assert_eq!(s.clock_skew, Duration::from_secs(5));
     assert_eq!(s.reload_interval, Duration::from_secs(60));
     assert_eq!(s.telemetry.audit, AuditTarget::Stdout);
@@ -433,7 +439,7 @@ fn environment_overrides_win_over_the_file() {
 fn environment_can_supply_what_the_file_lacks() {
     let text = "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: /a.pem\n";
     let s = Settings::from_yaml(text, env(&[("HALLPASS_POLICY_FILE", "/p.yaml")])).unwrap();
-    assert_eq!(s.policy_file, PathBuf::from("/p.yaml"));
+    assert_eq!(s.policy_file, Some(PathBuf::from("/p.yaml")));
 }
 
 #[test]
@@ -611,7 +617,7 @@ fn a_type_error_does_not_invent_problems_in_sibling_keys() {
 
 fn numeric_looking_environment_value_for_a_path_key_is_a_path() {
     let s = Settings::from_yaml(MINIMAL, env(&[("HALLPASS_POLICY_FILE", "2024")])).unwrap();
-    assert_eq!(s.policy_file, PathBuf::from("2024"));
+    assert_eq!(s.policy_file, Some(PathBuf::from("2024")));
 }
 
 // ---------------------------------------------------------------- places and hints
@@ -1159,4 +1165,92 @@ fn check_file_reports_errors_and_warnings_located_in_file_order() {
         "{found:#?}"
     );
     assert!(Settings::check_file(&dir.path().join("absent.yaml"), no_env()).is_err());
+}
+
+const BUNDLE: &str = "trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: /etc/hallpass/hospital.pem\n";
+
+#[test]
+fn policy_files_with_owner_scopes_are_read() {
+    let text = format!(
+        "{BUNDLE}workload:\n  id: spiffe://hospital.example/ns/clinical/sa/lab-results\n\
+         policy:\n  file: /etc/hallpass/mesh/policy.yaml\n  files:\n    - /etc/hallpass/extra.yaml\n\
+         \x20   - {{path: /etc/hallpass/team/, owner: workload_namespace}}\n\
+         \x20   - {{path: /etc/hallpass/vendor.yaml, owner: [\"spiffe://hospital.example/ns/vendor/*\"]}}\n"
+    );
+    let s = Settings::from_yaml(&text, no_env()).unwrap();
+    assert_eq!(
+        s.policy_file,
+        Some(PathBuf::from("/etc/hallpass/mesh/policy.yaml"))
+    );
+    let sources: Vec<(String, Option<String>)> = s
+        .policy_sources
+        .iter()
+        .map(|src| {
+            (
+                src.path.display().to_string(),
+                src.owner.as_ref().map(|o| {
+                    let p: Vec<String> = o.patterns.iter().map(ToString::to_string).collect();
+                    p.join(",")
+                }),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("/etc/hallpass/mesh/policy.yaml".to_owned(), None),
+            ("/etc/hallpass/extra.yaml".to_owned(), None),
+            (
+                "/etc/hallpass/team/".to_owned(),
+                Some("spiffe://hospital.example/ns/clinical/**".to_owned())
+            ),
+            (
+                "/etc/hallpass/vendor.yaml".to_owned(),
+                Some("spiffe://hospital.example/ns/vendor/*".to_owned())
+            ),
+        ]
+    );
+    // The effective config reads back the same.
+    let yaml = serde_yaml_ng::to_string(&s).unwrap();
+    let again = Settings::from_yaml(&yaml, no_env()).unwrap();
+    assert_eq!(again.policy_sources, s.policy_sources);
+
+    // `files` alone is enough; HALLPASS_POLICY_FILE still adds `file`.
+    let text = format!("{BUNDLE}policy:\n  files: [/etc/hallpass/policy.d]\n");
+    let s = Settings::from_yaml(&text, no_env()).unwrap();
+    assert_eq!(s.policy_file, None);
+    assert_eq!(s.policy_sources.len(), 1);
+    let s = Settings::from_yaml(&text, env(&[("HALLPASS_POLICY_FILE", "/p.yaml")])).unwrap();
+    assert_eq!(s.policy_sources.len(), 2);
+}
+
+#[test]
+fn policy_files_owner_mistakes_are_reported() {
+    // workload_namespace without workload.id, or without /ns/NAME/.
+    let text =
+        format!("{BUNDLE}policy:\n  files:\n    - {{path: /t, owner: workload_namespace}}\n");
+    let p = only_problem_at(&text, no_env(), "policy.files[0].owner");
+    assert!(p.message.contains("needs workload.id"), "{p}");
+    let text = format!(
+        "{BUNDLE}workload:\n  id: spiffe://hospital.example/payments\npolicy:\n  files:\n    - {{path: /t, owner: workload_namespace}}\n"
+    );
+    let p = only_problem_at(&text, no_env(), "policy.files[0].owner");
+    assert!(p.message.contains("has no /ns/NAMESPACE/ path"), "{p}");
+    // A bad pattern, an unknown keyword, an empty list.
+    let text = format!(
+        "{BUNDLE}policy:\n  files:\n    - {{path: /a, owner: [\"spiffe://td/ns/*/x\"]}}\n    - {{path: /b, owner: namespace}}\n    - {{path: /c, owner: []}}\n"
+    );
+    let found = problems(&text, no_env());
+    assert_eq!(
+        paths(&found),
+        [
+            "policy.files[0].owner[0]",
+            "policy.files[1].owner",
+            "policy.files[2].owner"
+        ],
+        "{found:#?}"
+    );
+    // Neither `file` nor `files`.
+    let found = problems(&format!("{BUNDLE}policy:\n  files: []\n"), no_env());
+    assert_eq!(paths(&found), ["policy.file"], "{found:#?}");
 }
