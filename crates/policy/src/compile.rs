@@ -392,6 +392,12 @@ impl CompiledPolicy {
                 destinations_dropped += 1;
             }
         }
+        // A file with its own owner scope, read alone (a team's file checked
+        // in its repository, or the sidecar's only file): the scope holds
+        // as it does in a set (`crate::set`).
+        if let Some(owner) = &doc.owner {
+            owner_problems(doc, owner, &file_destinations, &mut problems);
+        }
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
@@ -554,6 +560,65 @@ impl CompiledPolicy {
             (true, Some(&index)) => self.label(index),
             _ => self.fixed_label(FixedLabel::Other),
         }
+    }
+}
+
+/// The problems of a file with an owner scope read alone: a bad pattern,
+/// a mesh-wide section, a destination outside the scope.
+fn owner_problems(
+    doc: &PolicyDocument,
+    owner: &[String],
+    destinations: &HashSet<SpiffeId>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut patterns = Vec::new();
+    for (k, text) in owner.iter().enumerate() {
+        match SourcePattern::parse(text) {
+            Ok(p) => patterns.push(p),
+            Err(e) => problems.push(Problem::new(format!("owner[{k}]"), e)),
+        }
+    }
+    if owner.is_empty() {
+        problems.push(Problem::new(
+            "owner",
+            "an empty owner scope allows no destination; list the SPIFFE ID patterns this file may define (e.g. spiffe://TD/ns/NAME/**)",
+        ));
+    }
+    let revoked = !doc.revoked.ids.is_empty() || !doc.revoked.serials.is_empty();
+    for (section, set) in [
+        ("trust_domains", !doc.trust_domains.is_empty()),
+        ("revoked", revoked),
+    ] {
+        if set {
+            problems.push(Problem::error(
+                crate::MESH_WIDE_SECTION,
+                section,
+                format!(
+                    "a team file (one with `owner`) cannot set the mesh-wide `{section}`; \
+                     it belongs in the platform's file"
+                ),
+            ));
+        }
+    }
+    if patterns.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = patterns.iter().map(ToString::to_string).collect();
+    let mut outside: Vec<String> = destinations
+        .iter()
+        .filter(|id| !patterns.iter().any(|p| p.matches(id)))
+        .map(ToString::to_string)
+        .collect();
+    outside.sort();
+    for id in outside {
+        problems.push(Problem::error(
+            crate::OWNER_VIOLATION,
+            child_path("workloads", &id),
+            format!(
+                "destination `{id}` is outside this file's owner scope (`owner` [{}])",
+                shown.join(", ")
+            ),
+        ));
     }
 }
 

@@ -325,3 +325,37 @@ fn a_directory_is_its_yaml_files_by_name_without_hidden_entries() {
     let empty = tempfile::tempdir().unwrap();
     assert!(read_policy_files(&[empty.path().to_path_buf()]).is_err());
 }
+
+#[test]
+fn a_team_file_read_alone_keeps_to_its_owner_scope() {
+    // What `hallpass policy check clinical.yaml` and a sidecar whose only
+    // policy file has `owner:` read.
+    let stray = format!(
+        "{CLINICAL}  spiffe://hospital.example/ns/pharmacy/sa/stock:\n    allow: []\ntrust_domains: [hospital.example]\n"
+    );
+    let found = problems(CompiledPolicy::from_yaml(&stray));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("10:3: ") && p.contains("outside this file's owner scope")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("12:16: trust_domains: a team file")),
+        "{found:?}"
+    );
+    // Also when compiled for one destination, its entries cut out.
+    let found = problems(CompiledPolicy::from_yaml_for(&stray, Some(&id(LAB))));
+    assert_eq!(found.len(), 2, "{found:?}");
+    let report = hallpass_policy::check::check(&stray, 1_700_000_000);
+    assert_eq!(
+        report.codes(),
+        ["owner_violation", "mesh_wide_section"],
+        "{}",
+        report.to_text("f")
+    );
+    assert!(CompiledPolicy::from_yaml(CLINICAL).is_ok());
+}

@@ -329,7 +329,7 @@ impl Default for PolicySection {
 }
 
 /// One entry of `policy.files`: a path, or a path with an owner scope.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum PolicyFileEntry {
     /// A policy file, or a directory of them (`*.yaml`/`*.yml`, hidden
@@ -337,6 +337,23 @@ pub enum PolicyFileEntry {
     Path(PathBuf),
     /// `{path, owner}`.
     Owned(OwnedPolicyFile),
+}
+
+/// Read by hand rather than `untagged`, whose one error for every
+/// mistake ("data did not match any variant") names nothing.
+impl<'de> Deserialize<'de> for PolicyFileEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match Value::deserialize(deserializer)? {
+            Value::String(path) => Ok(Self::Path(PathBuf::from(path))),
+            map @ Value::Mapping(_) => serde_yaml_ng::from_value(map)
+                .map(Self::Owned)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "a path (a policy file or a directory), or {path: …, owner: …}",
+            )),
+        }
+    }
 }
 
 /// `policy.files[]` written as `{path: …, owner: …}`.

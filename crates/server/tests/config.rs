@@ -1250,6 +1250,14 @@ fn policy_files_owner_mistakes_are_reported() {
         ],
         "{found:#?}"
     );
+    // A misspelt key of an entry is named, with the valid ones.
+    let text = format!("{BUNDLE}policy:\n  files:\n    - {{path: /a, ownr: [x]}}\n");
+    let found = problems(&text, no_env());
+    assert!(
+        found.iter().any(|p| p.path == "policy.files[0].ownr"
+            && p.hint.as_deref() == Some("valid keys are: path, owner")),
+        "{found:#?}"
+    );
     // Neither `file` nor `files`.
     let found = problems(&format!("{BUNDLE}policy:\n  files: []\n"), no_env());
     assert_eq!(paths(&found), ["policy.file"], "{found:#?}");
