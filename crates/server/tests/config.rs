@@ -1255,7 +1255,7 @@ fn policy_files_owner_mistakes_are_reported() {
     let found = problems(&text, no_env());
     assert!(
         found.iter().any(|p| p.path == "policy.files[0].ownr"
-            && p.hint.as_deref() == Some("valid keys are: path, owner")),
+            && p.hint.as_deref() == Some("did you mean `owner`? valid keys are: path, owner")),
         "{found:#?}"
     );
     // Neither `file` nor `files`.
