@@ -8,7 +8,7 @@
 //! | code | check | test | explain |
 //! |---|---|---|---|
 //! | 0 | no errors (warnings allowed unless `--strict`) | every case passed | a decision was printed |
-//! | 1 | errors (or warnings, with `--strict`) | a case failed, or the policy or test file is invalid | the policy is invalid |
+//! | 1 | errors (or warnings, with `--strict`) | a case failed, the policy or test file is invalid, or coverage is below `--min-coverage` | the policy is invalid |
 //! | 64 | usage: bad arguments, unreadable file | same | same |
 
 use std::collections::HashMap;
@@ -53,7 +53,7 @@ pub enum PolicyCommand {
     },
     /// Run decision test cases (request -> expected decision) against a
     /// policy (a file, or several files and directories combined). Exit 0
-    /// when all pass, 1 on any failure.
+    /// when all pass, 1 on any failure (or coverage below --min-coverage).
     Test {
         /// The policy: a file, or several files and directories.
         #[arg(required = true, num_args = 1.., value_name = "POLICY")]
@@ -63,6 +63,15 @@ pub enum PolicyCommand {
         /// Time for cases that give none, instead of now (RFC 3339).
         #[arg(long, value_name = "RFC3339")]
         now: Option<String>,
+        /// Also report coverage: per destination, the rules no case
+        /// exercises and the deny reasons no case expects; coverage is
+        /// covered rules / rules (docs/policy.md#coverage).
+        #[arg(long)]
+        coverage: bool,
+        /// Exit 1 when the coverage over every destination is below this
+        /// per cent (0 to 100, e.g. 90 or 99.5). Implies --coverage.
+        #[arg(long, value_name = "PERCENT", value_parser = percent, allow_negative_numbers = true)]
+        min_coverage: Option<f64>,
     },
     /// Print the decision for one request and a trace of the evaluation:
     /// trust domain, revocation, path normalisation, then every rule of the
@@ -162,7 +171,13 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
             }
             Ok(u8::from(report.errors() > 0))
         }
-        PolicyCommand::Test { policy, tests, now } => {
+        PolicyCommand::Test {
+            policy,
+            tests,
+            now,
+            coverage,
+            min_coverage,
+        } => {
             let now = time_or_now(now.as_deref(), "--now")?;
             let Some(compiled) = load_policy(&policy)? else {
                 return Ok(1);
@@ -182,7 +197,22 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
                 "{}",
                 report.to_text(&tests.display().to_string(), &shown(&policy))
             );
-            Ok(u8::from(report.failed() > 0))
+            let mut code = u8::from(report.failed() > 0);
+            if coverage || min_coverage.is_some() {
+                let covered = report.coverage(&compiled);
+                print!("{}", covered.to_text());
+                if let Some(min) = min_coverage
+                    && !covered.meets(min)
+                {
+                    eprintln!(
+                        "{}: coverage {} is below --min-coverage {min} %",
+                        tests.display(),
+                        covered.percent_text()
+                    );
+                    code = 1;
+                }
+            }
+            Ok(code)
         }
         PolicyCommand::Explain {
             policy,
@@ -300,6 +330,15 @@ fn request_method(text: &str) -> Result<Method, String> {
         ));
     }
     Ok(Method::parse(text))
+}
+
+/// `--min-coverage`: a per cent from 0 to 100.
+fn percent(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=100.0).contains(p))
+        .ok_or_else(|| "expected a per cent from 0 to 100, e.g. 90 or 99.5".to_owned())
 }
 
 fn exact_id(text: &str, flag: &str) -> Result<SpiffeId, String> {

@@ -507,3 +507,91 @@ fn test_and_explain_work_on_a_directory_and_on_several_files() {
         run.stderr
     );
 }
+
+/// `policy test --coverage` names the rule no case exercises, per
+/// destination; `--min-coverage 100` fails a partial suite (exit 1) and
+/// passes the shipped one (issue 15, item 4).
+#[test]
+fn test_coverage_names_the_uncovered_rule_and_min_coverage_fails_below() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = temp_file(
+        &dir,
+        "t.yaml",
+        &format!(
+            "tests:\n  - name: ehr reads\n    source: {EHR}\n    destination: {LAB}\n    path: /patients/p/results\n    time: 2026-06-01T00:00:00Z\n    expect: {{decision: allow}}\n"
+        ),
+    );
+    let policy = example("clinical-mesh.yaml");
+    let run = hallpass(&["policy", "test", &policy, &tests, "--coverage"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let lab = format!(
+        "  {LAB}: 1/4 rules (25.0 %)\n    rule not exercised: pharmacy-lookup (allow[1])\n"
+    );
+    for want in [
+        "PASS ehr reads\n1 passed, 0 failed\n",
+        lab.as_str(),
+        "    rule not exercised: imaging-vendor-pilot (allow[3])\n",
+        "    reason no case expects: grant_expired\n",
+        "  spiffe://hospital.example/ns/billing/sa/billing: 0/1 rules (0.0 %)\n    rule not exercised: ehr-posts-charges (allow[0])\n",
+        "  mesh-wide reasons no case expects: untrusted_trust_domain, revoked\n",
+    ] {
+        assert!(run.stdout.contains(want), "{want:?} in\n{}", run.stdout);
+    }
+    assert!(
+        run.stdout.ends_with("coverage: 1/6 rules (16.6 %)\n"),
+        "{}",
+        run.stdout
+    );
+
+    let run = hallpass(&["policy", "test", &policy, &tests, "--min-coverage", "100"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("coverage: 1/6 rules"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(&format!(
+            "{tests}: coverage 16.6 % is below --min-coverage 100 %"
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = hallpass(&["policy", "test", &policy, &tests, "--min-coverage", "16.5"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+
+    let run = hallpass(&[
+        "policy",
+        "test",
+        &policy,
+        &example("clinical-mesh.tests.yaml"),
+        "--min-coverage",
+        "100",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.ends_with("coverage: 6/6 rules (100.0 %)\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("no case"), "{}", run.stdout);
+    assert!(!run.stdout.contains("not exercised"), "{}", run.stdout);
+}
+
+/// `--min-coverage` takes a per cent from 0 to 100; anything else is a
+/// usage error (exit 64) that says so, before any case runs.
+#[test]
+fn test_min_coverage_rejects_a_bad_percentage() {
+    let policy = example("clinical-mesh.yaml");
+    let tests = example("clinical-mesh.tests.yaml");
+    for bad in ["101", "-1", "abc", "NaN", "inf", ""] {
+        let run = hallpass(&["policy", "test", &policy, &tests, "--min-coverage", bad]);
+        assert_eq!(run.code, 64, "{bad}: {}{}", run.stdout, run.stderr);
+        assert!(run.stdout.is_empty(), "{bad}: {}", run.stdout);
+        assert!(
+            run.stderr
+                .contains("expected a per cent from 0 to 100, e.g. 90 or 99.5"),
+            "{bad}: {}",
+            run.stderr
+        );
+    }
+    let run = hallpass(&["policy", "test", &policy, &tests, "--min-coverage=-1"]);
+    assert_eq!(run.code, 64, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("--min-coverage"), "{}", run.stderr);
+}

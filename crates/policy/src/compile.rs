@@ -452,6 +452,11 @@ impl CompiledPolicy {
         self.workloads.values().map(|w| w.rules.len()).sum()
     }
 
+    /// Does the policy revoke anything (`revoked.ids` or `revoked.serials`)?
+    pub fn revokes_any(&self) -> bool {
+        !self.revoked.is_empty() || !self.revoked_serials.is_empty()
+    }
+
     /// Is this exact ID on the `revoked.ids` list?
     pub fn is_revoked_id(&self, id: &SpiffeId) -> bool {
         self.revoked.contains(id)

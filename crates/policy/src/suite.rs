@@ -31,8 +31,8 @@ use spiffe::SpiffeId;
 use crate::compile::{format_rfc3339, parse_serial};
 use crate::locate::{Location, LocationIndex, child_path, item_path};
 use crate::{
-    CompiledPolicy, Decision, DenyReason, Mode, Problem, Problems, Request, SourcePattern,
-    parse_rfc3339_ms,
+    CompiledPolicy, Decision, DenyReason, Mode, Observer, Problem, Problems, Request, RuleVerdict,
+    SourcePattern, parse_rfc3339_ms,
 };
 
 /// The test file with each case left unread, so that a malformed case
@@ -174,6 +174,9 @@ pub struct Actual {
     pub rule: Option<String>,
     /// The allowing route.
     pub route: Option<String>,
+    /// The allowing rule's place in its destination's `allow` list, as the
+    /// evaluator reported it: two rules of one name are told apart.
+    pub rule_index: Option<usize>,
 }
 
 /// The result of one case.
@@ -390,8 +393,22 @@ impl Suite {
     }
 }
 
+/// Notes the rule the evaluator allowed with: the first `Match` verdict
+/// (the evaluator stops there).
+#[derive(Debug, Default)]
+struct MatchedRule(Option<usize>);
+
+impl Observer for MatchedRule {
+    fn rule(&mut self, index: usize, verdict: &RuleVerdict<'_>) {
+        if self.0.is_none() && matches!(verdict, RuleVerdict::Match(_)) {
+            self.0 = Some(index);
+        }
+    }
+}
+
 impl Case {
     fn decide(&self, policy: &CompiledPolicy) -> Actual {
+        let mut matched = MatchedRule::default();
         let (decision, mode) = if !self.x509 && !self.jwt {
             // The sidecar answers this before the policy (401 no_identity).
             let mode = policy
@@ -408,7 +425,8 @@ impl Case {
                 serial: self.serial.as_deref().filter(|_| self.x509),
                 now_ms: self.now_ms,
             };
-            policy.evaluate(&self.destination, &req)
+            let evaluation = policy.evaluate_with(&self.destination, &req, &mut matched);
+            (evaluation.decision, evaluation.mode)
         };
         match decision {
             Decision::Allow { rule, route } => Actual {
@@ -416,6 +434,7 @@ impl Case {
                 reason: None,
                 rule: Some(rule.to_string()),
                 route: Some(route.to_string()),
+                rule_index: matched.0,
             },
             Decision::Deny { reason } => Actual {
                 decision: match mode {
@@ -425,6 +444,7 @@ impl Case {
                 reason: Some(reason.code()),
                 rule: None,
                 route: None,
+                rule_index: None,
             },
         }
     }
@@ -539,5 +559,240 @@ impl SuiteReport {
         }
         let _ = writeln!(out, "{} passed, {} failed", self.passed(), self.failed());
         out
+    }
+}
+
+/// How much of a policy a suite exercises (`hallpass policy test
+/// --coverage`), like `opa test --coverage`.
+///
+/// A rule is covered when at least one case was allowed by it: the rule the
+/// evaluator matched, known by its place in the destination's `allow` list,
+/// so two rules of one name are told apart. Every case counts, failing ones
+/// too: they exercise the policy all the same (and fail the run anyway).
+/// The percentage is covered rules / rules, per destination and over every
+/// destination of the policy.
+///
+/// Deny reasons are listed, not counted in the percentage: a reason is
+/// expected when some case's `expect.reason` names it (for that
+/// destination). They are listed because a suite of allows alone does not
+/// show that least privilege denies; they are not counted because one
+/// expected deny says little about how many ways there are to be denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// One per destination with an entry in the policy, in ID order.
+    pub destinations: Vec<DestinationCoverage>,
+    /// Reasons the mesh-wide sections give alike for every destination:
+    /// `untrusted_trust_domain` (`trust_domains`), and `revoked` when the
+    /// policy revokes an ID or a serial. A case at any destination expects
+    /// them.
+    pub mesh_reasons: Vec<ReasonCoverage>,
+}
+
+/// The coverage of one destination's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationCoverage {
+    /// The destination's SPIFFE ID.
+    pub destination: String,
+    /// Its rules, in file order.
+    pub rules: Vec<RuleCoverage>,
+    /// The reasons its rules can give: `no_matching_rule` always,
+    /// `grant_expired` when one of its rules has a time window.
+    pub reasons: Vec<ReasonCoverage>,
+}
+
+/// How many cases one rule allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCoverage {
+    /// Place in the destination's `allow` list.
+    pub index: usize,
+    /// The rule's name.
+    pub name: String,
+    /// Cases the rule allowed.
+    pub cases: usize,
+}
+
+/// How many cases expect one deny reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReasonCoverage {
+    /// The reason.
+    pub reason: DenyReason,
+    /// Cases whose `expect.reason` is this reason.
+    pub cases: usize,
+}
+
+impl DestinationCoverage {
+    /// Rules at least one case exercised.
+    pub fn covered(&self) -> usize {
+        self.rules.iter().filter(|r| r.cases > 0).count()
+    }
+
+    /// Rules of the destination.
+    pub fn total(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Rules no case exercised, in file order.
+    pub fn uncovered_rules(&self) -> impl Iterator<Item = &RuleCoverage> {
+        self.rules.iter().filter(|r| r.cases == 0)
+    }
+
+    /// Reasons no case expects.
+    pub fn unexpected_reasons(&self) -> impl Iterator<Item = DenyReason> + '_ {
+        unexpected(&self.reasons)
+    }
+}
+
+fn unexpected(reasons: &[ReasonCoverage]) -> impl Iterator<Item = DenyReason> + '_ {
+    reasons.iter().filter(|r| r.cases == 0).map(|r| r.reason)
+}
+
+impl Coverage {
+    /// Rules at least one case exercised, over every destination.
+    pub fn covered(&self) -> usize {
+        self.destinations
+            .iter()
+            .map(DestinationCoverage::covered)
+            .sum()
+    }
+
+    /// Rules of the policy.
+    pub fn total(&self) -> usize {
+        self.destinations
+            .iter()
+            .map(DestinationCoverage::total)
+            .sum()
+    }
+
+    /// Is the overall coverage at least `min_percent` (0 to 100)? A policy
+    /// without rules is fully covered.
+    pub fn meets(&self, min_percent: f64) -> bool {
+        // usize to f64 is exact for any realistic number of rules.
+        self.covered() as f64 * 100.0 >= min_percent * self.total() as f64
+    }
+
+    /// The overall percentage as text, rounded down to a tenth, so that
+    /// `100.0 %` is shown only when every rule is covered.
+    pub fn percent_text(&self) -> String {
+        percent_text(self.covered(), self.total())
+    }
+
+    /// A line per destination, the rules no case exercised and the reasons
+    /// no case expects under it, the mesh-wide reasons no case expects,
+    /// then the overall `coverage: C/T rules (P %)` line.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for d in &self.destinations {
+            let _ = writeln!(
+                out,
+                "  {}: {}/{} rules ({})",
+                d.destination,
+                d.covered(),
+                d.total(),
+                percent_text(d.covered(), d.total())
+            );
+            for r in d.uncovered_rules() {
+                let _ = writeln!(
+                    out,
+                    "    rule not exercised: {} (allow[{}])",
+                    r.name, r.index
+                );
+            }
+            for reason in d.unexpected_reasons() {
+                let _ = writeln!(out, "    reason no case expects: {}", reason.code());
+            }
+        }
+        let mesh: Vec<&str> = unexpected(&self.mesh_reasons)
+            .map(DenyReason::code)
+            .collect();
+        if !mesh.is_empty() {
+            let _ = writeln!(
+                out,
+                "  mesh-wide reasons no case expects: {}",
+                mesh.join(", ")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "coverage: {}/{} rules ({})",
+            self.covered(),
+            self.total(),
+            self.percent_text()
+        );
+        out
+    }
+}
+
+/// `covered / total` in per cent, rounded down to a tenth.
+fn percent_text(covered: usize, total: usize) -> String {
+    if total == 0 {
+        return "no rules".to_owned();
+    }
+    let tenths = covered.saturating_mul(1000) / total;
+    format!("{}.{} %", tenths / 10, tenths % 10)
+}
+
+impl SuiteReport {
+    /// The coverage of `policy` by these results (see [`Coverage`]).
+    pub fn coverage(&self, policy: &CompiledPolicy) -> Coverage {
+        let expecting = |reason: DenyReason, destination: Option<&SpiffeId>| {
+            self.results
+                .iter()
+                .filter(|r| destination.is_none_or(|d| &r.case.destination == d))
+                .filter(|r| r.case.expect.reason.as_deref() == Some(reason.code()))
+                .count()
+        };
+        let mut ids: Vec<&SpiffeId> = policy.destinations().collect();
+        ids.sort_by_key(|id| id.to_string());
+        let destinations = ids
+            .into_iter()
+            .filter_map(|id| policy.workload(id).map(|w| (id, w)))
+            .map(|(id, workload)| {
+                let rules = workload
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .map(|(index, rule)| RuleCoverage {
+                        index,
+                        name: rule.name.to_string(),
+                        cases: self
+                            .results
+                            .iter()
+                            .filter(|r| {
+                                &r.case.destination == id && r.actual.rule_index == Some(index)
+                            })
+                            .count(),
+                    })
+                    .collect();
+                let windowed = workload
+                    .rules
+                    .iter()
+                    .any(|r| r.not_before_ms.is_some() || r.not_after_ms.is_some());
+                let reasons = [DenyReason::NoMatchingRule, DenyReason::GrantExpired]
+                    .into_iter()
+                    .filter(|r| *r != DenyReason::GrantExpired || windowed)
+                    .map(|reason| ReasonCoverage {
+                        reason,
+                        cases: expecting(reason, Some(id)),
+                    })
+                    .collect();
+                DestinationCoverage {
+                    destination: id.to_string(),
+                    rules,
+                    reasons,
+                }
+            })
+            .collect();
+        let mesh_reasons = [DenyReason::UntrustedTrustDomain, DenyReason::Revoked]
+            .into_iter()
+            .filter(|r| *r != DenyReason::Revoked || policy.revokes_any())
+            .map(|reason| ReasonCoverage {
+                reason,
+                cases: expecting(reason, None),
+            })
+            .collect();
+        Coverage {
+            destinations,
+            mesh_reasons,
+        }
     }
 }

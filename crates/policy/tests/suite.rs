@@ -1,8 +1,8 @@
 //! `policy test`: a passing suite, a failing case with its diff, located
 //! errors in the test file, and the shipped example suite.
 
-use hallpass_policy::CompiledPolicy;
 use hallpass_policy::suite::Suite;
+use hallpass_policy::{CompiledPolicy, DenyReason};
 
 /// Unix milliseconds.
 const NOW: i64 = 1_780_272_000_000;
@@ -239,6 +239,37 @@ fn the_shipped_clinical_mesh_suite_passes() {
     let suite = Suite::from_yaml(&text, NOW).unwrap();
     let report = suite.run(&policy);
     assert_eq!(report.failed(), 0, "{}", report.to_text("tests", "policy"));
+    // The shipped suite is at 100 %: every rule exercised, every reason
+    // the policy can give expected (issue 15, item 4).
+    let coverage = report.coverage(&policy);
+    assert_eq!(
+        coverage.covered(),
+        coverage.total(),
+        "{}",
+        coverage.to_text()
+    );
+    assert_eq!(coverage.total(), policy.rule_count());
+    assert!(coverage.meets(100.0));
+    assert_eq!(coverage.percent_text(), "100.0 %");
+    for d in &coverage.destinations {
+        assert_eq!(d.unexpected_reasons().count(), 0, "{}", coverage.to_text());
+    }
+    assert_eq!(
+        coverage.mesh_reasons.len(),
+        2,
+        "{:?}",
+        coverage.mesh_reasons
+    );
+    assert!(
+        coverage.mesh_reasons.iter().all(|r| r.cases > 0),
+        "{}",
+        coverage.to_text()
+    );
+    assert!(
+        !coverage.to_text().contains("no case"),
+        "{}",
+        coverage.to_text()
+    );
     // Every rule of the example is exercised by an allow.
     for (dest, wl) in &hallpass_policy::load_document(
         &std::fs::read_to_string(format!("{root}clinical-mesh.yaml")).unwrap(),
@@ -257,4 +288,184 @@ fn the_shipped_clinical_mesh_suite_passes() {
             );
         }
     }
+}
+
+const LAB: &str = "spiffe://hospital.example/ns/clinical/sa/lab-results";
+
+/// A rule no case matched is listed by name and place; a rule matched once
+/// is covered; the percentage is covered rules / rules (issue 15, item 4).
+#[test]
+fn coverage_lists_the_rules_no_case_exercises() {
+    let policy = policy();
+    let tests = r#"
+defaults:
+  destination: spiffe://hospital.example/ns/clinical/sa/lab-results
+  time: 2026-06-01T00:00:00Z
+tests:
+  - name: ehr reads
+    source: spiffe://hospital.example/ns/clinical/sa/ehr-api
+    path: /patients/p1/results
+    expect: {decision: allow}
+  - name: the portal without its header and JWT, expecting its rule (fails)
+    source: spiffe://hospital.example/ns/tenants/sa/portal
+    path: /tenant/data
+    expect: {decision: allow, rule: tenant-north}
+"#;
+    let report = Suite::from_yaml(tests, NOW).unwrap().run(&policy);
+    assert_eq!(report.failed(), 1);
+    let coverage = report.coverage(&policy);
+    assert_eq!((coverage.covered(), coverage.total()), (1, 3));
+    let [lab] = coverage.destinations.as_slice() else {
+        panic!("{coverage:?}");
+    };
+    assert_eq!(lab.destination, LAB);
+    let uncovered: Vec<(&str, usize)> = lab
+        .uncovered_rules()
+        .map(|r| (r.name.as_str(), r.index))
+        .collect();
+    // Expecting a rule is not exercising it: only the evaluator's match counts.
+    assert_eq!(uncovered, [("tenant-north", 1), ("pharmacy", 2)]);
+    assert_eq!(lab.rules.first().map(|r| r.cases), Some(1));
+    // No rule has a time window, so only no_matching_rule is asked for.
+    assert_eq!(
+        lab.unexpected_reasons().collect::<Vec<_>>(),
+        [DenyReason::NoMatchingRule]
+    );
+    assert!(coverage.meets(33.0));
+    assert!(!coverage.meets(33.4));
+    assert!(!coverage.meets(100.0));
+    assert_eq!(
+        coverage.to_text(),
+        format!(
+            "  {LAB}: 1/3 rules (33.3 %)\n    rule not exercised: tenant-north (allow[1])\n    rule not exercised: pharmacy (allow[2])\n    reason no case expects: no_matching_rule\n  mesh-wide reasons no case expects: untrusted_trust_domain\ncoverage: 1/3 rules (33.3 %)\n"
+        )
+    );
+}
+
+/// Coverage is per destination, and per rule, not per name: a rule of
+/// another destination, or a later rule of the same name, is not covered
+/// by a match of the first.
+#[test]
+fn coverage_is_per_destination_and_per_rule() {
+    let policy = CompiledPolicy::from_yaml(
+        r#"
+version: 1
+trust_domains: [hospital.example]
+revoked:
+  ids: [spiffe://hospital.example/ns/legacy/sa/fax]
+workloads:
+  spiffe://hospital.example/a:
+    allow:
+      - name: reads
+        from: [spiffe://hospital.example/c]
+        methods: [GET]
+        paths: [/x]
+      - name: reads
+        from: [spiffe://hospital.example/c]
+        methods: [GET]
+        paths: [/y]
+        not_after: 2026-01-01T00:00:00Z
+  spiffe://hospital.example/b:
+    allow:
+      - name: reads
+        from: [spiffe://hospital.example/c]
+        methods: [GET]
+        paths: [/x]
+"#,
+    )
+    .unwrap();
+    let tests = r#"
+defaults:
+  source: spiffe://hospital.example/c
+  time: 2026-06-01T00:00:00Z
+tests:
+  - name: a reads x
+    destination: spiffe://hospital.example/a
+    path: /x
+    expect: {decision: allow, rule: reads}
+  - name: a reads x again
+    destination: spiffe://hospital.example/a
+    path: /x
+    expect: {decision: allow, rule: reads}
+  - name: the y grant ran out
+    destination: spiffe://hospital.example/a
+    path: /y
+    expect: {decision: deny, reason: grant_expired}
+  - name: b denies z
+    destination: spiffe://hospital.example/b
+    path: /z
+    expect: {decision: deny, reason: no_matching_rule}
+  - name: the fax is revoked
+    source: spiffe://hospital.example/ns/legacy/sa/fax
+    destination: spiffe://hospital.example/b
+    path: /x
+    expect: {decision: deny, reason: revoked}
+"#;
+    let report = Suite::from_yaml(tests, NOW).unwrap().run(&policy);
+    assert_eq!(report.failed(), 0, "{}", report.to_text("t", "p"));
+    let coverage = report.coverage(&policy);
+    let [a, b] = coverage.destinations.as_slice() else {
+        panic!("{coverage:?}");
+    };
+    assert_eq!(a.destination, "spiffe://hospital.example/a");
+    let cases: Vec<usize> = a.rules.iter().map(|r| r.cases).collect();
+    assert_eq!(cases, [2, 0]);
+    assert_eq!((a.covered(), a.total()), (1, 2));
+    // A time window adds grant_expired, which a case expects; b's case
+    // expecting no_matching_rule does not count for a.
+    assert_eq!(a.reasons.len(), 2);
+    assert_eq!(
+        a.unexpected_reasons().collect::<Vec<_>>(),
+        [DenyReason::NoMatchingRule]
+    );
+    // b's rule has the same name as a's covered one, and is not covered.
+    assert_eq!((b.covered(), b.total()), (0, 1));
+    assert_eq!(b.unexpected_reasons().count(), 0);
+    assert_eq!((coverage.covered(), coverage.total()), (1, 3));
+    assert_eq!(coverage.percent_text(), "33.3 %");
+    // revoked is asked for because the policy revokes an ID.
+    let mesh: Vec<(DenyReason, usize)> = coverage
+        .mesh_reasons
+        .iter()
+        .map(|r| (r.reason, r.cases))
+        .collect();
+    assert_eq!(
+        mesh,
+        [
+            (DenyReason::UntrustedTrustDomain, 0),
+            (DenyReason::Revoked, 1)
+        ]
+    );
+    let text = coverage.to_text();
+    assert!(
+        text.contains("  spiffe://hospital.example/a: 1/2 rules (50.0 %)\n    rule not exercised: reads (allow[1])\n    reason no case expects: no_matching_rule\n  spiffe://hospital.example/b: 0/1 rules (0.0 %)\n    rule not exercised: reads (allow[0])\n  mesh-wide reasons no case expects: untrusted_trust_domain\n"),
+        "{text}"
+    );
+}
+
+/// 2 of 3 is shown 66.6 %, never rounded up; 100.0 % only when complete.
+#[test]
+fn coverage_percent_rounds_down() {
+    let policy = policy();
+    let tests = r#"
+defaults:
+  destination: spiffe://hospital.example/ns/clinical/sa/lab-results
+  time: 2026-06-01T00:00:00Z
+tests:
+  - name: ehr reads
+    source: spiffe://hospital.example/ns/clinical/sa/ehr-api
+    path: /patients/p1/results
+    expect: {decision: allow}
+  - name: grpc
+    source: spiffe://hospital.example/ns/pharmacy/sa/p
+    grpc: lab.v1.Results/GetResult
+    expect: {decision: allow}
+"#;
+    let coverage = Suite::from_yaml(tests, NOW)
+        .unwrap()
+        .run(&policy)
+        .coverage(&policy);
+    assert_eq!(coverage.percent_text(), "66.6 %");
+    assert!(coverage.meets(66.6));
+    assert!(!coverage.meets(66.7));
 }
