@@ -699,3 +699,32 @@ fn visit_typed_configs(
         _ => {}
     }
 }
+
+/// Clock ticks per second (`getconf CLK_TCK`), for [`cpu_seconds`].
+pub fn clock_ticks() -> anyhow::Result<f64> {
+    let out = Command::new("getconf").arg("CLK_TCK").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+/// User + system CPU seconds of a process so far (`/proc/<pid>/stat`).
+pub fn cpu_seconds(pid: u32, ticks: f64) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the `(comm)`, which may hold spaces: utime is field 14
+    // and stime 15 of the whole line.
+    let rest = stat.rsplit_once(')').context("no comm in stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("short stat")?.parse::<f64>()?)
+    };
+    Ok((field(11)? + field(12)?) / ticks)
+}
+
+/// A `/proc/<pid>/status` size in KiB (`VmRSS`, `VmHWM`: peak RSS).
+pub fn rss_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .with_context(|| format!("no {key} for {pid}"))
+}

@@ -62,7 +62,10 @@ use envoy_types::ext_authz::v3::pb::{
 };
 use envoy_types::ext_authz::v3::{CheckResponseExt, OkHttpResponseBuilder};
 use hallpass_e2e::policy_gen::{PolicySpec, generate};
-use hallpass_e2e::{EchoApp, Ports, Proc, Workdir, wait_for_http_ok, workspace_root};
+use hallpass_e2e::{
+    EchoApp, Ports, Proc, Workdir, clock_ticks, cpu_seconds, rss_kib, wait_for_http_ok,
+    workspace_root,
+};
 
 /// The environment variable that turns this binary into the floor server.
 const FLOOR_ENV: &str = "HALLPASS_BENCH_FLOOR_LISTEN";
@@ -559,34 +562,6 @@ fn report(
     std::fs::write(&out, serde_json::to_string_pretty(&doc)?)?;
     println!("\nJSON: {}", out.display());
     Ok(())
-}
-
-fn clock_ticks() -> anyhow::Result<f64> {
-    let out = Command::new("getconf").arg("CLK_TCK").output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-}
-
-/// User + system CPU seconds of a process so far.
-fn cpu_seconds(pid: u32, ticks: f64) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the `(comm)`, which may hold spaces: utime is field 14
-    // and stime 15 of the whole line.
-    let rest = stat.rsplit_once(')').context("no comm in stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields.get(i).context("short stat")?.parse::<f64>()?)
-    };
-    Ok((field(11)? + field(12)?) / ticks)
-}
-
-/// A `/proc/<pid>/status` size in KiB (`VmHWM`: peak RSS).
-fn rss_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .with_context(|| format!("no {key} for {pid}"))
 }
 
 /// One h2load run: requests per second and the latencies (µs) sorted.

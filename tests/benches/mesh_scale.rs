@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hallpass_e2e::policy_gen::{CALLEE, PolicySpec, generate};
-use hallpass_e2e::{EchoApp, Ports, Proc, Workdir, free_port, hallpass_bin};
+use hallpass_e2e::{
+    EchoApp, Ports, Proc, Workdir, clock_ticks, cpu_seconds, free_port, hallpass_bin, rss_kib,
+};
 
 /// One h2load run: requests per second and the latencies (µs) sorted.
 struct Run {
@@ -340,34 +342,6 @@ fn policy_check(file: &Path) -> anyhow::Result<(f64, bool)> {
         .arg(file)
         .output()?;
     Ok((started.elapsed().as_secs_f64(), out.status.success()))
-}
-
-fn clock_ticks() -> anyhow::Result<f64> {
-    let out = Command::new("getconf").arg("CLK_TCK").output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-}
-
-/// User + system CPU seconds of a process so far.
-fn cpu_seconds(pid: u32, ticks: f64) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the `(comm)`, which may hold spaces: state is field 3,
-    // utime 14 and stime 15.
-    let rest = stat.rsplit_once(')').context("no comm in stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields.get(i).context("short stat")?.parse::<f64>()?)
-    };
-    Ok((field(11)? + field(12)?) / ticks)
-}
-
-/// A `/proc/<pid>/status` size in KiB (`VmRSS`, `VmHWM`).
-fn rss_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .with_context(|| format!("no {key} for {pid}"))
 }
 
 fn h2load(

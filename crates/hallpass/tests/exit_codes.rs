@@ -98,8 +98,9 @@ fn serve_with_an_invalid_config_exits_64() {
     }
 }
 
-#[test]
-fn serve_that_cannot_bind_exits_1() {
+/// Runs `serve` with the port of `taken_key` (`authz` or `admin`) already
+/// in use; the other listener gets a free port. Returns the run and the port.
+fn serve_with_a_taken_port(taken_key: &str) -> (Run, u16) {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
@@ -108,15 +109,31 @@ fn serve_that_cannot_bind_exits_1() {
         "policy.yaml",
         "version: 1\ntrust_domains: [hospital.example]\nworkloads: {}\n",
     );
+    let listen = |key: &str| {
+        if key == taken_key {
+            format!("127.0.0.1:{port}")
+        } else {
+            "127.0.0.1:0".to_owned()
+        }
+    };
     let config = temp_file(
         &dir,
         "config.yaml",
         &format!(
-            "authz:\n  listen: 127.0.0.1:{port}\nadmin:\n  listen: 127.0.0.1:0\n\
-             workload:\n  id: {LAB}\nidentity:\n  x509_from: envoy_principal\npolicy:\n  file: {policy}\ntelemetry:\n  audit_log: \"off\"\n"
+            "authz:\n  listen: {}\nadmin:\n  listen: {}\n\
+             workload:\n  id: {LAB}\nidentity:\n  x509_from: envoy_principal\npolicy:\n  file: {policy}\ntelemetry:\n  audit_log: \"off\"\n",
+            listen("authz"),
+            listen("admin"),
         ),
     );
     let run = hallpass(&["serve", "--config", &config]);
+    drop(taken);
+    (run, port)
+}
+
+#[test]
+fn serve_that_cannot_bind_exits_1() {
+    let (run, port) = serve_with_a_taken_port("authz");
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     // Issue 14 item 8: one error that names the listener and its address,
     // with the OS error once.
@@ -135,29 +152,12 @@ fn serve_that_cannot_bind_exits_1() {
     );
     let os_error = "in use";
     assert_eq!(line.matches(os_error).count(), 1, "{line}");
-    drop(taken);
 }
 
 /// The admin listener is named when it is the one that cannot bind.
 #[test]
 fn serve_names_the_admin_listener_when_it_cannot_bind() {
-    let dir = tempfile::tempdir().unwrap();
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let policy = temp_file(
-        &dir,
-        "policy.yaml",
-        "version: 1\ntrust_domains: [hospital.example]\nworkloads: {}\n",
-    );
-    let config = temp_file(
-        &dir,
-        "config.yaml",
-        &format!(
-            "authz:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:{port}\n\
-             identity:\n  x509_from: envoy_principal\npolicy:\n  file: {policy}\ntelemetry:\n  audit_log: \"off\"\n"
-        ),
-    );
-    let run = hallpass(&["serve", "--config", &config]);
+    let (run, port) = serve_with_a_taken_port("admin");
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stderr.contains(&format!(
@@ -166,7 +166,6 @@ fn serve_names_the_admin_listener_when_it_cannot_bind() {
         "{}",
         run.stderr
     );
-    drop(taken);
 }
 
 /// Issue 14 item 2: a policy file missing or invalid at start is not an
