@@ -21,6 +21,18 @@ fn settings() -> TelemetrySettings {
     }
 }
 
+/// [`settings`] with the audit log written to `path` (1 MiB files, `keep` old ones).
+fn audit_to_file(path: &std::path::Path, keep: u32) -> TelemetrySettings {
+    TelemetrySettings {
+        audit: AuditTarget::File {
+            path: path.to_path_buf(),
+            max_bytes: 1 << 20,
+            keep,
+        },
+        ..settings()
+    }
+}
+
 fn start(settings: TelemetrySettings) -> (Telemetry, Metrics) {
     let metrics = Metrics::new().unwrap();
     let (telemetry, _task) = Telemetry::start(settings, metrics.clone());
@@ -361,14 +373,7 @@ async fn an_unreadable_baseline_is_learned_afresh() {
 async fn the_audit_file_gets_one_line_per_decision_and_no_phi() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let (telemetry, metrics) = start(TelemetrySettings {
-        audit: AuditTarget::File {
-            path: path.clone(),
-            max_bytes: 1 << 20,
-            keep: 2,
-        },
-        ..settings()
-    });
+    let (telemetry, metrics) = start(audit_to_file(&path, 2));
     let t = now_ms();
     for i in 0..4 {
         telemetry.record(allow(t + i));
@@ -420,14 +425,7 @@ async fn an_unwritable_audit_log_counts_every_lost_record_and_recovers() {
     let blocker = dir.path().join("logs");
     std::fs::write(&blocker, "not a directory").unwrap();
     let path = blocker.join("audit.jsonl");
-    let (telemetry, metrics) = start(TelemetrySettings {
-        audit: AuditTarget::File {
-            path: path.clone(),
-            max_bytes: 1 << 20,
-            keep: 1,
-        },
-        ..settings()
-    });
+    let (telemetry, metrics) = start(audit_to_file(&path, 1));
     let t = now_ms();
     telemetry.record(allow(t));
     telemetry.record(allow(t));
@@ -447,14 +445,7 @@ async fn an_unwritable_audit_log_counts_every_lost_record_and_recovers() {
 async fn audit_records_reach_the_file_without_a_flush() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let (telemetry, metrics) = start(TelemetrySettings {
-        audit: AuditTarget::File {
-            path: path.clone(),
-            max_bytes: 1 << 20,
-            keep: 1,
-        },
-        ..settings()
-    });
+    let (telemetry, metrics) = start(audit_to_file(&path, 1));
     let t = now_ms();
     for i in 0..3 {
         telemetry.record(allow(t + i));
