@@ -12,6 +12,7 @@
 )]
 
 mod common;
+mod compliance_doc;
 mod config_cli;
 #[cfg(feature = "demo")]
 mod demo_cli;
