@@ -24,6 +24,8 @@ mod inject_cmd;
 mod policy_cmd;
 mod process;
 #[cfg(feature = "tools")]
+mod replay_cmd;
+#[cfg(feature = "tools")]
 mod tools_cmd;
 
 use std::path::{Path, PathBuf};
@@ -65,7 +67,7 @@ enum Command {
     /// Work with policy files: check, test, explain.
     #[cfg_attr(
         feature = "tools",
-        command(about = "Work with policy files: check, test, explain, suggest")
+        command(about = "Work with policy files: check, test, explain, suggest, replay")
     )]
     Policy {
         #[command(subcommand)]
