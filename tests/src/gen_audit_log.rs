@@ -2,7 +2,7 @@
 //! `hallpass policy replay` (docs/performance.md, "Policy replay"):
 //!
 //! ```text
-//! hallpass-gen-audit-log RECORDS
+//! hallpass-gen-audit-log RECORDS [--raw-paths]
 //! ```
 //!
 //! Records as the sidecar writes them (`crates/telemetry/src/audit.rs`),
@@ -11,6 +11,9 @@
 //! denies of callers no rule names, over one day from 2026-09-01, in a
 //! fixed pseudo-random mix (the same file every run).
 //! `hallpass-gen-audit-log 1000000` is the benchmark's one-million-record day.
+//! `--raw-paths` adds each call's path (as with `telemetry.log_raw_paths`),
+//! a different patient on nearly every record: the replay's worst case,
+//! where no two records share a cached decision.
 
 use std::io::{BufWriter, Write as _};
 
@@ -37,20 +40,97 @@ type Kind = (
 );
 
 const KINDS: [Kind; 7] = [
-    (50, "allow", "ok", "enforce", EHR, LAB, "GET", "/patients/{patient}/results", "ehr-reads-results"),
-    (20, "allow", "ok", "enforce", EHR, LAB, "GET", "/patients/{patient}/results/{result}", "ehr-reads-results"),
-    (15, "allow", "ok", "enforce", PHARMACY, LAB, "POST", "lab.v1.Results/GetResult", "pharmacy-lookup"),
-    (8, "allow", "ok", "enforce", EHR, BILLING_DEST, "POST", "/charges", "ehr-posts-charges"),
-    (4, "allow", "ok", "audit", EHR, PHARMACY_DEST, "POST", "/prescriptions", "ehr-sends-prescriptions"),
-    (2, "deny", "no_matching_rule", "enforce", BILLING, LAB, "GET", "", ""),
-    (1, "deny", "no_matching_rule", "enforce", EHR, LAB, "DELETE", "", ""),
+    (
+        50,
+        "allow",
+        "ok",
+        "enforce",
+        EHR,
+        LAB,
+        "GET",
+        "/patients/{patient}/results",
+        "ehr-reads-results",
+    ),
+    (
+        20,
+        "allow",
+        "ok",
+        "enforce",
+        EHR,
+        LAB,
+        "GET",
+        "/patients/{patient}/results/{result}",
+        "ehr-reads-results",
+    ),
+    (
+        15,
+        "allow",
+        "ok",
+        "enforce",
+        PHARMACY,
+        LAB,
+        "POST",
+        "lab.v1.Results/GetResult",
+        "pharmacy-lookup",
+    ),
+    (
+        8,
+        "allow",
+        "ok",
+        "enforce",
+        EHR,
+        BILLING_DEST,
+        "POST",
+        "/charges",
+        "ehr-posts-charges",
+    ),
+    (
+        4,
+        "allow",
+        "ok",
+        "audit",
+        EHR,
+        PHARMACY_DEST,
+        "POST",
+        "/prescriptions",
+        "ehr-sends-prescriptions",
+    ),
+    (
+        2,
+        "deny",
+        "no_matching_rule",
+        "enforce",
+        BILLING,
+        LAB,
+        "GET",
+        "",
+        "",
+    ),
+    (
+        1,
+        "deny",
+        "no_matching_rule",
+        "enforce",
+        EHR,
+        LAB,
+        "DELETE",
+        "",
+        "",
+    ),
 ];
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let records: u64 = match args.as_slice() {
-        [n] => n.parse().with_context(|| format!("not a number: {n}"))?,
-        _ => bail!("usage: hallpass-gen-audit-log RECORDS"),
+    let (records, raw_paths): (u64, bool) = match args.as_slice() {
+        [n] => (
+            n.parse().with_context(|| format!("not a number: {n}"))?,
+            false,
+        ),
+        [n, flag] if flag == "--raw-paths" => (
+            n.parse().with_context(|| format!("not a number: {n}"))?,
+            true,
+        ),
+        _ => bail!("usage: hallpass-gen-audit-log RECORDS [--raw-paths]"),
     };
     let total: u32 = KINDS.iter().map(|k| k.0).sum();
     // 2026-09-01T00:00:00Z; one day spread over the records.
@@ -78,13 +158,25 @@ fn main() -> anyhow::Result<()> {
         let ms = start_ms + i64::try_from(i)? * step_ms;
         let secs = ms.div_euclid(1000);
         let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+        let path = if !raw_paths {
+            String::new()
+        } else if route.is_empty() {
+            format!(",\"path\":\"/patients/{i}/results\"")
+        } else if route.starts_with('/') {
+            let concrete = route
+                .replace("{patient}", &i.to_string())
+                .replace("{result}", &(i % 7).to_string());
+            format!(",\"path\":\"{concrete}\"")
+        } else {
+            format!(",\"path\":\"/{route}\"")
+        };
         writeln!(
             out,
             "{{\"time\":\"2026-09-01T{h:02}:{m:02}:{s:02}.{:03}Z\",\"decision_id\":\"19a3c1f2e4b0a1f3c-{i:x}\",\
              \"decision\":\"{decision}\",\"reason\":\"{reason}\",\"mode\":\"{mode}\",\"source\":\"{source}\",\
              \"destination\":\"{destination}\",\"method\":\"{method}\",\"route\":\"{route}\",\"rule\":\"{rule}\",\
              \"credentials\":[\"x509\"],\"request_id\":\"5f0c2a7e-1b7d-4c1e-9d3a-8f2b6c4d1e00\",\
-             \"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\"}}",
+             \"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\"{path}}}",
             ms.rem_euclid(1000),
         )?;
     }

@@ -10,9 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use hallpass_e2e::{
-    EchoApp, Ports, Workdir, hallpass_bin, http, wait_for_http_ok, workspace_root,
-};
+use hallpass_e2e::{EchoApp, Ports, Workdir, hallpass_bin, http, wait_for_http_ok, workspace_root};
 
 const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
 const BILLING: &str = "spiffe://hospital.example/ns/billing/sa/billing";
@@ -56,7 +54,9 @@ fn replay_of_an_envoy_audit_log_gates_a_candidate_that_drops_a_used_route() {
     if let Err(e) = wait_for_http_ok(addr(ports.admin), "/readyz", Duration::from_secs(20)) {
         panic!("hallpass not ready: {e}\n{}", hallpass.output());
     }
-    let (_callee, _caller, _) = work.start_envoy_pair("replay", "callee.yaml", &ports).unwrap();
+    let (_callee, _caller, _) = work
+        .start_envoy_pair("replay", "callee.yaml", &ports)
+        .unwrap();
     let call = |who: &str, method: &str, path: &str| {
         http(addr(ports.caller), method, path, &[("x-demo-caller", who)])
             .unwrap()
@@ -92,7 +92,10 @@ fn replay_of_an_envoy_audit_log_gates_a_candidate_that_drops_a_used_route() {
         r#"paths: ["/patients/{patient}/results", "/patients/{patient}/results/{result}"]"#,
         r#"paths: ["/patients/{patient}/results"]"#,
     );
-    assert_ne!(dropped, shipped_text, "the shipped policy changed: fix the test");
+    assert_ne!(
+        dropped, shipped_text,
+        "the shipped policy changed: fix the test"
+    );
     let candidate = work.path().join("candidate.yaml");
     std::fs::write(&candidate, &dropped).unwrap();
     let (out, text) = replay(&candidate, &log, &[]);

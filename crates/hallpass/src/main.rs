@@ -6,7 +6,7 @@
 //! - `--no-default-features` is the sidecar: `serve`, `config check` (its
 //!   pre-flight) and `policy check|test|explain` (the policy code `serve`
 //!   runs anyway). The features
-//!   `tools` (`report`, `baseline`, `policy suggest`), `demo` and `injector`
+//!   `tools` (`report`, `baseline`, `policy suggest`, `policy replay`), `demo` and `injector`
 //!   (`inject`) add the rest; `scripts/check-deps.sh` proves the sidecar
 //!   links none of it.
 //!

@@ -413,6 +413,12 @@ impl<'p> Replay<'p> {
     /// The verdict, from the cache when it does not depend on the time;
     /// `None` (counted as skipped) for a record the candidate cannot judge.
     fn cached_verdict(&mut self, record: &Record<'_>, time_ms: i64) -> Option<Verdict> {
+        let jwt = record.credentials.iter().any(|c| c == "jwt");
+        if record.path.is_some() {
+            // Raw paths carry identifiers: nearly every one is new, so
+            // caching by them would only fill the cache.
+            return self.verdict(record, jwt, time_ms).map(|(v, _)| v);
+        }
         let key = &mut self.key;
         key.clear();
         for part in [
@@ -422,16 +428,24 @@ impl<'p> Replay<'p> {
             record.route.as_ref(),
             record.rule.as_ref(),
             record.reason.as_ref(),
-            record.path.as_deref().unwrap_or("\u{1}"),
         ] {
             key.push_str(part);
             key.push('\0');
         }
-        let jwt = record.credentials.iter().any(|c| c == "jwt");
         key.push(if jwt { 'j' } else { '-' });
         if let Some(hit) = self.cache.get(self.key.as_str()) {
             return Some(hit.clone());
         }
+        let (verdict, timeless) = self.verdict(record, jwt, time_ms)?;
+        if timeless && self.cache.len() < MAX_CACHED {
+            self.cache.insert(self.key.clone(), verdict.clone());
+        }
+        Some(verdict)
+    }
+
+    /// The candidate's verdict, and whether it holds whatever the time;
+    /// `None` (counted as skipped) when the record names no SPIFFE IDs.
+    fn verdict(&mut self, record: &Record<'_>, jwt: bool, time_ms: i64) -> Option<(Verdict, bool)> {
         let Ok(destination) = SpiffeId::new(&record.destination) else {
             self.skip(Skip::UnnamedDestination);
             return None;
@@ -440,11 +454,14 @@ impl<'p> Replay<'p> {
             self.skip(Skip::DecidedBeforePolicy);
             return None;
         };
-        let (verdict, timeless) = decide(self.policy, &destination, &source, record, jwt, time_ms);
-        if timeless && self.cache.len() < MAX_CACHED {
-            self.cache.insert(self.key.clone(), verdict.clone());
-        }
-        Some(verdict)
+        Some(decide(
+            self.policy,
+            &destination,
+            &source,
+            record,
+            jwt,
+            time_ms,
+        ))
     }
 
     /// Every group kept, newly denied first, then by count (most first).
@@ -502,8 +519,8 @@ impl<'p> Replay<'p> {
 
     /// The summary for people. Everything that came from the log is escaped.
     pub fn to_text(&self, candidate: &str) -> String {
-        use std::fmt::Write as _;
         use hallpass_telemetry::Escaped;
+        use std::fmt::Write as _;
         let count = |c: Change| self.changed.get(&c).copied().unwrap_or(0);
         let mut out = String::new();
         let _ = writeln!(
@@ -541,7 +558,9 @@ impl<'p> Replay<'p> {
             };
             let now = match k.needs {
                 Some(needs) => needs.text().to_owned(),
-                None if k.candidate_decision == "allow" => format!("allowed by rule {}", k.candidate),
+                None if k.candidate_decision == "allow" => {
+                    format!("allowed by rule {}", k.candidate)
+                }
                 None => format!("{} {}", k.candidate_decision, k.candidate),
             };
             let _ = writeln!(
@@ -705,14 +724,15 @@ fn fit_grpc(g: &GrpcPattern, shape: &Shape<'_>) -> Fit {
                 Fit::Never
             }
         }
-        Shape::Template(_) => grpc_template(g).map_or(Fit::Maybe, |t| match fit_template(&t, shape)
-        {
-            // The pattern's template covering the recorded one means the
-            // recorded one covers at most the pattern's calls: a fit only
-            // when they are equal.
-            Fit::Always => Fit::Always,
-            other => other.min(Fit::Maybe),
-        }),
+        Shape::Template(_) => {
+            grpc_template(g).map_or(Fit::Maybe, |t| match fit_template(&t, shape) {
+                // The pattern's template covering the recorded one means the
+                // recorded one covers at most the pattern's calls: a fit only
+                // when they are equal.
+                Fit::Always => Fit::Always,
+                other => other.min(Fit::Maybe),
+            })
+        }
         Shape::Any => Fit::Maybe,
     }
 }
