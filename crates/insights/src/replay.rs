@@ -20,9 +20,10 @@
 //! record under a candidate that no longer revokes the ID).
 //!
 //! The log is read as a stream, one line at a time, never held in memory;
-//! what is kept is bounded: at most [`MAX_GROUPS`] groups of changes (more
-//! are counted in [`Replay::groups_dropped`]) and at most [`MAX_CACHED`]
-//! cached decisions (a busy sidecar's log repeats the same few hundred
+//! what is kept is bounded: at most [`MAX_GROUPS`] groups of changes
+//! holding at most [`MAX_GROUP_BYTES`] of text (more are counted in
+//! [`Replay::groups_dropped`]) and at most [`MAX_CACHED`] cached decisions
+//! of keys up to [`MAX_KEY`] bytes (a busy sidecar's log repeats the same few hundred
 //! calls; a decision that depends on the time is never cached).
 
 use std::borrow::Cow;
@@ -41,6 +42,12 @@ use serde::{Deserialize, Serialize};
 pub const MAX_GROUPS: usize = 10_000;
 /// Decisions cached by what decides them (all but the time).
 pub const MAX_CACHED: usize = 100_000;
+/// Bytes of text the kept groups may hold between them: a hostile log of
+/// long routes and rule names cannot make [`MAX_GROUPS`] groups huge.
+pub const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
+/// Longest cache key (the fields that decide, joined): longer records are
+/// decided but not cached, so the cache stays within about 100 MiB.
+pub const MAX_KEY: usize = 1024;
 /// Longest audit line read; a longer one is skipped as malformed (a
 /// record is a few hundred bytes, a raw path at most a few KiB).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -202,9 +209,11 @@ pub struct Replay<'p> {
     pub changed: BTreeMap<Change, u64>,
     /// Lines not replayed, per cause.
     pub skipped: BTreeMap<Skip, u64>,
-    /// Changed calls whose group was not kept ([`MAX_GROUPS`]).
+    /// Changed calls whose group was not kept ([`MAX_GROUPS`],
+    /// [`MAX_GROUP_BYTES`]).
     pub groups_dropped: u64,
     groups: HashMap<GroupKey, GroupStats>,
+    group_bytes: usize,
     cache: HashMap<String, Verdict>,
     key: String,
 }
@@ -283,6 +292,7 @@ impl<'p> Replay<'p> {
             skipped: BTreeMap::new(),
             groups_dropped: 0,
             groups: HashMap::new(),
+            group_bytes: 0,
             cache: HashMap::new(),
             key: String::new(),
         }
@@ -394,13 +404,15 @@ impl<'p> Replay<'p> {
             needs,
         };
         let time = record.time;
-        let full = self.groups.len() >= MAX_GROUPS;
+        let bytes = key.text_len();
+        let full = self.groups.len() >= MAX_GROUPS || self.group_bytes + bytes > MAX_GROUP_BYTES;
         match self.groups.get_mut(&key) {
             Some(stats) => stats.add(&time),
             None if full => self.groups_dropped += 1,
             None => {
                 let mut stats = GroupStats::default();
                 stats.add(&time);
+                self.group_bytes += bytes;
                 self.groups.insert(key, stats);
             }
         }
@@ -437,7 +449,7 @@ impl<'p> Replay<'p> {
             return Some(hit.clone());
         }
         let (verdict, timeless) = self.verdict(record, jwt, time_ms)?;
-        if timeless && self.cache.len() < MAX_CACHED {
+        if timeless && self.cache.len() < MAX_CACHED && self.key.len() <= MAX_KEY {
             self.cache.insert(self.key.clone(), verdict.clone());
         }
         Some(verdict)
@@ -578,11 +590,32 @@ impl<'p> Replay<'p> {
         if self.groups_dropped > 0 {
             let _ = writeln!(
                 out,
-                "\n{} changed calls in groups beyond the first {MAX_GROUPS} are counted above but not listed",
-                self.groups_dropped
+                "\n{} changed calls in groups beyond the first {} are counted above but not listed",
+                self.groups_dropped,
+                self.groups.len()
             );
         }
         out
+    }
+}
+
+impl GroupKey {
+    /// The text it holds, in bytes (with the first and last times).
+    fn text_len(&self) -> usize {
+        [
+            &self.source,
+            &self.destination,
+            &self.method,
+            &self.route,
+            &self.recorded_decision,
+            &self.recorded,
+            &self.candidate_decision,
+            &self.candidate,
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>()
+            + 64
     }
 }
 
@@ -831,6 +864,32 @@ mod tests {
 
     fn t(text: &str) -> RouteTemplate {
         RouteTemplate::parse(text).unwrap()
+    }
+
+    #[test]
+    fn groups_are_capped_and_what_is_beyond_the_cap_still_counts() {
+        let policy = CompiledPolicy::from_yaml(
+            "version: 1\ntrust_domains: [td]\nworkloads:\n  spiffe://td/lab:\n    allow: []\n",
+        )
+        .unwrap();
+        let mut log = String::new();
+        for i in 0..=MAX_GROUPS {
+            log.push_str(&format!(
+                "{{\"time\":\"2026-09-01T00:00:00.000Z\",\"decision_id\":\"1-{i}\",\"decision\":\"allow\",\
+                 \"reason\":\"ok\",\"mode\":\"enforce\",\"source\":\"spiffe://td/a\",\"destination\":\"spiffe://td/lab\",\
+                 \"method\":\"GET\",\"route\":\"/r{i}/{{id}}\",\"rule\":\"r\",\"credentials\":[\"x509\"]}}\n"
+            ));
+        }
+        let mut replay = Replay::new(&policy, None);
+        replay.read(log.as_bytes()).unwrap();
+        assert_eq!(replay.newly_denied(), MAX_GROUPS as u64 + 1);
+        assert_eq!(replay.groups().len(), MAX_GROUPS);
+        assert_eq!(replay.groups_dropped, 1);
+        assert!(
+            replay
+                .to_text("c")
+                .contains("1 changed calls in groups beyond the first 10000")
+        );
     }
 
     #[test]
