@@ -19,4 +19,5 @@ mod injector_limits;
 mod kubernetes_layout;
 mod local_mesh;
 mod policy_files;
+mod policy_replay;
 mod serve_config;

@@ -6,7 +6,7 @@
 //! - `--no-default-features` is the sidecar: `serve`, `config check` (its
 //!   pre-flight) and `policy check|test|explain` (the policy code `serve`
 //!   runs anyway). The features
-//!   `tools` (`report`, `baseline`, `policy suggest`), `demo` and `injector`
+//!   `tools` (`report`, `baseline`, `policy suggest`, `policy replay`), `demo` and `injector`
 //!   (`inject`) add the rest; `scripts/check-deps.sh` proves the sidecar
 //!   links none of it.
 //!
@@ -23,6 +23,8 @@ mod help_tests;
 mod inject_cmd;
 mod policy_cmd;
 mod process;
+#[cfg(feature = "tools")]
+mod replay_cmd;
 #[cfg(feature = "tools")]
 mod tools_cmd;
 
@@ -65,7 +67,7 @@ enum Command {
     /// Work with policy files: check, test, explain.
     #[cfg_attr(
         feature = "tools",
-        command(about = "Work with policy files: check, test, explain, suggest")
+        command(about = "Work with policy files: check, test, explain, suggest, replay")
     )]
     Policy {
         #[command(subcommand)]

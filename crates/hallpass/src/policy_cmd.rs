@@ -117,6 +117,15 @@ pub enum PolicyCommand {
     /// suggest, 64 usage.
     #[cfg(feature = "tools")]
     Suggest(crate::tools_cmd::SuggestArgs),
+    /// Re-decide the calls of an audit log under a candidate policy (the
+    /// policy step only: the recorded caller is taken as proven) and print
+    /// what would change: calls newly denied, newly allowed, and those the
+    /// record cannot decide (it has route templates, not paths), grouped by
+    /// edge, route and rule with counts and first/last time. Exit 1 when
+    /// any call would newly be denied (a CI gate) or the candidate is
+    /// invalid, 0 otherwise, 64 usage.
+    #[cfg(feature = "tools")]
+    Replay(crate::replay_cmd::ReplayArgs),
 }
 
 /// Output format of `policy check`.
@@ -143,6 +152,8 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
     match command {
         #[cfg(feature = "tools")]
         PolicyCommand::Suggest(args) => Ok(crate::tools_cmd::suggest(&args)),
+        #[cfg(feature = "tools")]
+        PolicyCommand::Replay(args) => Ok(crate::replay_cmd::replay(&args)),
         PolicyCommand::Check {
             files,
             format,

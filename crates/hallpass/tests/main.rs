@@ -23,4 +23,6 @@ mod exit_codes;
 mod inject_cli;
 mod policy_cli;
 #[cfg(feature = "tools")]
+mod replay_cli;
+#[cfg(feature = "tools")]
 mod tools_cli;

@@ -15,6 +15,8 @@
 //!   rules through the policy crate's compiled matchers.
 //! - [`suggest`] and [`templates`]: a least-privilege policy from what was
 //!   seen, identifiers turned into parameters.
+//! - [`replay`]: re-decide an audit log's calls under a candidate policy
+//!   (`hallpass policy replay`), streaming, with bounded tables.
 //! - [`baseline`]: show, export and merge learned call-path baselines.
 //!
 //! Inputs are typed at the edge (URLs, header names and values, source
@@ -26,6 +28,7 @@ pub mod baseline;
 mod error;
 pub mod http;
 pub mod prometheus;
+pub mod replay;
 pub mod report;
 pub mod source;
 pub mod suggest;
