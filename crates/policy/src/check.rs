@@ -162,7 +162,32 @@ impl Lints {
                 self.similar_sources(policy, rule, &at);
                 self.grant(rule, &at, now);
                 self.allows_everything(rule, &at);
+                self.replay_on_reads(rule, &at);
             }
+        }
+    }
+
+    /// `jwt_replay: deny` is meant for writes: on a read (or on any method,
+    /// when the rule lists none), a client's or a proxy's retry of the same
+    /// request is denied `jwt_replayed`.
+    fn replay_on_reads(&mut self, rule: &CompiledRule, at: &str) {
+        if !rule.single_use_jwt || rule.paths.is_none() && rule.grpc.is_some() {
+            return;
+        }
+        let reads = [Method::Get, Method::Head, Method::Options];
+        let on_reads = rule
+            .methods
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|m| reads.contains(m)));
+        if on_reads {
+            self.warn(
+                "jwt_replay_on_reads",
+                child_path(at, "jwt_replay"),
+                "jwt_replay: deny on idempotent methods (GET, HEAD, OPTIONS, or a rule without \
+                 `methods`): a retried request is denied jwt_replayed; list only the write \
+                 methods (POST, PUT, PATCH, DELETE)"
+                    .into(),
+            );
         }
     }
 

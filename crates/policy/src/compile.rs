@@ -7,7 +7,7 @@ use spiffe::{SpiffeId, TrustDomain};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::document::{PolicyDocument, RuleDocument};
+use crate::document::{JwtReplay, PolicyDocument, RuleDocument};
 use crate::load::{load_document, locate_problems};
 use crate::locate::child_path;
 use crate::trie::SourceIndex;
@@ -55,8 +55,12 @@ pub struct CompiledRule {
     /// Unix milliseconds after which the rule does not apply (inclusive; a
     /// finer `not_after` is rounded down).
     pub not_after_ms: Option<i64>,
-    /// A JWT-SVID is required as well.
+    /// A JWT-SVID is required as well (also set by `jwt_replay: deny`).
     pub require_jwt: bool,
+    /// `jwt_replay: deny`: the JWT-SVID's `jti` is single-use. The policy
+    /// only reports it ([`Evaluation::single_use_jwt`](crate::Evaluation));
+    /// the sidecar, which holds the replay cache, enforces it.
+    pub single_use_jwt: bool,
 }
 
 /// The route label used when a rule allows every path.
@@ -755,7 +759,8 @@ fn compile_rule(
         headers,
         not_before_ms,
         not_after_ms,
-        require_jwt: doc.require_jwt,
+        require_jwt: doc.require_jwt || doc.jwt_replay == JwtReplay::Deny,
+        single_use_jwt: doc.jwt_replay == JwtReplay::Deny,
     })
 }
 

@@ -46,6 +46,7 @@ pub use compile::{
 };
 pub use decision::Decision;
 pub use document::{
+    JwtReplay,
     PolicyDocument, RevokedDocument, RevokedSerialDocument, RuleDocument, WorkloadDocument,
 };
 pub use error::PolicyError;

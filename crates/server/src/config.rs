@@ -84,6 +84,8 @@ const SPIFFE_ENDPOINT_SOCKET: &str = "SPIFFE_ENDPOINT_SOCKET";
 
 /// Largest verification cache allowed.
 const MAX_CACHE_ENTRIES: usize = 1_000_000;
+/// Largest accepted `identity.jwt.replay_cache_max_entries` (about 80 bytes each).
+const MAX_REPLAY_CACHE_ENTRIES: usize = 10_000_000;
 /// Largest tolerated clock skew.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(600);
 /// Longest reload interval, and longest rate window.
@@ -281,6 +283,9 @@ pub struct JwtSection {
     pub audiences: Vec<String>,
     /// Deny `no_identity` without a token.
     pub required: bool,
+    /// `jti`s remembered for rules with `jwt_replay: deny`; when full of
+    /// unexpired entries, such calls are denied `jwt_replayed`.
+    pub replay_cache_max_entries: usize,
 }
 
 impl Default for JwtSection {
@@ -289,6 +294,7 @@ impl Default for JwtSection {
             header: "authorization".into(),
             audiences: Vec::new(),
             required: false,
+            replay_cache_max_entries: crate::replay::DEFAULT_REPLAY_CACHE_ENTRIES,
         }
     }
 }
@@ -614,6 +620,8 @@ pub struct JwtSettings {
     pub audiences: Vec<String>,
     /// Deny `no_identity` when no token is presented.
     pub required: bool,
+    /// Cap of the JWT-SVID replay cache (`jwt_replay: deny` rules).
+    pub replay_cache_max_entries: usize,
 }
 
 /// Trust material files of one trust domain.
@@ -819,6 +827,7 @@ impl Settings {
                     header: j.header.clone(),
                     audiences: j.audiences.clone(),
                     required: j.required,
+                    replay_cache_max_entries: j.replay_cache_max_entries,
                 }),
                 xfcc: XfccSection {
                     trusted_proxies: self
@@ -1139,10 +1148,17 @@ impl JwtSection {
                 "at least one non-empty audience is required",
             );
         }
+        if !(1..=MAX_REPLAY_CACHE_ENTRIES).contains(&self.replay_cache_max_entries) {
+            problems.invalid(
+                "identity.jwt.replay_cache_max_entries",
+                format!("between 1 and {MAX_REPLAY_CACHE_ENTRIES}"),
+            );
+        }
         JwtSettings {
             header: self.header.clone(),
             audiences: self.audiences.clone(),
             required: self.required,
+            replay_cache_max_entries: self.replay_cache_max_entries,
         }
     }
 }

@@ -14,7 +14,34 @@ use hallpass_identity::{SpiffeId, parse_spiffe_id_strict};
 use hallpass_policy::{Decision, FixedLabel, MetricLabel, NoTrace, Request};
 use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode, PathIssue};
 
+use crate::caller::Jti;
+use crate::replay::Replay;
 use crate::{LoadedPolicy, Shared};
+
+impl Shared {
+    /// The replay check of a single-use JWT-SVID (`jwt_replay: deny`): the
+    /// deny reason, or `None` when this is its first use. A token without a
+    /// `jti` cannot be shown to be single-use, and a full cache cannot
+    /// remember it: both are denied `jwt_replayed` too (fail closed).
+    fn consume_jti(&self, jti: Option<Jti>, now_ms: i64) -> Option<DenyReason> {
+        let Some(jti) = jti else {
+            return Some(DenyReason::JwtReplayed);
+        };
+        let (found, entries) = self.replay.consume(jti.key, jti.expires_ms, now_ms);
+        let controls = &self.metrics.controls;
+        controls
+            .jwt_replay_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        match found {
+            Replay::Fresh => None,
+            Replay::Replayed => Some(DenyReason::JwtReplayed),
+            Replay::Full => {
+                controls.jwt_replay_cache_full.inc();
+                Some(DenyReason::JwtReplayed)
+            }
+        }
+    }
+}
 
 /// Metric label for a caller that proved no identity.
 const UNAUTHENTICATED: &str = "unauthenticated";
@@ -283,7 +310,14 @@ impl Shared {
         // named to the application (known even for a destination the policy
         // has no entry for), and whether any rule names it at all (found by
         // the same index walk: a deny costs no rescan of the rules).
-        let evaluation = policy.evaluate_with(&destination, &request, &mut NoTrace);
+        let mut evaluation = policy.evaluate_with(&destination, &request, &mut NoTrace);
+        if evaluation.single_use_jwt {
+            // Only a call the rule allows consumes the `jti`: a denied call
+            // must not burn a token the caller may still use where allowed.
+            if let Some(reason) = self.consume_jti(caller.jti, now_ms) {
+                evaluation.decision = Decision::deny(reason);
+            }
+        }
         Outcome {
             unknown_source: evaluation.unknown_source(),
             decision: evaluation.decision,

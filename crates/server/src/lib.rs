@@ -33,6 +33,7 @@ mod listen;
 mod panic_log;
 mod record;
 mod reload;
+mod replay;
 mod shared;
 mod trust;
 mod workload_api;

@@ -13,6 +13,7 @@ use spiffe::SpiffeId;
 
 use crate::caller::Verified;
 use crate::config::{JwtSettings, Settings, X509From};
+use crate::replay::{DEFAULT_REPLAY_CACHE_ENTRIES, ReplayCache};
 use crate::trust::TrustStore;
 
 /// Everything the decision path and the admin endpoints share. Readers never
@@ -26,6 +27,8 @@ pub struct Shared {
     pub(crate) x509: X509SvidVerifier,
     pub(crate) jwt: Option<(JwtSettings, JwtSvidVerifier)>,
     pub(crate) cache: VerificationCache<Verified>,
+    /// `jti`s seen on rules with `jwt_replay: deny`.
+    pub(crate) replay: ReplayCache,
     /// The metrics registry.
     pub metrics: Metrics,
     /// The telemetry worker (call graph, anomalies, audit log).
@@ -75,6 +78,12 @@ impl Shared {
             )
         });
         let cache = VerificationCache::new(settings.cache_max_entries);
+        let replay = ReplayCache::new(
+            settings
+                .jwt
+                .as_ref()
+                .map_or(DEFAULT_REPLAY_CACHE_ENTRIES, |j| j.replay_cache_max_entries),
+        );
         Self {
             settings,
             policy: ArcSwapOption::empty(),
@@ -83,6 +92,7 @@ impl Shared {
             x509,
             jwt,
             cache,
+            replay,
             metrics,
             telemetry,
             #[cfg(test)]

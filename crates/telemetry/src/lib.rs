@@ -17,6 +17,7 @@
 
 mod audit;
 mod callgraph;
+mod controls;
 mod counters;
 mod edges;
 mod event;
@@ -27,6 +28,7 @@ mod worker;
 
 pub use audit::{AuditTarget, AuditWriter, audit_line};
 pub use callgraph::{CallGraph, ObservedEdge, RuleUsage};
+pub use controls::{ControlMetrics, MAX_BREAK_GLASS_GRANTS};
 pub use counters::DecisionCounters;
 pub use edges::{Baseline, EdgeKey, EdgeStats, EdgeTable, Observation, RateSpikeSettings};
 pub use event::{DecisionEvent, UNMATCHED_ROUTE, request_id, trace_id};

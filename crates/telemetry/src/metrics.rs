@@ -74,6 +74,8 @@ pub struct Metrics {
     /// Unix time the metrics (the sidecar) started: the uptime reference of
     /// the "never used" alert on `hallpass_rule_last_match_timestamp_seconds`.
     pub start_time: IntGauge,
+    /// Break-glass and JWT replay metrics.
+    pub controls: crate::ControlMetrics,
 }
 
 fn counter(name: &str, help: &str) -> Result<IntCounter, TelemetryError> {
@@ -239,6 +241,7 @@ impl Metrics {
         for c in collectors {
             registry.register(c)?;
         }
+        let controls = crate::ControlMetrics::register(&registry)?;
         // Make both results visible from the start, so rate() works at once.
         reloads.with_label_values(&["success"]);
         reloads.with_label_values(&["failure"]);
@@ -266,6 +269,7 @@ impl Metrics {
             start_time,
             credential_lifetime,
             long_lived_credentials,
+            controls,
         })
     }
 
