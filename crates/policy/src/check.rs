@@ -98,6 +98,7 @@ impl Lints {
     }
 
     fn run(&mut self, doc: &PolicyDocument, policy: &CompiledPolicy, now: i64) {
+        self.break_glass(policy, now);
         let listed = |td: &str| doc.trust_domains.iter().any(|t| t == td);
         for (dest, wl) in &doc.workloads {
             let base = child_path("workloads", dest);
@@ -163,6 +164,25 @@ impl Lints {
                 self.grant(rule, &at, now);
                 self.allows_everything(rule, &at);
                 self.replay_on_reads(rule, &at);
+            }
+        }
+    }
+
+    /// An emergency grant past its expiry is inert: say so, so that it is
+    /// removed rather than left for someone to extend.
+    fn break_glass(&mut self, policy: &CompiledPolicy, now: i64) {
+        for (i, grant) in policy.break_glass().grants().iter().enumerate() {
+            if grant.expires_ms <= now.saturating_mul(1000) {
+                self.warn(
+                    "break_glass_expired",
+                    format!("break_glass[{i}].expires"),
+                    format!(
+                        "grant `{}` (ticket {}) expired at {}; it is inert: remove it",
+                        grant.name,
+                        grant.ticket,
+                        format_rfc3339(grant.expires_ms)
+                    ),
+                );
             }
         }
     }

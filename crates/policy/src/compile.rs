@@ -128,6 +128,8 @@ pub struct CompiledPolicy {
     /// Every label value the policy can produce, in a fixed order, so that
     /// metric handles can be kept in flat tables indexed by position.
     labels: Vec<Arc<str>>,
+    /// Emergency grants of the policy file itself (`break_glass:`).
+    break_glass: crate::BreakGlassGrants,
 }
 
 /// A bounded metric label value, with its position in the policy's label
@@ -246,6 +248,11 @@ impl CompiledPolicy {
             source,
         })?;
         Self::from_yaml(&text)
+    }
+
+    /// The emergency grants written in the policy file itself.
+    pub fn break_glass(&self) -> &crate::BreakGlassGrants {
+        &self.break_glass
     }
 
     /// Compile a parsed document, reporting every problem found.
@@ -402,6 +409,15 @@ impl CompiledPolicy {
         if let Some(owner) = &doc.owner {
             owner_problems(doc, owner, &file_destinations, &mut problems);
         }
+        let break_glass = crate::BreakGlassGrants::compile(
+            &doc.break_glass,
+            crate::DEFAULT_MAX_DURATION_MS,
+            "break_glass",
+        )
+        .unwrap_or_else(|found| {
+            problems.extend(found);
+            crate::BreakGlassGrants::empty()
+        });
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
@@ -437,6 +453,7 @@ impl CompiledPolicy {
             destination_labels,
             other_labels,
             labels,
+            break_glass,
         })
     }
 

@@ -33,6 +33,10 @@ pub struct PolicyDocument {
     /// error, never a silent replacement of the first entry.
     #[serde(default, deserialize_with = "unique_keys")]
     pub workloads: BTreeMap<String, WorkloadDocument>,
+    /// Emergency grants written into the policy itself (most are opened
+    /// in the overlay file instead, by `hallpass breakglass open`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub break_glass: Vec<crate::BreakGlassDocument>,
 }
 
 /// The `revoked` section.
@@ -213,6 +217,20 @@ pub(crate) mod shape {
         Shape::Struct(&[field("mode", &MODE, false), field("allow", &RULES, false)]);
     static WORKLOADS: Shape = Shape::Dict(&WORKLOAD);
 
+    static GRANT: Shape = Shape::Struct(&[
+        field("name", &STR, true),
+        field("from", &STRS, true),
+        field("to", &STR, true),
+        field("methods", &STRS, false),
+        field("paths", &STRS, false),
+        field("reason", &STR, true),
+        field("ticket", &STR, true),
+        field("opened_by", &STR, true),
+        field("opened", &STR, true),
+        field("expires", &STR, true),
+    ]);
+    static GRANTS: Shape = Shape::List(&GRANT);
+
     /// The whole file.
     pub(crate) static POLICY: Shape = Shape::Struct(&[
         field("version", &INT, true),
@@ -220,5 +238,6 @@ pub(crate) mod shape {
         field("trust_domains", &STRS, false),
         field("revoked", &REVOKED, false),
         field("workloads", &WORKLOADS, false),
+        field("break_glass", &GRANTS, false),
     ]);
 }

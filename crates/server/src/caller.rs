@@ -7,8 +7,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 use hallpass_identity::{
     CredentialDigest, IdentityError, SpiffeId, TrustBundleSet, credential_digest,
-    decode_envoy_certificate,
-    parse_spiffe_id_strict, parse_xfcc,
+    decode_envoy_certificate, parse_spiffe_id_strict, parse_xfcc,
 };
 use hallpass_vocab::{CredentialKind, Credentials, DenyReason};
 

@@ -52,6 +52,11 @@ pub const ENV_OVERRIDES: &[(&str, &[&str], EnvKind)] = &[
     ("HALLPASS_POLICY_FILE", &["policy", "file"], EnvKind::Text),
     ("HALLPASS_POLICY_MODE", &["policy", "mode"], EnvKind::Text),
     (
+        "HALLPASS_POLICY_BREAK_GLASS_FILE",
+        &["policy", "break_glass_file"],
+        EnvKind::Text,
+    ),
+    (
         "HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS",
         &["policy", "reload_interval_seconds"],
         EnvKind::Number,
@@ -321,6 +326,11 @@ pub struct PolicySection {
     pub reload_interval_seconds: u64,
     /// `enforce`: enforce every destination, even those the policy audits.
     pub mode: Option<Mode>,
+    /// The break-glass overlay file `hallpass breakglass` writes: emergency
+    /// grants, reloaded like the policy. Missing = no grants.
+    pub break_glass_file: Option<PathBuf>,
+    /// The longest a break-glass grant may be open (`expires - opened`).
+    pub break_glass_max_duration_seconds: u64,
 }
 
 impl Default for PolicySection {
@@ -330,9 +340,16 @@ impl Default for PolicySection {
             files: Vec::new(),
             reload_interval_seconds: 2,
             mode: None,
+            break_glass_file: None,
+            break_glass_max_duration_seconds: DEFAULT_BREAK_GLASS_MAX_SECONDS,
         }
     }
 }
+
+/// Default `policy.break_glass_max_duration_seconds`: 4 h.
+const DEFAULT_BREAK_GLASS_MAX_SECONDS: u64 = 4 * 3600;
+/// Largest `policy.break_glass_max_duration_seconds`: 24 h.
+const MAX_BREAK_GLASS_SECONDS: u64 = 24 * 3600;
 
 /// One entry of `policy.files`: a path, or a path with an owner scope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -678,6 +695,10 @@ pub struct Settings {
     /// `hallpass.io/audit: "false"`). Never `Some(Mode::Audit)`: an override
     /// can only make the sidecar stricter than its policy.
     pub mode_override: Option<Mode>,
+    /// The break-glass overlay file, when configured.
+    pub break_glass_file: Option<PathBuf>,
+    /// Longest break-glass grant, in milliseconds.
+    pub break_glass_max_ms: i64,
     /// Call graph, anomaly detection and audit log.
     pub telemetry: TelemetrySettings,
     /// Put raw request paths in audit records (only for meshes without PHI).
@@ -852,6 +873,9 @@ impl Settings {
                     .collect(),
                 reload_interval_seconds: self.reload_interval.as_secs(),
                 mode: self.mode_override,
+                break_glass_file: self.break_glass_file.clone(),
+                break_glass_max_duration_seconds: u64::try_from(self.break_glass_max_ms / 1000)
+                    .unwrap_or(DEFAULT_BREAK_GLASS_MAX_SECONDS),
             },
             telemetry: TelemetrySection {
                 audit_log,
@@ -965,6 +989,8 @@ impl ConfigFile {
             policy_sources: policy.sources?,
             reload_interval: policy.reload_interval,
             mode_override: policy.mode,
+            break_glass_file: policy.break_glass_file,
+            break_glass_max_ms: policy.break_glass_max_ms,
             telemetry,
             log_raw_paths,
             warnings,
@@ -1169,6 +1195,8 @@ struct PolicySettings {
     sources: Option<Vec<PolicySource>>,
     reload_interval: Duration,
     mode: Option<Mode>,
+    break_glass_file: Option<PathBuf>,
+    break_glass_max_ms: i64,
 }
 
 impl PolicySection {
@@ -1229,11 +1257,28 @@ impl PolicySection {
                 format!("must be between 1 and {MAX_INTERVAL_SECONDS}"),
             );
         }
+        if !(1..=MAX_BREAK_GLASS_SECONDS).contains(&self.break_glass_max_duration_seconds) {
+            problems.invalid(
+                "policy.break_glass_max_duration_seconds",
+                format!("must be between 1 and {MAX_BREAK_GLASS_SECONDS} (24 h)"),
+            );
+        }
+        if self
+            .break_glass_file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            problems.invalid("policy.break_glass_file", "an empty path");
+        }
         PolicySettings {
             file: self.file.clone(),
             sources: (ok && !sources.is_empty()).then_some(sources),
             reload_interval: Duration::from_secs(self.reload_interval_seconds),
             mode: self.mode,
+            break_glass_file: self.break_glass_file.clone(),
+            break_glass_max_ms: i64::try_from(self.break_glass_max_duration_seconds)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use hallpass_identity::{SpiffeId, parse_spiffe_id_strict};
-use hallpass_policy::{Decision, FixedLabel, MetricLabel, NoTrace, Request};
+use hallpass_policy::{BreakGlassGrant, Decision, FixedLabel, MetricLabel, NoTrace, Request};
 use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode, PathIssue};
 
 use crate::caller::Jti;
@@ -92,6 +92,9 @@ pub struct Outcome {
     /// Why the path is ambiguous, on an `ambiguous_path` deny (a fixed
     /// code for the audit record: never the path itself).
     pub path_issue: Option<PathIssue>,
+    /// The emergency grant that allowed the call, when no rule did
+    /// (the decision is then an allow whose `rule` is the grant's name).
+    pub break_glass: Option<Arc<BreakGlassGrant>>,
 }
 
 impl Outcome {
@@ -110,6 +113,7 @@ impl Outcome {
             unknown_source: false,
             counter: None,
             path_issue: None,
+            break_glass: None,
         }
     }
 
@@ -271,6 +275,7 @@ impl Shared {
                 credentials: Credentials::NONE,
                 unknown_source: false,
                 path_issue: None,
+                break_glass: None,
             }
         };
 
@@ -318,8 +323,25 @@ impl Shared {
                 evaluation.decision = Decision::deny(reason);
             }
         }
+        // Break-glass: the last step before default deny, and only then.
+        let unknown_source = evaluation.unknown_source();
+        let no_rule = matches!(
+            evaluation.decision.deny_reason(),
+            Some(DenyReason::NoMatchingRule | DenyReason::GrantExpired)
+        );
+        let break_glass = (no_rule && evaluation.vouched)
+            .then(|| {
+                self.break_glass_grant(policy, &destination, &caller.id, method, &http.path, now_ms)
+            })
+            .flatten();
+        if let Some((grant, route)) = &break_glass {
+            evaluation.decision = Decision::Allow {
+                rule: grant.name.clone(),
+                route: route.clone(),
+            };
+        }
         Outcome {
-            unknown_source: evaluation.unknown_source(),
+            unknown_source: unknown_source && break_glass.is_none(),
             decision: evaluation.decision,
             mode,
             source: Some(caller.id),
@@ -330,6 +352,7 @@ impl Shared {
             destination_label: destination_label.text,
             credentials: caller.credentials,
             path_issue: evaluation.path_issue,
+            break_glass: break_glass.map(|(grant, _)| grant),
         }
     }
 }

@@ -24,6 +24,7 @@
 
 mod admin;
 pub mod answer;
+mod break_glass;
 mod caller;
 mod check;
 pub mod config;

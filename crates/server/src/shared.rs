@@ -5,9 +5,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hallpass_identity::{JwtSvidVerifier, VerificationCache, X509SvidVerifier};
-use hallpass_policy::{CompiledPolicy, UndefinedDestination};
+use hallpass_policy::{BreakGlassGrants, CompiledPolicy, UndefinedDestination};
 use hallpass_telemetry::{DecisionCounters, Metrics, Telemetry};
 use spiffe::SpiffeId;
 
@@ -29,6 +29,8 @@ pub struct Shared {
     pub(crate) cache: VerificationCache<Verified>,
     /// `jti`s seen on rules with `jwt_replay: deny`.
     pub(crate) replay: ReplayCache,
+    /// The break-glass overlay's grants in force (swapped whole on reload).
+    pub(crate) break_glass: ArcSwap<BreakGlassGrants>,
     /// The metrics registry.
     pub metrics: Metrics,
     /// The telemetry worker (call graph, anomalies, audit log).
@@ -93,6 +95,7 @@ impl Shared {
             jwt,
             cache,
             replay,
+            break_glass: ArcSwap::from_pointee(BreakGlassGrants::empty()),
             metrics,
             telemetry,
             #[cfg(test)]

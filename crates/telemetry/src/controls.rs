@@ -10,9 +10,9 @@ use crate::TelemetryError;
 #[derive(Debug, Clone)]
 pub struct ControlMetrics {
     /// `hallpass_break_glass_calls_total{source,destination,grant}`: calls
-    /// let through by an emergency grant. `grant` is the grant's name, at
-    /// most [`MAX_BREAK_GLASS_GRANTS`](crate::MAX_BREAK_GLASS_GRANTS) of them per
-    /// overlay; `source`/`destination` are the policy's bounded labels.
+    /// let through by an emergency grant. `grant` is the grant's name (the
+    /// policy crate caps a grant list at 32); `source`/`destination` are
+    /// the policy's bounded labels.
     pub break_glass_calls: IntCounterVec,
     /// `hallpass_break_glass_active{grant}`: the expiry (Unix seconds) of
     /// each open, unexpired grant; a grant's series is removed when it
@@ -27,10 +27,6 @@ pub struct ControlMetrics {
     /// because the replay cache was full of unexpired entries (fail closed).
     pub jwt_replay_cache_full: IntCounter,
 }
-
-/// At most this many grants in one break-glass overlay (or policy): the
-/// bound on the `grant` label.
-pub const MAX_BREAK_GLASS_GRANTS: usize = 32;
 
 impl ControlMetrics {
     /// The metrics, registered on `registry`.

@@ -305,6 +305,25 @@ impl Metrics {
             .inc();
     }
 
+    /// Count one call allowed by the break-glass grant `grant`:
+    /// `hallpass_decisions_total{decision="allow",reason="break_glass"}` and
+    /// `hallpass_break_glass_calls_total` (labels bounded: the policy's
+    /// source and destination labels, a grant name of a capped list).
+    pub fn record_break_glass(&self, source: &str, destination: &str, grant: &str) {
+        self.decisions
+            .with_label_values(&[
+                source,
+                destination,
+                DecisionLabel::Allow.as_str(),
+                hallpass_vocab::BREAK_GLASS_REASON,
+            ])
+            .inc();
+        self.controls
+            .break_glass_calls
+            .with_label_values(&[source, destination, grant])
+            .inc();
+    }
+
     /// Count one panic caught at `stage` (`decide`, `record`, `telemetry`).
     pub fn record_panic(&self, stage: &'static str) {
         self.panics.with_label_values(&[stage]).inc();
