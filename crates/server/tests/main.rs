@@ -14,6 +14,7 @@ mod common;
 mod config;
 mod config_endpoint;
 mod decision_cost;
+mod break_glass;
 mod identity_paths;
 mod phi_canary;
 mod reload;
