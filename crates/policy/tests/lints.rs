@@ -394,7 +394,10 @@ fn jwt_replay_on_reads() {
     assert_eq!(f.path, format!("{DEST}.allow[0].jwt_replay"));
     // Any method includes the reads.
     only(&lint(&rule("")), "jwt_replay_on_reads");
-    none(&lint(&rule("        methods: [POST, PUT]\n")), "jwt_replay_on_reads");
+    none(
+        &lint(&rule("        methods: [POST, PUT]\n")),
+        "jwt_replay_on_reads",
+    );
 }
 
 #[test]
@@ -412,12 +415,18 @@ fn break_glass_expired() {
     let f = only(&report, "break_glass_expired");
     assert_eq!(f.path, "break_glass[0].expires");
     assert!(f.message.contains("ticket INC-1"), "{f:?}");
-    none(&check(&grant("2026-06-01T01:00:00Z"), NOW), "break_glass_expired");
+    none(
+        &check(&grant("2026-06-01T01:00:00Z"), NOW),
+        "break_glass_expired",
+    );
     // Longer than 4 h: an error, with its place.
     let report = check(&grant("2026-06-01T02:00:01Z"), NOW);
     assert_eq!(report.errors(), 1, "{report:#?}");
     let error = &report.findings[0];
     assert_eq!(error.path, "break_glass[0].expires");
     assert!(error.location.is_some(), "{error:?}");
-    assert!(error.message.contains("longer than the maximum"), "{error:?}");
+    assert!(
+        error.message.contains("longer than the maximum"),
+        "{error:?}"
+    );
 }

@@ -41,9 +41,23 @@ async fn a_grant_allows_only_what_it_names_and_never_over_a_rejection() {
          workloads:\n  {LAB}:\n    allow:\n\
          \x20     - name: ehr-reads-results\n        from: [{EHR}]\n        methods: [GET]\n        paths: [\"/patients/{{patient}}/results\"]\n\
          break_glass:\n{}{}{}",
-        grant("bg-billing", "spiffe://hospital.example/ns/**", LAB, "GET", now - 60_000, now + hour),
+        grant(
+            "bg-billing",
+            "spiffe://hospital.example/ns/**",
+            LAB,
+            "GET",
+            now - 60_000,
+            now + hour
+        ),
         grant("bg-past", BILLING, LAB, "POST", now - 2 * hour, now - hour),
-        grant("bg-other", BILLING, PHARMACY_DEST, "PUT", now - 60_000, now + hour),
+        grant(
+            "bg-other",
+            BILLING,
+            PHARMACY_DEST,
+            "PUT",
+            now - 60_000,
+            now + hour
+        ),
     );
     std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
     let extra = format!("workload:\n  id: {LAB}\n");
@@ -86,7 +100,11 @@ async fn a_grant_allows_only_what_it_names_and_never_over_a_rejection() {
         "hallpass_break_glass_calls_total{",
         // Billing is named by no rule: its label is its trust domain's (the
         // audit record has the full ID).
-        &["grant=\"bg-billing\"", "source=\"other:hospital.example\"", &format!("destination=\"{LAB}\"")],
+        &[
+            "grant=\"bg-billing\"",
+            "source=\"other:hospital.example\"",
+            &format!("destination=\"{LAB}\""),
+        ],
     );
     assert!(calls.is_some_and(|l| l.ends_with(" 1")), "{metrics}");
     let decisions = line(
@@ -96,7 +114,12 @@ async fn a_grant_allows_only_what_it_names_and_never_over_a_rejection() {
     assert!(decisions.is_some_and(|l| l.ends_with(" 1")), "{metrics}");
     // Only this sidecar's grants in force are on the gauge.
     for _ in 0..50 {
-        if running.get("/metrics").await.1.contains("hallpass_break_glass_active{grant=\"bg-billing\"}") {
+        if running
+            .get("/metrics")
+            .await
+            .1
+            .contains("hallpass_break_glass_active{grant=\"bg-billing\"}")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -107,7 +130,10 @@ async fn a_grant_allows_only_what_it_names_and_never_over_a_rejection() {
         "{metrics}"
     );
     assert!(!metrics.contains("grant=\"bg-past\"}"), "{metrics}");
-    assert!(!metrics.contains("hallpass_break_glass_active{grant=\"bg-other\"}"), "{metrics}");
+    assert!(
+        !metrics.contains("hallpass_break_glass_active{grant=\"bg-other\"}"),
+        "{metrics}"
+    );
     running.stop().await;
 }
 
@@ -133,7 +159,14 @@ async fn a_corrupt_overlay_keeps_the_last_good_grants_and_a_missing_one_is_no_gr
     let now = unix_now_ms();
     let good = format!(
         "version: 1\nbreak_glass:\n{}",
-        grant("bg-overlay", BILLING, LAB, "GET", now - 60_000, now + 3_600_000)
+        grant(
+            "bg-overlay",
+            BILLING,
+            LAB,
+            "GET",
+            now - 60_000,
+            now + 3_600_000
+        )
     );
     std::fs::write(&overlay, &good).unwrap();
     let mut allowed = false;

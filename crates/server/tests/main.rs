@@ -10,11 +10,11 @@
     clippy::indexing_slicing
 )]
 
+mod break_glass;
 mod common;
 mod config;
 mod config_endpoint;
 mod decision_cost;
-mod break_glass;
 mod identity_paths;
 mod phi_canary;
 mod reload;
