@@ -15,6 +15,7 @@ mod envoy_hardening;
 mod envoy_mesh;
 mod envoy_rejections;
 mod harness;
+mod healthcare_controls;
 mod injector_limits;
 mod kubernetes_layout;
 mod local_mesh;

@@ -16,6 +16,7 @@
 //! arguments, an unreadable input or unwritable output, or an invalid config
 //! at `serve` start.
 
+mod breakglass_cmd;
 mod config_cmd;
 #[cfg(test)]
 mod help_tests;
@@ -73,6 +74,11 @@ enum Command {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
     },
+    /// Emergency (break-glass) grants in the overlay file: open, close, list.
+    Breakglass {
+        #[command(subcommand)]
+        command: breakglass_cmd::BreakglassCommand,
+    },
     /// A self-contained demo: throwaway PKI, a clinical-mesh policy, the
     /// sidecar in-process, and real gRPC Check calls.
     #[cfg(feature = "demo")]
@@ -123,6 +129,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::Config { command } => config_cmd::run(command),
         Command::Policy { command } => policy_cmd::run(command),
+        Command::Breakglass { command } => breakglass_cmd::run(command),
         #[cfg(feature = "demo")]
         Command::Demo {
             serve,

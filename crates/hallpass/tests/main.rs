@@ -11,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+mod breakglass_cli;
 mod common;
 mod compliance_doc;
 mod config_cli;

@@ -43,6 +43,12 @@ pub struct VerifiedJwt {
     pub expires: i64,
     /// The `iat` claim (else `nbf`), when present: the start of its lifetime.
     pub issued: Option<i64>,
+    /// The `jti` claim, when present and a non-empty string: what replay
+    /// protection (`jwt_replay: deny`) keys on, with the trust domain.
+    pub jti: Option<String>,
+    /// The `exp` claim in Unix milliseconds (rounded down), exclusive: how
+    /// long a replay-cache entry for `jti` must be kept.
+    pub expires_ms: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +82,8 @@ struct Claims {
     exp: Option<f64>,
     nbf: Option<f64>,
     iat: Option<f64>,
+    /// Any JSON value: only a non-empty string counts as a `jti`.
+    jti: Option<serde_json::Value>,
 }
 
 /// The JWS algorithms a JWT-SVID may use.
@@ -253,10 +261,16 @@ impl JwtSvidVerifier {
             (Some(t), _) | (None, Some(t)) => Some(to_secs(t)?),
             (None, None) => None,
         };
+        let jti = match claims.jti {
+            Some(serde_json::Value::String(j)) if !j.is_empty() => Some(j),
+            _ => None,
+        };
         Ok(VerifiedJwt {
             id,
             expires: exp,
             issued,
+            jti,
+            expires_ms: exp_ms,
         })
     }
 }

@@ -181,6 +181,7 @@ fn event(
         trace_id: None,
         raw_path: raw.map(str::to_owned),
         path_issue: None,
+        break_glass: None,
     }
 }
 

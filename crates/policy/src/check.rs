@@ -98,6 +98,7 @@ impl Lints {
     }
 
     fn run(&mut self, doc: &PolicyDocument, policy: &CompiledPolicy, now: i64) {
+        self.break_glass(policy, now);
         let listed = |td: &str| doc.trust_domains.iter().any(|t| t == td);
         for (dest, wl) in &doc.workloads {
             let base = child_path("workloads", dest);
@@ -162,7 +163,51 @@ impl Lints {
                 self.similar_sources(policy, rule, &at);
                 self.grant(rule, &at, now);
                 self.allows_everything(rule, &at);
+                self.replay_on_reads(rule, &at);
             }
+        }
+    }
+
+    /// An emergency grant past its expiry is inert: say so, so that it is
+    /// removed rather than left for someone to extend.
+    fn break_glass(&mut self, policy: &CompiledPolicy, now: i64) {
+        for (i, grant) in policy.break_glass().grants().iter().enumerate() {
+            if grant.expires_ms <= now.saturating_mul(1000) {
+                self.warn(
+                    "break_glass_expired",
+                    format!("break_glass[{i}].expires"),
+                    format!(
+                        "grant `{}` (ticket {}) expired at {}; it is inert: remove it",
+                        grant.name,
+                        grant.ticket,
+                        format_rfc3339(grant.expires_ms)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// `jwt_replay: deny` is meant for writes: on a read (or on any method,
+    /// when the rule lists none), a client's or a proxy's retry of the same
+    /// request is denied `jwt_replayed`.
+    fn replay_on_reads(&mut self, rule: &CompiledRule, at: &str) {
+        if !rule.single_use_jwt || rule.paths.is_none() && rule.grpc.is_some() {
+            return;
+        }
+        let reads = [Method::Get, Method::Head, Method::Options];
+        let on_reads = rule
+            .methods
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|m| reads.contains(m)));
+        if on_reads {
+            self.warn(
+                "jwt_replay_on_reads",
+                child_path(at, "jwt_replay"),
+                "jwt_replay: deny on idempotent methods (GET, HEAD, OPTIONS, or a rule without \
+                 `methods`): a retried request is denied jwt_replayed; list only the write \
+                 methods (POST, PUT, PATCH, DELETE)"
+                    .into(),
+            );
         }
     }
 

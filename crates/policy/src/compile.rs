@@ -7,7 +7,7 @@ use spiffe::{SpiffeId, TrustDomain};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::document::{PolicyDocument, RuleDocument};
+use crate::document::{JwtReplay, PolicyDocument, RuleDocument};
 use crate::load::{load_document, locate_problems};
 use crate::locate::child_path;
 use crate::trie::SourceIndex;
@@ -55,8 +55,12 @@ pub struct CompiledRule {
     /// Unix milliseconds after which the rule does not apply (inclusive; a
     /// finer `not_after` is rounded down).
     pub not_after_ms: Option<i64>,
-    /// A JWT-SVID is required as well.
+    /// A JWT-SVID is required as well (also set by `jwt_replay: deny`).
     pub require_jwt: bool,
+    /// `jwt_replay: deny`: the JWT-SVID's `jti` is single-use. The policy
+    /// only reports it ([`Evaluation::single_use_jwt`](crate::Evaluation));
+    /// the sidecar, which holds the replay cache, enforces it.
+    pub single_use_jwt: bool,
 }
 
 /// The route label used when a rule allows every path.
@@ -124,6 +128,8 @@ pub struct CompiledPolicy {
     /// Every label value the policy can produce, in a fixed order, so that
     /// metric handles can be kept in flat tables indexed by position.
     labels: Vec<Arc<str>>,
+    /// Emergency grants of the policy file itself (`break_glass:`).
+    break_glass: crate::BreakGlassGrants,
 }
 
 /// A bounded metric label value, with its position in the policy's label
@@ -242,6 +248,11 @@ impl CompiledPolicy {
             source,
         })?;
         Self::from_yaml(&text)
+    }
+
+    /// The emergency grants written in the policy file itself.
+    pub fn break_glass(&self) -> &crate::BreakGlassGrants {
+        &self.break_glass
     }
 
     /// Compile a parsed document, reporting every problem found.
@@ -398,6 +409,15 @@ impl CompiledPolicy {
         if let Some(owner) = &doc.owner {
             owner_problems(doc, owner, &file_destinations, &mut problems);
         }
+        let break_glass = crate::BreakGlassGrants::compile(
+            &doc.break_glass,
+            crate::DEFAULT_MAX_DURATION_MS,
+            "break_glass",
+        )
+        .unwrap_or_else(|found| {
+            problems.extend(found);
+            crate::BreakGlassGrants::empty()
+        });
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
@@ -433,6 +453,7 @@ impl CompiledPolicy {
             destination_labels,
             other_labels,
             labels,
+            break_glass,
         })
     }
 
@@ -755,7 +776,8 @@ fn compile_rule(
         headers,
         not_before_ms,
         not_after_ms,
-        require_jwt: doc.require_jwt,
+        require_jwt: doc.require_jwt || doc.jwt_replay == JwtReplay::Deny,
+        single_use_jwt: doc.jwt_replay == JwtReplay::Deny,
     })
 }
 

@@ -33,6 +33,10 @@ pub struct PolicyDocument {
     /// error, never a silent replacement of the first entry.
     #[serde(default, deserialize_with = "unique_keys")]
     pub workloads: BTreeMap<String, WorkloadDocument>,
+    /// Emergency grants written into the policy itself (most are opened
+    /// in the overlay file instead, by `hallpass breakglass open`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub break_glass: Vec<crate::BreakGlassDocument>,
 }
 
 /// The `revoked` section.
@@ -98,6 +102,39 @@ pub struct RuleDocument {
     /// The caller must also present a valid JWT-SVID.
     #[serde(default)]
     pub require_jwt: bool,
+    /// `deny`: the JWT-SVID must carry a `jti` not seen before within the
+    /// token's lifetime (replay protection for non-idempotent routes).
+    /// Implies `require_jwt`.
+    #[serde(default, skip_serializing_if = "JwtReplay::is_allow")]
+    pub jwt_replay: JwtReplay,
+}
+
+/// A rule's `jwt_replay`: whether one JWT-SVID may be presented twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JwtReplay {
+    /// A token may be presented any number of times within its lifetime
+    /// (the default).
+    #[default]
+    Allow,
+    /// A token's `jti` is single-use: a second presentation is denied
+    /// `jwt_replayed`, and so is a token without a `jti`.
+    Deny,
+}
+
+impl JwtReplay {
+    /// The word used in the policy file.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+
+    /// True for the default.
+    pub const fn is_allow(&self) -> bool {
+        matches!(self, Self::Allow)
+    }
 }
 
 /// Deserialize a map whose keys must be unique. A plain `BTreeMap` keeps the
@@ -150,6 +187,10 @@ pub(crate) mod shape {
     static BOOL: Shape = Shape::Bool;
     static MODE: Shape = Shape::OneOf(&[Mode::Enforce.as_str(), Mode::Audit.as_str()]);
     static HEADERS: Shape = Shape::Dict(&STR);
+    static JWT_REPLAY: Shape = Shape::OneOf(&[
+        crate::JwtReplay::Allow.as_str(),
+        crate::JwtReplay::Deny.as_str(),
+    ]);
     static SERIAL: Shape = Shape::Struct(&[
         field("trust_domain", &STR, true),
         field("serial", &STR, true),
@@ -169,11 +210,26 @@ pub(crate) mod shape {
         field("not_before", &STR, false),
         field("not_after", &STR, false),
         field("require_jwt", &BOOL, false),
+        field("jwt_replay", &JWT_REPLAY, false),
     ]);
     static RULES: Shape = Shape::List(&RULE);
     static WORKLOAD: Shape =
         Shape::Struct(&[field("mode", &MODE, false), field("allow", &RULES, false)]);
     static WORKLOADS: Shape = Shape::Dict(&WORKLOAD);
+
+    static GRANT: Shape = Shape::Struct(&[
+        field("name", &STR, true),
+        field("from", &STRS, true),
+        field("to", &STR, true),
+        field("methods", &STRS, false),
+        field("paths", &STRS, false),
+        field("reason", &STR, true),
+        field("ticket", &STR, true),
+        field("opened_by", &STR, true),
+        field("opened", &STR, true),
+        field("expires", &STR, true),
+    ]);
+    static GRANTS: Shape = Shape::List(&GRANT);
 
     /// The whole file.
     pub(crate) static POLICY: Shape = Shape::Struct(&[
@@ -182,5 +238,6 @@ pub(crate) mod shape {
         field("trust_domains", &STRS, false),
         field("revoked", &REVOKED, false),
         field("workloads", &WORKLOADS, false),
+        field("break_glass", &GRANTS, false),
     ]);
 }

@@ -95,6 +95,10 @@ pub struct Evaluation {
     /// Why the path is ambiguous, on an `ambiguous_path` deny; `None`
     /// otherwise (also when the path was never looked at).
     pub path_issue: Option<PathIssue>,
+    /// The rule that allowed sets `jwt_replay: deny`: the allow stands only
+    /// if the caller's JWT-SVID `jti` is fresh, which the sidecar (holding
+    /// the replay cache) decides. False on a deny.
+    pub single_use_jwt: bool,
 }
 
 impl Evaluation {
@@ -138,6 +142,7 @@ impl CompiledPolicy {
             vouched: trusted && !id_revoked && !serial_revoked,
             source_named: false,
             path_issue: None,
+            single_use_jwt: false,
         };
         observer.destination(workload);
         let Some(workload) = workload else {
@@ -163,9 +168,11 @@ impl CompiledPolicy {
                 return out;
             }
         };
-        let (decision, source_named) = workload.decide(req, path.segments(), observer);
+        let (decision, source_named, single_use_jwt) =
+            workload.decide(req, path.segments(), observer);
         out.decision = decision;
         out.source_named = source_named;
+        out.single_use_jwt = single_use_jwt;
         out
     }
 
@@ -181,18 +188,19 @@ impl CompiledPolicy {
 impl CompiledWorkload {
     /// The rules' part of a decision: the first candidate in file order whose
     /// every condition holds, found through the index. Also returns whether
-    /// any rule names the caller.
+    /// any rule names the caller, and whether the allowing rule makes the
+    /// JWT-SVID single-use.
     fn decide<O: Observer, S: AsRef<str>>(
         &self,
         req: &Request<'_>,
         segments: &[S],
         observer: &mut O,
-    ) -> (Decision, bool) {
+    ) -> (Decision, bool, bool) {
         let mut hits: Vec<&RouteHit> = Vec::new();
         let named = self.index.matches(req.source, segments, &mut hits);
         crate::probe::count_hits(hits.len());
         hits.sort_unstable_by_key(|h| (h.rule, h.position));
-        let mut allowed: Option<Decision> = None;
+        let mut allowed: Option<(Decision, bool)> = None;
         let mut expired = false;
         for group in hits.chunk_by(|a, b| a.rule == b.rule) {
             let Some(index) = group.first().map(|h| h.rule) else {
@@ -210,20 +218,23 @@ impl CompiledWorkload {
                         route: route.clone(),
                     };
                     if !O::EVERY_RULE {
-                        return (decision, named);
+                        return (decision, named, rule.single_use_jwt);
                     }
-                    allowed = Some(decision);
+                    allowed = Some((decision, rule.single_use_jwt));
                 }
                 RuleVerdict::OutsideWindow(_) => expired = true,
                 _ => {}
             }
         }
-        let decision = allowed.unwrap_or(Decision::deny(if expired {
-            DenyReason::GrantExpired
-        } else {
-            DenyReason::NoMatchingRule
-        }));
-        (decision, named)
+        let (decision, single_use) = allowed.unwrap_or((
+            Decision::deny(if expired {
+                DenyReason::GrantExpired
+            } else {
+                DenyReason::NoMatchingRule
+            }),
+            false,
+        ));
+        (decision, named, single_use)
     }
 }
 

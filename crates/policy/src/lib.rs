@@ -22,6 +22,7 @@
 //! so does the declared call graph ([`CompiledPolicy::declared_graph`]) that
 //! the sidecar's telemetry and the offline tools compare traffic with.
 
+mod break_glass;
 pub mod check;
 mod compile;
 mod decision;
@@ -40,13 +41,19 @@ mod similar;
 pub mod suite;
 mod trie;
 
+pub use break_glass::{
+    BreakGlassDocument, BreakGlassGrant, BreakGlassGrants, DEFAULT_MAX_DURATION_MS,
+    MAX_BREAK_GLASS_GRANTS, OverlayDocument, duration_text, format_time_ms, grant_state,
+    grants_json, parse_duration, parse_overlay, valid_grant_name,
+};
 pub use compile::{
     CompiledPolicy, CompiledRule, CompiledWorkload, FixedLabel, MetricLabel, Request,
     parse_rfc3339_ms, parse_serial,
 };
 pub use decision::Decision;
 pub use document::{
-    PolicyDocument, RevokedDocument, RevokedSerialDocument, RuleDocument, WorkloadDocument,
+    JwtReplay, PolicyDocument, RevokedDocument, RevokedSerialDocument, RuleDocument,
+    WorkloadDocument,
 };
 pub use error::PolicyError;
 pub use evaluate::{Evaluation, NoTrace, Observer, RuleVerdict};

@@ -409,6 +409,7 @@ fn combine(loaded: Vec<Loaded<'_>>, origins: &Origins) -> Combined {
         trust_domains: Vec::new(),
         revoked: crate::RevokedDocument::default(),
         workloads: BTreeMap::new(),
+        break_glass: Vec::new(),
     };
     let mut named = HashSet::new();
     let mut cut_destinations = HashSet::new();
@@ -418,6 +419,8 @@ fn combine(loaded: Vec<Loaded<'_>>, origins: &Origins) -> Combined {
             doc.trust_domains = l.doc.trust_domains;
             doc.revoked = l.doc.revoked;
         }
+        // Emergency grants may be written in any file; each names its `to`.
+        doc.break_glass.extend(l.doc.break_glass);
         for (key, wl) in l.doc.workloads {
             if origins.destinations.get(&key) == Some(&i) {
                 doc.workloads.insert(key, wl);

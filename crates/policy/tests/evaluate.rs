@@ -821,3 +821,43 @@ workloads:
         deny(DenyReason::AmbiguousPath)
     );
 }
+
+#[test]
+fn jwt_replay_deny_needs_a_jwt_and_marks_the_allow_single_use() {
+    let policy = CompiledPolicy::from_yaml(&format!(
+        "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  {LAB}:\n    allow:\n\
+         \x20     - name: orders\n        from: [{EHR}]\n        methods: [POST]\n        paths: [\"/orders\"]\n        jwt_replay: deny\n\
+         \x20     - name: reads\n        from: [{EHR}]\n        methods: [GET]\n        paths: [\"/orders\"]\n"
+    ))
+    .unwrap();
+    let source = id(EHR);
+    let headers = HashMap::new();
+    let evaluate = |method: Method, has_jwt: bool| {
+        let req = Request {
+            source: &source,
+            method,
+            path: "/orders",
+            headers: &headers,
+            has_jwt,
+            serial: None,
+            now_ms: JUNE_2026,
+        };
+        policy.evaluate_with(&id(LAB), &req, &mut hallpass_policy::NoTrace)
+    };
+    let write = evaluate(Method::Post, true);
+    assert_eq!(write.decision, allow("orders", "/orders"));
+    assert!(write.single_use_jwt);
+    // jwt_replay: deny implies require_jwt.
+    let bare = evaluate(Method::Post, false);
+    assert_eq!(bare.decision, deny(DenyReason::NoMatchingRule));
+    assert!(!bare.single_use_jwt);
+    // Another rule's allow is not single-use.
+    let read = evaluate(Method::Get, true);
+    assert_eq!(read.decision, allow("reads", "/orders"));
+    assert!(!read.single_use_jwt);
+    // `jwt_replay` takes only `allow` or `deny`.
+    let bad = CompiledPolicy::from_yaml(&format!(
+        "version: 1\nworkloads:\n  {LAB}:\n    allow:\n      - name: r\n        from: [{EHR}]\n        jwt_replay: sometimes\n"
+    ));
+    assert!(bad.is_err());
+}

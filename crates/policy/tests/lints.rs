@@ -379,3 +379,54 @@ fn similar_id() {
         "similar_id",
     );
 }
+
+#[test]
+fn jwt_replay_on_reads() {
+    let rule = |methods: &str| {
+        format!(
+            "      - name: ehr-orders\n        from: [spiffe://hospital.example/ns/clinical/sa/ehr-api]\n{methods}        paths: [\"/patients/{{patient}}/orders\"]\n        jwt_replay: deny\n"
+        )
+    };
+    let f = only(
+        &lint(&rule("        methods: [GET, POST]\n")),
+        "jwt_replay_on_reads",
+    );
+    assert_eq!(f.path, format!("{DEST}.allow[0].jwt_replay"));
+    // Any method includes the reads.
+    only(&lint(&rule("")), "jwt_replay_on_reads");
+    none(
+        &lint(&rule("        methods: [POST, PUT]\n")),
+        "jwt_replay_on_reads",
+    );
+}
+
+#[test]
+fn break_glass_expired() {
+    let grant = |expires: &str| {
+        format!(
+            "{}break_glass:\n  - name: bg-inc-1\n    from: [spiffe://hospital.example/ns/billing/sa/billing]\n    to: spiffe://hospital.example/ns/clinical/sa/lab-results\n    reason: downtime\n    ticket: INC-1\n    opened_by: alice\n    opened: 2026-05-31T22:00:00Z\n    expires: {expires}\n",
+            policy(
+                "enforce",
+                "      - name: ehr\n        from: [spiffe://hospital.example/ns/clinical/sa/ehr-api]\n        methods: [GET]\n"
+            )
+        )
+    };
+    let report = check(&grant("2026-05-31T23:00:00Z"), NOW);
+    let f = only(&report, "break_glass_expired");
+    assert_eq!(f.path, "break_glass[0].expires");
+    assert!(f.message.contains("ticket INC-1"), "{f:?}");
+    none(
+        &check(&grant("2026-06-01T01:00:00Z"), NOW),
+        "break_glass_expired",
+    );
+    // Longer than 4 h: an error, with its place.
+    let report = check(&grant("2026-06-01T02:00:01Z"), NOW);
+    assert_eq!(report.errors(), 1, "{report:#?}");
+    let error = &report.findings[0];
+    assert_eq!(error.path, "break_glass[0].expires");
+    assert!(error.location.is_some(), "{error:?}");
+    assert!(
+        error.message.contains("longer than the maximum"),
+        "{error:?}"
+    );
+}

@@ -533,3 +533,66 @@ proptest! {
         }
     }
 }
+
+/// The grant with a rule's `from`, `methods` and `paths`, in force from 0 s
+/// to 4000 s (the requests' times are inside).
+fn grant_like(rule: &GenRule, to: &str) -> hallpass_policy::BreakGlassDocument {
+    let names = |items: &[usize], vocab: &[&str]| -> Vec<String> {
+        items.iter().map(|&i| vocab[i].to_owned()).collect()
+    };
+    hallpass_policy::BreakGlassDocument {
+        name: "bg".into(),
+        from: names(&rule.from, SOURCE_PATTERNS),
+        to: to.into(),
+        methods: rule.methods.as_ref().map(|m| names(m, METHODS)),
+        paths: rule.paths.as_ref().map(|p| names(p, TEMPLATES)),
+        reason: "r".into(),
+        ticket: "t".into(),
+        opened_by: "o".into(),
+        opened: "1970-01-01T00:00:00Z".into(),
+        expires: "1970-01-01T01:06:40Z".into(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// A break-glass grant covers exactly the calls a rule with the same
+    /// `from`, `methods` and `paths` (and no other condition) allows, with
+    /// the same route label; and only for its own destination.
+    #[test]
+    fn a_grant_covers_what_the_same_rule_allows(
+        rule in gen_rule(),
+        req in gen_request(),
+    ) {
+        let rule = GenRule {
+            grpc: None,
+            header: None,
+            not_before: None,
+            not_after: None,
+            require_jwt: false,
+            ..rule
+        };
+        let policy = CompiledPolicy::from_yaml(&policy_yaml(std::slice::from_ref(&rule))).unwrap();
+        let dest = format!("spiffe://{TD}/dest");
+        let grants = hallpass_policy::BreakGlassGrants::compile(
+            &[grant_like(&rule, &dest)],
+            i64::MAX,
+            "break_glass",
+        )
+        .unwrap();
+        let path = PATHS[req.path];
+        let source = SpiffeId::new(SOURCES[req.source]).unwrap();
+        let method = Method::parse(REQUEST_METHODS[req.method]);
+        let by_rule = match decide(&policy, &req, path) {
+            Decision::Allow { route, .. } => Some(route),
+            Decision::Deny { .. } => None,
+        };
+        let by_grant = grants
+            .find(&SpiffeId::new(&dest).unwrap(), &source, method, path, req.now_ms)
+            .map(|(_, route)| route);
+        prop_assert_eq!(by_grant, by_rule);
+        let elsewhere = SpiffeId::new(format!("spiffe://{TD}/other")).unwrap();
+        prop_assert!(grants.find(&elsewhere, &source, method, path, req.now_ms).is_none());
+    }
+}

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 use hallpass_identity::{
-    IdentityError, SpiffeId, TrustBundleSet, credential_digest, decode_envoy_certificate,
-    parse_spiffe_id_strict, parse_xfcc,
+    CredentialDigest, IdentityError, SpiffeId, TrustBundleSet, credential_digest,
+    decode_envoy_certificate, parse_spiffe_id_strict, parse_xfcc,
 };
 use hallpass_vocab::{CredentialKind, Credentials, DenyReason};
 
@@ -28,8 +28,21 @@ pub(crate) struct Caller {
     pub(crate) serial: Option<Arc<[u8]>>,
     /// A JWT-SVID naming the same ID was verified.
     pub(crate) has_jwt: bool,
+    /// The verified JWT-SVID's replay key and expiry, when it has a `jti`
+    /// (what `jwt_replay: deny` consumes).
+    pub(crate) jti: Option<Jti>,
     /// Credential kinds that proved it.
     pub(crate) credentials: Credentials,
+}
+
+/// A verified JWT-SVID's `jti`, as the replay cache keys it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Jti {
+    /// Digest of (trust domain, `jti`): a token re-signed with the same
+    /// `jti` is the same key; another trust domain's is not.
+    pub(crate) key: CredentialDigest,
+    /// The token's `exp`, Unix ms (exclusive).
+    pub(crate) expires_ms: i64,
 }
 
 /// What the cache remembers of one verified credential.
@@ -40,6 +53,8 @@ pub(crate) struct Verified {
     /// than formats it (the answer's header, the audit record).
     text: Arc<str>,
     serial: Option<Arc<[u8]>>,
+    /// A JWT-SVID's `jti` (none for a certificate, or a token without one).
+    jti: Option<Jti>,
 }
 
 /// The one mapping from an identity failure to a reason code.
@@ -81,11 +96,12 @@ impl Shared {
         };
         match (x509, jwt) {
             (Some(x), Some(j)) if x.id != j.id => Err(DenyReason::IdentityMismatch),
-            (Some(x), Some(_)) => Ok(Caller {
+            (Some(x), Some(j)) => Ok(Caller {
                 id: x.id,
                 text: x.text,
                 serial: x.serial,
                 has_jwt: true,
+                jti: j.jti,
                 credentials: Credentials::NONE
                     .with(CredentialKind::X509)
                     .with(CredentialKind::Jwt),
@@ -95,6 +111,7 @@ impl Shared {
                 text: x.text,
                 serial: x.serial,
                 has_jwt: false,
+                jti: None,
                 credentials: Credentials::NONE.with(CredentialKind::X509),
             }),
             (None, Some(j)) => Ok(Caller {
@@ -102,6 +119,7 @@ impl Shared {
                 text: j.text,
                 serial: None,
                 has_jwt: true,
+                jti: j.jti,
                 credentials: Credentials::NONE.with(CredentialKind::Jwt),
             }),
             (None, None) => Err(DenyReason::NoIdentity),
@@ -142,6 +160,7 @@ impl Shared {
                     text: Arc::from(id.to_string()),
                     id,
                     serial: None,
+                    jti: None,
                 }))
             }
             X509From::PeerCertificate => {
@@ -234,6 +253,7 @@ impl Shared {
             text: Arc::from(svid.id.to_string()),
             id: svid.id,
             serial: Some(Arc::from(svid.serial)),
+            jti: None,
         };
         // `notAfter` is inclusive to the millisecond, as the verifier reads it.
         let evicted = self.cache.insert(
@@ -273,10 +293,19 @@ impl Shared {
                 self.settings.max_lifetime_jwt,
             );
         }
+        let jti = jwt.jti.as_ref().map(|jti| Jti {
+            key: credential_digest(&[
+                b"jti",
+                jwt.id.trust_domain().as_str().as_bytes(),
+                jti.as_bytes(),
+            ]),
+            expires_ms: jwt.expires_ms,
+        });
         let verified = Verified {
             text: Arc::from(jwt.id.to_string()),
             id: jwt.id,
             serial: None,
+            jti,
         };
         let evicted = self.cache.insert(
             key,

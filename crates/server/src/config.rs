@@ -52,6 +52,11 @@ pub const ENV_OVERRIDES: &[(&str, &[&str], EnvKind)] = &[
     ("HALLPASS_POLICY_FILE", &["policy", "file"], EnvKind::Text),
     ("HALLPASS_POLICY_MODE", &["policy", "mode"], EnvKind::Text),
     (
+        "HALLPASS_POLICY_BREAK_GLASS_FILE",
+        &["policy", "break_glass_file"],
+        EnvKind::Text,
+    ),
+    (
         "HALLPASS_POLICY_RELOAD_INTERVAL_SECONDS",
         &["policy", "reload_interval_seconds"],
         EnvKind::Number,
@@ -84,6 +89,8 @@ const SPIFFE_ENDPOINT_SOCKET: &str = "SPIFFE_ENDPOINT_SOCKET";
 
 /// Largest verification cache allowed.
 const MAX_CACHE_ENTRIES: usize = 1_000_000;
+/// Largest accepted `identity.jwt.replay_cache_max_entries` (about 80 bytes each).
+const MAX_REPLAY_CACHE_ENTRIES: usize = 10_000_000;
 /// Largest tolerated clock skew.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(600);
 /// Longest reload interval, and longest rate window.
@@ -281,6 +288,9 @@ pub struct JwtSection {
     pub audiences: Vec<String>,
     /// Deny `no_identity` without a token.
     pub required: bool,
+    /// `jti`s remembered for rules with `jwt_replay: deny`; when full of
+    /// unexpired entries, such calls are denied `jwt_replayed`.
+    pub replay_cache_max_entries: usize,
 }
 
 impl Default for JwtSection {
@@ -289,6 +299,7 @@ impl Default for JwtSection {
             header: "authorization".into(),
             audiences: Vec::new(),
             required: false,
+            replay_cache_max_entries: crate::replay::DEFAULT_REPLAY_CACHE_ENTRIES,
         }
     }
 }
@@ -315,6 +326,11 @@ pub struct PolicySection {
     pub reload_interval_seconds: u64,
     /// `enforce`: enforce every destination, even those the policy audits.
     pub mode: Option<Mode>,
+    /// The break-glass overlay file `hallpass breakglass` writes: emergency
+    /// grants, reloaded like the policy. Missing = no grants.
+    pub break_glass_file: Option<PathBuf>,
+    /// The longest a break-glass grant may be open (`expires - opened`).
+    pub break_glass_max_duration_seconds: u64,
 }
 
 impl Default for PolicySection {
@@ -324,9 +340,16 @@ impl Default for PolicySection {
             files: Vec::new(),
             reload_interval_seconds: 2,
             mode: None,
+            break_glass_file: None,
+            break_glass_max_duration_seconds: DEFAULT_BREAK_GLASS_MAX_SECONDS,
         }
     }
 }
+
+/// Default `policy.break_glass_max_duration_seconds`: 4 h.
+const DEFAULT_BREAK_GLASS_MAX_SECONDS: u64 = 4 * 3600;
+/// Largest `policy.break_glass_max_duration_seconds`: 24 h.
+const MAX_BREAK_GLASS_SECONDS: u64 = 24 * 3600;
 
 /// One entry of `policy.files`: a path, or a path with an owner scope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -614,6 +637,8 @@ pub struct JwtSettings {
     pub audiences: Vec<String>,
     /// Deny `no_identity` when no token is presented.
     pub required: bool,
+    /// Cap of the JWT-SVID replay cache (`jwt_replay: deny` rules).
+    pub replay_cache_max_entries: usize,
 }
 
 /// Trust material files of one trust domain.
@@ -670,6 +695,10 @@ pub struct Settings {
     /// `hallpass.io/audit: "false"`). Never `Some(Mode::Audit)`: an override
     /// can only make the sidecar stricter than its policy.
     pub mode_override: Option<Mode>,
+    /// The break-glass overlay file, when configured.
+    pub break_glass_file: Option<PathBuf>,
+    /// Longest break-glass grant, in milliseconds.
+    pub break_glass_max_ms: i64,
     /// Call graph, anomaly detection and audit log.
     pub telemetry: TelemetrySettings,
     /// Put raw request paths in audit records (only for meshes without PHI).
@@ -819,6 +848,7 @@ impl Settings {
                     header: j.header.clone(),
                     audiences: j.audiences.clone(),
                     required: j.required,
+                    replay_cache_max_entries: j.replay_cache_max_entries,
                 }),
                 xfcc: XfccSection {
                     trusted_proxies: self
@@ -843,6 +873,9 @@ impl Settings {
                     .collect(),
                 reload_interval_seconds: self.reload_interval.as_secs(),
                 mode: self.mode_override,
+                break_glass_file: self.break_glass_file.clone(),
+                break_glass_max_duration_seconds: u64::try_from(self.break_glass_max_ms / 1000)
+                    .unwrap_or(DEFAULT_BREAK_GLASS_MAX_SECONDS),
             },
             telemetry: TelemetrySection {
                 audit_log,
@@ -956,6 +989,8 @@ impl ConfigFile {
             policy_sources: policy.sources?,
             reload_interval: policy.reload_interval,
             mode_override: policy.mode,
+            break_glass_file: policy.break_glass_file,
+            break_glass_max_ms: policy.break_glass_max_ms,
             telemetry,
             log_raw_paths,
             warnings,
@@ -1139,10 +1174,17 @@ impl JwtSection {
                 "at least one non-empty audience is required",
             );
         }
+        if !(1..=MAX_REPLAY_CACHE_ENTRIES).contains(&self.replay_cache_max_entries) {
+            problems.invalid(
+                "identity.jwt.replay_cache_max_entries",
+                format!("between 1 and {MAX_REPLAY_CACHE_ENTRIES}"),
+            );
+        }
         JwtSettings {
             header: self.header.clone(),
             audiences: self.audiences.clone(),
             required: self.required,
+            replay_cache_max_entries: self.replay_cache_max_entries,
         }
     }
 }
@@ -1153,6 +1195,8 @@ struct PolicySettings {
     sources: Option<Vec<PolicySource>>,
     reload_interval: Duration,
     mode: Option<Mode>,
+    break_glass_file: Option<PathBuf>,
+    break_glass_max_ms: i64,
 }
 
 impl PolicySection {
@@ -1213,11 +1257,28 @@ impl PolicySection {
                 format!("must be between 1 and {MAX_INTERVAL_SECONDS}"),
             );
         }
+        if !(1..=MAX_BREAK_GLASS_SECONDS).contains(&self.break_glass_max_duration_seconds) {
+            problems.invalid(
+                "policy.break_glass_max_duration_seconds",
+                format!("must be between 1 and {MAX_BREAK_GLASS_SECONDS} (24 h)"),
+            );
+        }
+        if self
+            .break_glass_file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            problems.invalid("policy.break_glass_file", "an empty path");
+        }
         PolicySettings {
             file: self.file.clone(),
             sources: (ok && !sources.is_empty()).then_some(sources),
             reload_interval: Duration::from_secs(self.reload_interval_seconds),
             mode: self.mode,
+            break_glass_file: self.break_glass_file.clone(),
+            break_glass_max_ms: i64::try_from(self.break_glass_max_duration_seconds)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
         }
     }
 }

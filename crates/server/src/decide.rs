@@ -11,10 +11,37 @@ use std::sync::Arc;
 
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use hallpass_identity::{SpiffeId, parse_spiffe_id_strict};
-use hallpass_policy::{Decision, FixedLabel, MetricLabel, NoTrace, Request};
+use hallpass_policy::{BreakGlassGrant, Decision, FixedLabel, MetricLabel, NoTrace, Request};
 use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode, PathIssue};
 
+use crate::caller::Jti;
+use crate::replay::Replay;
 use crate::{LoadedPolicy, Shared};
+
+impl Shared {
+    /// The replay check of a single-use JWT-SVID (`jwt_replay: deny`): the
+    /// deny reason, or `None` when this is its first use. A token without a
+    /// `jti` cannot be shown to be single-use, and a full cache cannot
+    /// remember it: both are denied `jwt_replayed` too (fail closed).
+    fn consume_jti(&self, jti: Option<Jti>, now_ms: i64) -> Option<DenyReason> {
+        let Some(jti) = jti else {
+            return Some(DenyReason::JwtReplayed);
+        };
+        let (found, entries) = self.replay.consume(jti.key, jti.expires_ms, now_ms);
+        let controls = &self.metrics.controls;
+        controls
+            .jwt_replay_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        match found {
+            Replay::Fresh => None,
+            Replay::Replayed => Some(DenyReason::JwtReplayed),
+            Replay::Full => {
+                controls.jwt_replay_cache_full.inc();
+                Some(DenyReason::JwtReplayed)
+            }
+        }
+    }
+}
 
 /// Metric label for a caller that proved no identity.
 const UNAUTHENTICATED: &str = "unauthenticated";
@@ -65,6 +92,9 @@ pub struct Outcome {
     /// Why the path is ambiguous, on an `ambiguous_path` deny (a fixed
     /// code for the audit record: never the path itself).
     pub path_issue: Option<PathIssue>,
+    /// The emergency grant that allowed the call, when no rule did
+    /// (the decision is then an allow whose `rule` is the grant's name).
+    pub break_glass: Option<Arc<BreakGlassGrant>>,
 }
 
 impl Outcome {
@@ -83,6 +113,7 @@ impl Outcome {
             unknown_source: false,
             counter: None,
             path_issue: None,
+            break_glass: None,
         }
     }
 
@@ -244,6 +275,7 @@ impl Shared {
                 credentials: Credentials::NONE,
                 unknown_source: false,
                 path_issue: None,
+                break_glass: None,
             }
         };
 
@@ -283,9 +315,33 @@ impl Shared {
         // named to the application (known even for a destination the policy
         // has no entry for), and whether any rule names it at all (found by
         // the same index walk: a deny costs no rescan of the rules).
-        let evaluation = policy.evaluate_with(&destination, &request, &mut NoTrace);
+        let mut evaluation = policy.evaluate_with(&destination, &request, &mut NoTrace);
+        if evaluation.single_use_jwt {
+            // Only a call the rule allows consumes the `jti`: a denied call
+            // must not burn a token the caller may still use where allowed.
+            if let Some(reason) = self.consume_jti(caller.jti, now_ms) {
+                evaluation.decision = Decision::deny(reason);
+            }
+        }
+        // Break-glass: the last step before default deny, and only then.
+        let unknown_source = evaluation.unknown_source();
+        let no_rule = matches!(
+            evaluation.decision.deny_reason(),
+            Some(DenyReason::NoMatchingRule | DenyReason::GrantExpired)
+        );
+        let break_glass = (no_rule && evaluation.vouched)
+            .then(|| {
+                self.break_glass_grant(policy, &destination, &caller.id, method, &http.path, now_ms)
+            })
+            .flatten();
+        if let Some((grant, route)) = &break_glass {
+            evaluation.decision = Decision::Allow {
+                rule: grant.name.clone(),
+                route: route.clone(),
+            };
+        }
         Outcome {
-            unknown_source: evaluation.unknown_source(),
+            unknown_source: unknown_source && break_glass.is_none(),
             decision: evaluation.decision,
             mode,
             source: Some(caller.id),
@@ -296,6 +352,7 @@ impl Shared {
             destination_label: destination_label.text,
             credentials: caller.credentials,
             path_issue: evaluation.path_issue,
+            break_glass: break_glass.map(|(grant, _)| grant),
         }
     }
 }

@@ -24,6 +24,7 @@
 
 mod admin;
 pub mod answer;
+mod break_glass;
 mod caller;
 mod check;
 pub mod config;
@@ -33,6 +34,7 @@ mod listen;
 mod panic_log;
 mod record;
 mod reload;
+mod replay;
 mod shared;
 mod trust;
 mod workload_api;

@@ -3,7 +3,7 @@
 //! reads the `CheckRequest`: decide read what it needs once.
 
 use hallpass_policy::Decision;
-use hallpass_telemetry::{AuditTarget, DecisionEvent, request_id, trace_id};
+use hallpass_telemetry::{AuditTarget, BreakGlassMark, DecisionEvent, request_id, trace_id};
 
 use crate::{Decided, Shared};
 
@@ -13,6 +13,16 @@ impl Shared {
     pub fn record(&self, decided: &Decided<'_>, time_ms: i64) {
         let outcome = &decided.outcome;
         let reason = outcome.decision.deny_reason();
+        if let Some(grant) = &outcome.break_glass {
+            // Rare by design, so a label lookup is fine here.
+            self.metrics.record_break_glass(
+                &outcome.source_label,
+                &outcome.destination_label,
+                &grant.name,
+            );
+            self.telemetry.record(self.event(decided, time_ms));
+            return;
+        }
         match &outcome.counter {
             Some(slot) => slot.policy.counters.inc(
                 slot.source,
@@ -61,6 +71,11 @@ impl Shared {
             trace_id: request.traceparent.and_then(trace_id),
             raw_path: self.settings.log_raw_paths.then(|| request.path.to_owned()),
             path_issue: outcome.path_issue,
+            break_glass: outcome.break_glass.as_ref().map(|g| BreakGlassMark {
+                grant: g.name.clone(),
+                ticket: g.ticket.clone(),
+                opened_by: g.opened_by.clone(),
+            }),
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::trust::SourceBundles;
 use crate::{LoadedPolicy, Shared};
 
 /// What was read of one file: its bytes, or the read error text.
-type Seen = Result<Vec<u8>, String>;
+pub(crate) type Seen = Result<Vec<u8>, String>;
 
 /// A read remembered by the SHA-256 digest of its bytes (or its error): a
 /// mesh-wide policy file can be megabytes, and only whether it changed
@@ -42,7 +42,7 @@ fn stamp(seen: &Seen) -> Stamp {
 
 /// One watched file: what is in force, and a change waiting to settle.
 #[derive(Debug, Default)]
-struct Watched {
+pub(crate) struct Watched {
     /// The content last acted on (loaded, or reported as unusable).
     current: Option<Stamp>,
     /// Its bytes, kept only for files read again after they settle (the
@@ -67,7 +67,7 @@ impl Watched {
     /// Read `path`. Returns the content to act on when it has changed and
     /// settled (or arrived by a symlink swap); `None` when there is nothing
     /// new to act on yet.
-    fn poll(&mut self, path: &Path) -> Option<Seen> {
+    pub(crate) fn poll(&mut self, path: &Path) -> Option<Seen> {
         let target = std::fs::canonicalize(path).ok();
         let now = read(path);
         let stamped = stamp(&now);
@@ -90,7 +90,7 @@ impl Watched {
     }
 
     /// A change seen once and not acted on yet.
-    fn settling(&self) -> bool {
+    pub(crate) fn settling(&self) -> bool {
         self.pending.is_some()
     }
 }
@@ -102,6 +102,8 @@ pub(crate) struct Reloader {
     /// Per configured trust domain: its X.509 file, its JWT file.
     bundles: Vec<[Watched; 2]>,
     bundles_built: bool,
+    /// The break-glass overlay file.
+    overlay: crate::break_glass::OverlayWatch,
 }
 
 impl Reloader {
@@ -109,12 +111,15 @@ impl Reloader {
     pub(crate) fn tick(&mut self, shared: &Shared) {
         self.tick_policy(shared);
         self.tick_bundles(shared);
+        self.overlay.tick(shared);
     }
 
     /// Is a change waiting for a second read? (At start-up, the sidecar
     /// reads once more after a short pause instead of a whole interval.)
     pub(crate) fn settling(&self) -> bool {
-        self.policy.settling() || self.bundles.iter().flatten().any(Watched::settling)
+        self.policy.settling()
+            || self.bundles.iter().flatten().any(Watched::settling)
+            || self.overlay.settling()
     }
 
     fn tick_policy(&mut self, shared: &Shared) {

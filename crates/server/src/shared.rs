@@ -5,14 +5,15 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hallpass_identity::{JwtSvidVerifier, VerificationCache, X509SvidVerifier};
-use hallpass_policy::{CompiledPolicy, UndefinedDestination};
+use hallpass_policy::{BreakGlassGrants, CompiledPolicy, UndefinedDestination};
 use hallpass_telemetry::{DecisionCounters, Metrics, Telemetry};
 use spiffe::SpiffeId;
 
 use crate::caller::Verified;
 use crate::config::{JwtSettings, Settings, X509From};
+use crate::replay::{DEFAULT_REPLAY_CACHE_ENTRIES, ReplayCache};
 use crate::trust::TrustStore;
 
 /// Everything the decision path and the admin endpoints share. Readers never
@@ -26,6 +27,10 @@ pub struct Shared {
     pub(crate) x509: X509SvidVerifier,
     pub(crate) jwt: Option<(JwtSettings, JwtSvidVerifier)>,
     pub(crate) cache: VerificationCache<Verified>,
+    /// `jti`s seen on rules with `jwt_replay: deny`.
+    pub(crate) replay: ReplayCache,
+    /// The break-glass overlay's grants in force (swapped whole on reload).
+    pub(crate) break_glass: ArcSwap<BreakGlassGrants>,
     /// The metrics registry.
     pub metrics: Metrics,
     /// The telemetry worker (call graph, anomalies, audit log).
@@ -75,6 +80,12 @@ impl Shared {
             )
         });
         let cache = VerificationCache::new(settings.cache_max_entries);
+        let replay = ReplayCache::new(
+            settings
+                .jwt
+                .as_ref()
+                .map_or(DEFAULT_REPLAY_CACHE_ENTRIES, |j| j.replay_cache_max_entries),
+        );
         Self {
             settings,
             policy: ArcSwapOption::empty(),
@@ -83,6 +94,8 @@ impl Shared {
             x509,
             jwt,
             cache,
+            replay,
+            break_glass: ArcSwap::from_pointee(BreakGlassGrants::empty()),
             metrics,
             telemetry,
             #[cfg(test)]

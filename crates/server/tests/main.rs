@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod break_glass;
 mod common;
 mod config;
 mod config_endpoint;

@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use hallpass_vocab::{Credentials, reason_label};
+use hallpass_vocab::{BREAK_GLASS_REASON, Credentials, reason_label};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -53,6 +53,16 @@ struct Record<'a> {
     path_issue: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    break_glass: Option<BreakGlassRecord<'a>>,
+}
+
+/// The `break_glass` object of a record allowed by an emergency grant.
+#[derive(Serialize)]
+struct BreakGlassRecord<'a> {
+    grant: &'a str,
+    ticket: &'a str,
+    opened_by: &'a str,
 }
 
 /// Format one audit record as a JSON line (with the trailing newline).
@@ -71,7 +81,11 @@ fn write_record(out: &mut Vec<u8>, event: &DecisionEvent, decision_id: &str) {
         time: rfc3339_ms(event.time_ms, &mut time),
         decision_id,
         decision: event.decision.as_str(),
-        reason: reason_label(event.reason),
+        reason: if event.break_glass.is_some() {
+            BREAK_GLASS_REASON
+        } else {
+            reason_label(event.reason)
+        },
         mode: event.mode.as_str(),
         source: event.source_id.as_deref().unwrap_or(&event.source_label),
         destination: &event.destination,
@@ -83,6 +97,11 @@ fn write_record(out: &mut Vec<u8>, event: &DecisionEvent, decision_id: &str) {
         trace_id: event.trace_id.as_deref(),
         path_issue: event.path_issue.map(|issue| issue.code()),
         path: event.raw_path.as_deref(),
+        break_glass: event.break_glass.as_ref().map(|m| BreakGlassRecord {
+            grant: &m.grant,
+            ticket: &m.ticket,
+            opened_by: &m.opened_by,
+        }),
     };
     let start = out.len();
     // Serializing these fields cannot fail; if it ever did, no half line.

@@ -47,6 +47,20 @@ pub struct DecisionEvent {
     /// Why the path is ambiguous, on an `ambiguous_path` deny: a fixed code
     /// (`trailing_slash`, `dot_segment`, …), never the path.
     pub path_issue: Option<PathIssue>,
+    /// The emergency grant that allowed the call, when one did: the audit
+    /// record's reason is then `break_glass`, with the grant and ticket.
+    pub break_glass: Option<BreakGlassMark>,
+}
+
+/// What the audit record keeps of the break-glass grant that allowed a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassMark {
+    /// The grant's name (also the `grant` metric label).
+    pub grant: Arc<str>,
+    /// The ticket the grant was opened under.
+    pub ticket: Arc<str>,
+    /// Who opened it.
+    pub opened_by: Arc<str>,
 }
 
 /// Extract a W3C trace id (`traceparent: 00-<32 hex>-<16 hex>-<2 hex>`).

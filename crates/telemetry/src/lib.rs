@@ -17,6 +17,7 @@
 
 mod audit;
 mod callgraph;
+mod controls;
 mod counters;
 mod edges;
 mod event;
@@ -27,9 +28,10 @@ mod worker;
 
 pub use audit::{AuditTarget, AuditWriter, audit_line};
 pub use callgraph::{CallGraph, ObservedEdge, RuleUsage};
+pub use controls::ControlMetrics;
 pub use counters::DecisionCounters;
 pub use edges::{Baseline, EdgeKey, EdgeStats, EdgeTable, Observation, RateSpikeSettings};
-pub use event::{DecisionEvent, UNMATCHED_ROUTE, request_id, trace_id};
+pub use event::{BreakGlassMark, DecisionEvent, UNMATCHED_ROUTE, request_id, trace_id};
 pub use file::write_atomically;
 pub use metrics::Metrics;
 pub use text::{Escaped, escape_for_terminal, is_unsafe_char, json_for_terminal};

@@ -74,6 +74,8 @@ pub struct Metrics {
     /// Unix time the metrics (the sidecar) started: the uptime reference of
     /// the "never used" alert on `hallpass_rule_last_match_timestamp_seconds`.
     pub start_time: IntGauge,
+    /// Break-glass and JWT replay metrics.
+    pub controls: crate::ControlMetrics,
 }
 
 fn counter(name: &str, help: &str) -> Result<IntCounter, TelemetryError> {
@@ -239,6 +241,7 @@ impl Metrics {
         for c in collectors {
             registry.register(c)?;
         }
+        let controls = crate::ControlMetrics::register(&registry)?;
         // Make both results visible from the start, so rate() works at once.
         reloads.with_label_values(&["success"]);
         reloads.with_label_values(&["failure"]);
@@ -266,6 +269,7 @@ impl Metrics {
             start_time,
             credential_lifetime,
             long_lived_credentials,
+            controls,
         })
     }
 
@@ -298,6 +302,25 @@ impl Metrics {
     ) {
         self.decisions
             .with_label_values(&[source, destination, decision.as_str(), reason_label(reason)])
+            .inc();
+    }
+
+    /// Count one call allowed by the break-glass grant `grant`:
+    /// `hallpass_decisions_total{decision="allow",reason="break_glass"}` and
+    /// `hallpass_break_glass_calls_total` (labels bounded: the policy's
+    /// source and destination labels, a grant name of a capped list).
+    pub fn record_break_glass(&self, source: &str, destination: &str, grant: &str) {
+        self.decisions
+            .with_label_values(&[
+                source,
+                destination,
+                DecisionLabel::Allow.as_str(),
+                hallpass_vocab::BREAK_GLASS_REASON,
+            ])
+            .inc();
+        self.controls
+            .break_glass_calls
+            .with_label_values(&[source, destination, grant])
             .inc();
     }
 

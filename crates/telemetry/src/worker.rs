@@ -371,7 +371,11 @@ impl Worker {
         self.metrics
             .edges
             .set(i64::try_from(self.edges.len()).unwrap_or(i64::MAX));
-        if let (DecisionLabel::Allow, Some(rule)) = (event.decision, &event.rule) {
+        // A break-glass allow names its grant, not a rule: it is no use of
+        // a permission the policy grants.
+        if let (DecisionLabel::Allow, Some(rule), None) =
+            (event.decision, &event.rule, &event.break_glass)
+        {
             let secs = event.time_ms / 1000;
             let key = (event.destination.clone(), rule.clone());
             // The gauge moves once a second at most: skip its label lookup

@@ -38,7 +38,7 @@ fn reason_code(reason: Option<DenyReason>) -> &'static str {
 fn every_combination_lands_on_its_own_series() {
     let metrics = Metrics::new().unwrap();
     let c = counters(&metrics);
-    assert_eq!(c.slots_per_destination(), 5 * 3 * 13);
+    assert_eq!(c.slots_per_destination(), 5 * 3 * 14);
     let sources = [EHR, BILLING, "other:hospital.example"];
     let destinations = [LAB, "other"];
     let index = |label: &str| LABELS.iter().position(|l| *l == label).unwrap();

@@ -463,3 +463,37 @@ async fn audit_records_reach_the_file_without_a_flush() {
     assert_eq!(lines, 3);
     assert_eq!(metrics.audit_write_errors.get(), 0);
 }
+
+#[tokio::test]
+async fn a_break_glass_allow_is_audited_as_such_and_is_no_rule_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let (telemetry, metrics) = start(audit_to_file(&audit, 1));
+    let t = 1_800_000_000_000;
+    telemetry.record(hallpass_telemetry::DecisionEvent {
+        source_label: Arc::from("other:hospital.example"),
+        source_id: Some(Arc::from(BILLING)),
+        rule: Some(Arc::from("bg-inc-4711")),
+        break_glass: Some(hallpass_telemetry::BreakGlassMark {
+            grant: Arc::from("bg-inc-4711"),
+            ticket: Arc::from("INC-4711"),
+            opened_by: Arc::from("alice"),
+        }),
+        ..allow(t)
+    });
+    telemetry.flush().await;
+    let text = metrics.encode().unwrap();
+    assert!(
+        !text.contains("rule=\"bg-inc-4711\""),
+        "a grant is not a rule of the policy\n{text}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&audit).unwrap().trim()).unwrap();
+    assert_eq!(record["decision"], "allow");
+    assert_eq!(record["reason"], "break_glass");
+    assert_eq!(record["source"], BILLING);
+    assert_eq!(
+        record["break_glass"],
+        serde_json::json!({"grant": "bg-inc-4711", "ticket": "INC-4711", "opened_by": "alice"})
+    );
+}

@@ -99,7 +99,8 @@ impl Anomalies {
                 | DenyReason::JwtAudienceMismatch
                 | DenyReason::NoMatchingRule
                 | DenyReason::AmbiguousPath
-                | DenyReason::InternalError,
+                | DenyReason::InternalError
+                | DenyReason::JwtReplayed,
             )
             | None => {}
         }

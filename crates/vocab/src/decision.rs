@@ -33,11 +33,15 @@ pub enum DenyReason {
     AmbiguousPath,
     /// hallpass could not decide (fail closed).
     InternalError,
+    /// A rule with `jwt_replay: deny` matched, but the JWT-SVID's `jti` was
+    /// already used within the token's lifetime, the token has no `jti`, or
+    /// the replay cache is full (fail closed).
+    JwtReplayed,
 }
 
 impl DenyReason {
     /// Every reason, in declaration order (which [`DenyReason::index`] follows).
-    pub const ALL: [DenyReason; 12] = [
+    pub const ALL: [DenyReason; 13] = [
         Self::NoIdentity,
         Self::InvalidSvid,
         Self::UntrustedTrustDomain,
@@ -50,6 +54,7 @@ impl DenyReason {
         Self::GrantExpired,
         Self::AmbiguousPath,
         Self::InternalError,
+        Self::JwtReplayed,
     ];
 
     /// Position in [`DenyReason::ALL`] (for flat metric tables).
@@ -73,6 +78,7 @@ impl DenyReason {
             Self::GrantExpired => "grant_expired",
             Self::AmbiguousPath => "ambiguous_path",
             Self::InternalError => "internal_error",
+            Self::JwtReplayed => "jwt_replayed",
         }
     }
 
@@ -94,6 +100,7 @@ impl DenyReason {
                 | Self::InvalidJwt
                 | Self::JwtAudienceMismatch
                 | Self::IdentityMismatch
+                | Self::JwtReplayed
         )
     }
 }
@@ -106,6 +113,10 @@ impl fmt::Display for DenyReason {
 
 /// The `reason` label of an allow: it takes the slot after the deny reasons.
 pub const OK_REASON: &str = "ok";
+
+/// The `reason` label (and audit record reason) of an allow made by an
+/// emergency (break-glass) grant rather than by a rule of the policy.
+pub const BREAK_GLASS_REASON: &str = "break_glass";
 
 /// The `reason` label of a decision: the deny reason's code, or
 /// [`OK_REASON`] for an allow (`None`).

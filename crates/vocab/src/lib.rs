@@ -21,7 +21,7 @@ mod path;
 
 pub use anomaly::{Anomalies, AnomalyKind};
 pub use credential::{CredentialKind, Credentials};
-pub use decision::{DecisionLabel, DenyReason, Mode, OK_REASON, reason_label};
+pub use decision::{BREAK_GLASS_REASON, DecisionLabel, DenyReason, Mode, OK_REASON, reason_label};
 pub use declared::{DeclaredEdge, DeclaredGraph};
 pub use method::Method;
 pub use path::PathIssue;

@@ -36,6 +36,7 @@ pub fn allow(time_ms: i64) -> DecisionEvent {
         trace_id: None,
         raw_path: None,
         path_issue: None,
+        break_glass: None,
     }
 }
 
