@@ -323,3 +323,41 @@ fn hostile_text_is_escaped_and_usage_errors_exit_64() {
     let run = hallpass(&["policy", "replay", &bad, "--audit-log", &candidate]);
     assert_eq!(run.code, 1, "{}", run.stderr);
 }
+
+#[test]
+fn break_glass_allows_and_replayed_tokens_are_not_the_candidates_to_judge() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = [
+        // Let through by an emergency grant the candidate does not hold: the
+        // overlay, not the policy under review, decided it.
+        record(
+            T1,
+            "allow",
+            "break_glass",
+            "spiffe://hospital.example/ns/er/sa/downtime",
+            "GET",
+            "/patients/{patient}/results",
+            "er-downtime",
+            ",\"break_glass\":{\"grant\":\"er-downtime\",\"ticket\":\"INC-1\",\"opened_by\":\"oncall\"}",
+        ),
+        // Denied for a reused jti: the sidecar's memory, not in the log.
+        record(
+            T1,
+            "deny",
+            "jwt_replayed",
+            EHR,
+            "GET",
+            "/patients/{patient}/results",
+            "",
+            "",
+        ),
+    ]
+    .concat();
+    let run = replay(&dir, &log, &["--format", "json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["replayed"], 0, "{json}");
+    assert_eq!(json["newly_denied"], 0, "{json}");
+    assert_eq!(json["newly_allowed"], 0, "{json}");
+    assert_eq!(json["skipped"]["decided_outside_policy"], 2, "{json}");
+}

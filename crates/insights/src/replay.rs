@@ -115,6 +115,11 @@ pub enum Skip {
     Malformed,
     /// Denied before the policy step (no proven identity, a bad credential).
     DecidedBeforePolicy,
+    /// Decided by what the log does not hold and a candidate policy does not
+    /// change: an allow by a break-glass grant (the overlay file, not the
+    /// policy under review) or a `jwt_replayed` deny (the sidecar's memory of
+    /// used `jti`s).
+    DecidedOutsidePolicy,
     /// The destination was not named by the recorded policy (`other`).
     UnnamedDestination,
     /// Older than `--since`.
@@ -128,6 +133,9 @@ impl Skip {
             Self::NotARecord => "not an audit record",
             Self::Malformed => "malformed audit record",
             Self::DecidedBeforePolicy => "decided before the policy step (identity)",
+            Self::DecidedOutsidePolicy => {
+                "decided outside the policy (a break-glass grant, a replayed JWT-SVID)"
+            }
             Self::UnnamedDestination => "destination not named by the recorded policy",
             Self::BeforeSince => "before --since",
         }
@@ -350,6 +358,10 @@ impl<'p> Replay<'p> {
         }
         if before_policy(&record.reason) {
             self.skip(Skip::DecidedBeforePolicy);
+            return;
+        }
+        if matches!(record.reason.as_ref(), "break_glass" | "jwt_replayed") {
+            self.skip(Skip::DecidedOutsidePolicy);
             return;
         }
         let recorded_allow = match record.decision.as_ref() {
