@@ -79,6 +79,16 @@ impl Rig {
                 c.arg("serve").arg("--config").arg(&self.config);
                 c
             }
+            Some("without-dac-override") => {
+                // Root that file permissions bind (as a non-root sidecar is).
+                let mut c = Command::new("setpriv");
+                c.args(["--bounding-set", "-dac_override,-dac_read_search,-fowner"])
+                    .arg(bin)
+                    .arg("serve")
+                    .arg("--config")
+                    .arg(&self.config);
+                c
+            }
             Some(prefix) => {
                 let mut c = Command::new("sh");
                 c.arg("-c")
@@ -563,5 +573,78 @@ fn audit_file_deleted_is_recreated() {
         if required {
             assert!(audited >= after, "{case}: records lost after the deletion");
         }
+    }
+}
+
+/// The audit log's directory made read-only during the run, then the file
+/// deleted (hallpass runs without `CAP_DAC_OVERRIDE`, so the permissions
+/// bind it as they bind a non-root sidecar).
+///
+/// Expectation: read-only alone changes nothing (the open file stays
+/// writable). Once the file must be created again, nothing can be written:
+/// with `audit_required: false` decisions are unaffected and each lost
+/// record is counted; with `true` every call from then on is denied 403
+/// `internal_error` and /readyz is not ready.
+#[test]
+fn audit_dir_read_only_then_file_deleted() {
+    for required in [false, true] {
+        let policy = workspace_root().join(CLINICAL);
+        let rig = Rig::new(&policy, "");
+        let dir = rig.work.path().join("audit");
+        std::fs::create_dir(&dir).unwrap();
+        let audit = dir.join("audit.jsonl");
+        let text = std::fs::read_to_string(&rig.config).unwrap()
+            + &format!(
+                "  audit_log: {}\n  audit_required: {required}\n",
+                audit.display()
+            );
+        std::fs::write(&rig.config, text).unwrap();
+        let _hallpass = rig.start(
+            &format!("hallpass-{required}"),
+            Some("without-dac-override"),
+        );
+        let mut spec = rig.load(1.0);
+        // Version 1: audit records cannot be written.
+        let clock = PolicyClock::new(Duration::from_millis(200));
+        spec.clock = clock.clone();
+        spec.mix = hallpass_e2e::load::clinical_mix()
+            .into_iter()
+            .map(|mut c| {
+                let failing = if required {
+                    Answer::Deny(403, "internal_error")
+                } else {
+                    c.answers[0]
+                };
+                c.answers.push(failing);
+                c
+            })
+            .collect();
+        let step = spec.duration / 3;
+        let load = spec.spawn();
+        std::thread::sleep(step);
+        let mut mode = std::fs::metadata(&dir).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o555);
+        std::fs::set_permissions(&dir, mode).unwrap();
+        let size_at_read_only = std::fs::metadata(&audit).unwrap().len();
+        std::thread::sleep(step);
+        let grew = std::fs::metadata(&audit).unwrap().len() > size_at_read_only;
+        std::fs::remove_file(&audit).unwrap();
+        clock.swapped(1);
+        let s = load.join().unwrap().unwrap();
+        let case = format!("audit_dir_read_only_required_{required}");
+        s.report(&case);
+        assert_no_wrong_allows(&s);
+        let t = s.totals();
+        assert_eq!(t.right, t.sent, "{case}\n{}", s.table());
+        assert!(
+            grew,
+            "{case}: records stopped while only the directory was read-only"
+        );
+        let errors = rig.metric("hallpass_audit_log_write_errors_total");
+        let readyz = rig.readyz();
+        println!("{case}: {errors} write errors counted, /readyz {readyz}");
+        assert!(errors >= 1.0, "{case}");
+        assert!(!audit.exists(), "{case}: the file could not be created");
+        assert_eq!(readyz, if required { 503 } else { 200 }, "{case}");
     }
 }
