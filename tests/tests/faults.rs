@@ -19,6 +19,13 @@ use hallpass_e2e::{
 };
 
 const CLINICAL: &str = "examples/policies/clinical-mesh.yaml";
+/// The harness's own settings: not passed to hallpass (which warns about
+/// every `HALLPASS_*` variable it does not know).
+const HARNESS_ENV: [&str; 3] = [
+    "HALLPASS_FAULT_SECS",
+    "HALLPASS_FAULT_RATE",
+    "HALLPASS_FAULT_JSON_DIR",
+];
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -99,6 +106,9 @@ impl Rig {
             }
         };
         cmd.env("HALLPASS_LOG", "info");
+        for var in HARNESS_ENV {
+            cmd.env_remove(var);
+        }
         cmd
     }
 
@@ -185,6 +195,9 @@ fn sigkill_under_load_fails_closed_and_restarts() {
             .arg("--config")
             .arg(&cmd_rig.0)
             .env("HALLPASS_LOG", "info");
+        for var in HARNESS_ENV {
+            cmd.env_remove(var);
+        }
         Proc::spawn("hallpass", cmd, cmd_rig.1.join(format!("hallpass-{n}.log")))
     })
     .unwrap();
@@ -228,9 +241,11 @@ fn sigkill_under_load_fails_closed_and_restarts() {
         "service not back within 20 allowed calls of ready\n{}",
         s.table()
     );
-    // Before the kill: every answer right.
-    let before = s.between(Duration::ZERO, s.offset(killed_at));
-    assert_eq!(before.right, before.sent, "{}", s.table());
+    // Answered before the kill: every answer right.
+    let kill = s.offset(killed_at);
+    for x in s.samples.iter().filter(|x| x.at + x.latency < kill) {
+        assert_eq!(x.outcome, Outcome::Right, "{x:?}\n{}", s.table());
+    }
 
     // No lost audit record of an allow that was answered.
     let answered_allows = s
@@ -355,7 +370,7 @@ fn policy_swaps_under_load_answer_for_the_version_in_force() {
     flip(&link, &v0);
     let rig = Rig::new(&link, "  audit_log: off\n");
     let _hallpass = rig.start("hallpass", None);
-    let mut spec = rig.load(if LoadSpec::is_full_run() { 4.0 } else { 2.0 });
+    let mut spec = rig.load(if LoadSpec::is_full_run() { 6.0 } else { 2.0 });
     // Each flip is followed until hallpass's reload counter moves (polled
     // every 10 ms): the old version may answer until then, plus a margin
     // for the poll and for checks already decided.
@@ -370,7 +385,7 @@ fn policy_swaps_under_load_answer_for_the_version_in_force() {
     let mut lags = Vec::new();
     // 100 swaps at most; none in the last second (the run is ending).
     for n in 1..=100 {
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
         if started.elapsed() + Duration::from_secs(2) > duration {
             break;
         }
