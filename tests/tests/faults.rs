@@ -181,8 +181,24 @@ fn audited_allows(file: &Path) -> usize {
 /// so none is lost to the kill.
 #[test]
 fn sigkill_under_load_fails_closed_and_restarts() {
+    sigkill_case(true);
+}
+
+/// As [`sigkill_under_load_fails_closed_and_restarts`], with the default
+/// `audit_required: false`: the same expectations for the answers; the
+/// audit records the kill lost (answered allows without a record: those of
+/// the last batch, about 5 ms) are counted and reported, not asserted.
+#[test]
+fn sigkill_with_the_default_audit_setting_reports_lost_records() {
+    sigkill_case(false);
+}
+
+fn sigkill_case(required: bool) {
     let policy = workspace_root().join(CLINICAL);
-    let rig = Rig::new(&policy, "  audit_log: AUDIT\n  audit_required: true\n");
+    let rig = Rig::new(
+        &policy,
+        &format!("  audit_log: AUDIT\n  audit_required: {required}\n"),
+    );
     let audit = rig.work.path().join("audit.jsonl");
     let text = std::fs::read_to_string(&rig.config)
         .unwrap()
@@ -220,7 +236,8 @@ fn sigkill_under_load_fails_closed_and_restarts() {
     }
     let ready_at = ready_at.expect("the restarted hallpass never became ready");
     let s = load.join().unwrap().unwrap();
-    s.report("sigkill");
+    let case = format!("sigkill_required_{required}");
+    s.report(&case);
     assert_no_wrong_allows(&s);
     let t = s.totals();
     assert_eq!(t.wrong_denies, 0, "{}", s.table());
@@ -254,9 +271,12 @@ fn sigkill_under_load_fails_closed_and_restarts() {
         .filter(|x| x.outcome == Outcome::Right && x.expected_allow)
         .count();
     let audited = audited_allows(&audit);
-    println!("sigkill: {answered_allows} allows answered, {audited} allow records audited");
+    println!(
+        "{case}: {answered_allows} allows answered, {audited} allow records audited, {} lost",
+        answered_allows.saturating_sub(audited)
+    );
     assert!(
-        audited >= answered_allows,
+        !required || audited >= answered_allows,
         "{} answered allows have no audit record",
         answered_allows - audited
     );
