@@ -1,5 +1,5 @@
 //! Policy and config files: any text is a clear error or a usable result,
-//! never a panic; and a policy is valid for every sidecar or for none.
+//! never a panic; and a policy valid as a whole is valid for each sidecar.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,13 +17,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let one = hallpass_policy::CompiledPolicy::from_yaml_for(text, Some(&only));
-    // "Valid for every sidecar or for none": a sidecar never starts with a
-    // policy that `hallpass policy check` rejects, and the reverse.
-    assert_eq!(
-        whole.is_ok(),
-        one.is_ok(),
-        "the whole policy and one destination's cut disagree"
-    );
+    // A policy `hallpass policy check` accepts is accepted by every sidecar.
+    // (Not the reverse: a sidecar cuts the other destinations' entries out
+    // unchecked, by design, so an error there is `policy check`'s to find.)
+    if let Err(e) = &one {
+        assert!(
+            whole.is_err(),
+            "the whole policy is valid, one destination's cut is not: {e}"
+        );
+    }
     if let (Ok(whole), Ok(one)) = (&whole, &one) {
         assert!(one.rule_count() <= whole.rule_count());
     }

@@ -1,0 +1,574 @@
+//! Fault cases of issue 13 (part B), each through a real Envoy pair and a
+//! real `hallpass serve` process: the Workload API killed, restarted and
+//! flapping; idle (slowloris) connections to the authz port. Each case's
+//! expectation is written before it is measured; docs/reliability.md has
+//! the table.
+//!
+//! Every check is a real HTTP request through the caller Envoy (mTLS with
+//! the mesh's SVIDs) to the callee Envoy, whose ext_authz asks hallpass.
+//! The oracle: `ehr-api` reading lab results is allowed (200), `billing` is
+//! denied (403); anything else is a wrong allow or a wrong deny.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hallpass_e2e::{
+    EchoApp, Ports, Proc, Workdir, clock_ticks, cpu_seconds, free_port, http, rss_kib,
+    wait_for_http_ok, wait_for_port, write_private_file,
+};
+use hallpass_workload_api_fake::FakeWorkloadApi;
+
+const RESULTS: &str = "/patients/12345/results";
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The app, hallpass (started by `start_hallpass`) and the Envoy pair.
+struct Mesh {
+    work: Workdir,
+    ports: Ports,
+    hallpass: Proc,
+    callee: Proc,
+    _caller: Proc,
+    _app: EchoApp,
+}
+
+impl Mesh {
+    fn start(work: Workdir, start_hallpass: impl FnOnce(&Workdir, &Ports) -> Proc) -> Mesh {
+        let app = EchoApp::start().unwrap();
+        let ports = Ports::fresh(app.addr().port()).unwrap();
+        let hallpass = start_hallpass(&work, &ports);
+        if let Err(e) = wait_for_http_ok(addr(ports.admin), "/readyz", Duration::from_secs(20)) {
+            panic!("hallpass not ready: {e}\n{}", hallpass.output());
+        }
+        let (callee, caller, _) = work
+            .start_envoy_pair("faults", "callee.yaml", &ports)
+            .unwrap();
+        Mesh {
+            work,
+            ports,
+            hallpass,
+            callee,
+            _caller: caller,
+            _app: app,
+        }
+    }
+
+    fn status(&self, caller: &str) -> u16 {
+        self.status_at(self.ports.caller, caller)
+    }
+
+    /// The status of the lab-results read through the caller Envoy on `port`.
+    fn status_at(&self, port: u16, caller: &str) -> u16 {
+        http(addr(port), "GET", RESULTS, &[("x-demo-caller", caller)]).map_or(0, |r| r.status)
+    }
+
+    /// `rounds` of one allowed and one denied call; every answer that is
+    /// not the policy's is returned, as (caller, status).
+    fn wrong_answers(&self, rounds: usize) -> Vec<(&'static str, u16)> {
+        let mut wrong = Vec::new();
+        for _ in 0..rounds {
+            for (caller, want) in [("ehr-api", 200), ("billing", 403)] {
+                let got = self.status(caller);
+                if got != want {
+                    wrong.push((caller, got));
+                }
+            }
+        }
+        wrong
+    }
+
+    fn admin(&self, path: &str) -> (u16, String) {
+        let r = http(addr(self.ports.admin), "GET", path, &[]).unwrap();
+        (r.status, r.body)
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.admin("/metrics");
+        metric(&text, name).unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    }
+
+    /// Poll (bounded) until metric `name` satisfies `ok`; its last value.
+    fn wait_metric(&self, name: &str, ok: impl Fn(f64) -> bool, what: &str) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let value = self.metric(name);
+            if ok(value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {name} stayed {value}\n{}",
+                self.hallpass.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kill the callee Envoy (SIGKILL, as a crash) and start it again.
+    fn restart_callee(&mut self) {
+        self.callee.kill();
+        self.callee = self
+            .work
+            .start_envoy("callee", "callee.yaml", &self.ports.rewrites(), &[])
+            .unwrap();
+        if let Err(e) = wait_for_port(addr(self.ports.callee), Duration::from_secs(30)) {
+            panic!(
+                "the callee Envoy did not come back: {e}\n{}",
+                self.callee.output()
+            );
+        }
+    }
+
+    /// CPU clock ticks hallpass used so far (user + system).
+    fn cpu_ticks(&self) -> f64 {
+        let ticks = clock_ticks().unwrap();
+        (cpu_seconds(self.hallpass.pid(), ticks).unwrap() * ticks).round()
+    }
+}
+
+/// The value of an unlabelled series in Prometheus text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Start the fake SPIRE agent on `socket`, serving `ca_der` as the bundle
+/// of hospital.example (the mesh's trust domain).
+fn agent(rt: &tokio::runtime::Runtime, socket: &Path, ca_der: &[u8]) -> FakeWorkloadApi {
+    let _in_runtime = rt.enter();
+    let agent = FakeWorkloadApi::start(socket).unwrap();
+    set_bundle(&agent, &[ca_der]);
+    agent
+}
+
+/// Give hospital.example the CA certificates `cas` (DER), in one message.
+fn set_bundle(agent: &FakeWorkloadApi, cas: &[&[u8]]) {
+    agent.set_x509_bundles(vec![(
+        "hospital.example".to_owned(),
+        cas.iter().map(|c| c.to_vec()).collect(),
+    )]);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Workload API down, back, and flapping every second. Expected: checks
+/// keep their answers throughout (the last good bundles stay in force);
+/// `/readyz` stays 200 and warns while the agent is away; the metrics show
+/// the stream down (`hallpass_workload_api_connected 0`) and a bounded
+/// number of reconnects; and reconnecting costs little CPU: with a backoff
+/// from 200 ms to 30 s, a few ticks over 5 s, where a busy loop would burn
+/// about one core (500 ticks at 100 Hz). The bounds are generous counts,
+/// not times.
+#[test]
+fn workload_api_killed_restarted_and_flapping() {
+    let rt = runtime();
+    let work = Workdir::new().unwrap();
+    // A fresh mesh PKI whose CA this test holds: Envoy trusts the files,
+    // hallpass only what the agent streams.
+    let ca = hallpass_testkit::write_mesh_pki(&work.path().join("certs")).unwrap();
+    let ca_der = ca.cert_der().to_vec();
+    let socket = work.path().join("agent.sock");
+    let mut up = Some(agent(&rt, &socket, &ca_der));
+    let mesh = Mesh::start(work, |work, ports| {
+        work.start_hallpass_with(
+            "hallpass",
+            &format!("127.0.0.1:{}", ports.authz),
+            ports.admin,
+            &format!("trust:\n  workload_api: unix:{}\n", socket.display()),
+        )
+        .unwrap()
+    });
+    assert_eq!(mesh.wrong_answers(5), vec![], "with the agent up");
+    assert_eq!(mesh.metric("hallpass_workload_api_connected"), 1.0);
+    let (status, body) = mesh.admin("/readyz");
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+
+    // Killed: the socket goes away and every stream ends.
+    drop(up.take());
+    mesh.wait_metric(
+        "hallpass_workload_api_connected",
+        |v| v == 0.0,
+        "the agent stopped",
+    );
+    let reconnects = mesh.metric("hallpass_workload_api_reconnects_total");
+    let cpu = mesh.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(5));
+    let idle_ticks = mesh.cpu_ticks() - cpu;
+    let down_reconnects = mesh.metric("hallpass_workload_api_reconnects_total") - reconnects;
+    assert!(
+        idle_ticks < 50.0,
+        "{idle_ticks} CPU ticks in 5 s with the agent down: a busy loop"
+    );
+    assert!(
+        (1.0..=15.0).contains(&down_reconnects),
+        "{down_reconnects} reconnects in 5 s with the agent down"
+    );
+    let (status, body) = mesh.admin("/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("warning: Workload API disconnected"),
+        "{body}"
+    );
+    assert_eq!(mesh.wrong_answers(10), vec![], "with the agent down");
+
+    // Restarted: hallpass reconnects on its own (its backoff is at most a
+    // few seconds by now) and the warning goes.
+    up = Some(agent(&rt, &socket, &ca_der));
+    mesh.wait_metric(
+        "hallpass_workload_api_connected",
+        |v| v == 1.0,
+        "the agent came back",
+    );
+    let (status, body) = mesh.admin("/readyz");
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    assert_eq!(mesh.wrong_answers(5), vec![], "after the restart");
+
+    // Flapping: up half a second, down half a second, ten times, with
+    // checks going through all along.
+    let cpu = mesh.cpu_ticks();
+    let mut wrong = Vec::new();
+    for _ in 0..10 {
+        drop(up.take());
+        wrong.extend(mesh.wrong_answers(1));
+        std::thread::sleep(Duration::from_millis(500));
+        up = Some(agent(&rt, &socket, &ca_der));
+        wrong.extend(mesh.wrong_answers(1));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let flap_ticks = mesh.cpu_ticks() - cpu;
+    assert_eq!(wrong, vec![], "while the agent flapped");
+    assert!(
+        flap_ticks < 150.0,
+        "{flap_ticks} CPU ticks in 10 s of flapping (40 checks)"
+    );
+    mesh.wait_metric(
+        "hallpass_workload_api_connected",
+        |v| v == 1.0,
+        "the agent stayed up after flapping",
+    );
+    assert_eq!(mesh.wrong_answers(5), vec![], "after the flapping");
+    assert!(mesh.hallpass.output().contains("Workload API unavailable"));
+    drop(up);
+    drop(mesh.work);
+}
+
+/// Raise this process's soft open-files limit to `want` (within the hard
+/// limit), for the sockets a test holds.
+fn raise_nofile(want: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    let soft: u64 = soft.parse().unwrap_or(u64::MAX);
+    if soft >= want {
+        return;
+    }
+    let hard: u64 = hard.parse().unwrap_or(u64::MAX);
+    assert!(hard >= want, "open files: hard limit {hard} < {want}");
+    let status = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &std::process::id().to_string(),
+            &format!("--nofile={want}:{hard}"),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "prlimit failed");
+}
+
+/// Slowloris: 1,100 idle TCP connections to the authz port, 1,000 under
+/// the cap and the rest over it. Expected: checks keep their answers (Envoy's
+/// connection is already open); at most 1,024 connections are open
+/// (`hallpass_authz_connections`), the rest are closed at accept and
+/// counted (`hallpass_authz_connections_refused_total`); the idle ones are
+/// closed once their first-byte deadline (10 s) passes
+/// (`hallpass_authz_connections_idle_closed_total`), and the count returns
+/// to Envoy's; `/readyz` stays 200 throughout.
+#[test]
+fn idle_connections_to_the_authz_port_are_capped_and_closed() {
+    raise_nofile(4096);
+    let mesh = Mesh::start(Workdir::new().unwrap(), |work, ports| {
+        work.start_hallpass(
+            "hallpass",
+            &format!("127.0.0.1:{}", ports.authz),
+            ports.admin,
+            "",
+        )
+        .unwrap()
+    });
+    assert_eq!(mesh.wrong_answers(3), vec![], "before the idle connections");
+    let envoy_connections = mesh.metric("hallpass_authz_connections");
+    assert!(envoy_connections >= 1.0, "{envoy_connections}");
+
+    // 1,100 idle sockets at once: 1,000 that fit under the cap with
+    // Envoy's, and the rest over it, closed at accept.
+    let mut idle: Vec<TcpStream> = (0..1100)
+        .map(|_| TcpStream::connect(addr(mesh.ports.authz)).unwrap())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (open, refused) = loop {
+        let (_, text) = mesh.admin("/metrics");
+        let open = metric(&text, "hallpass_authz_connections").unwrap();
+        let refused = metric(&text, "hallpass_authz_connections_refused_total").unwrap();
+        if open + refused >= 1100.0 + envoy_connections {
+            break (open, refused);
+        }
+        assert!(Instant::now() < deadline, "{open} open, {refused} refused");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        open <= 1024.0,
+        "{open} open connections over a cap of 1,024"
+    );
+    assert!(
+        refused >= 1100.0 + envoy_connections - 1024.0,
+        "{refused} refused: the cap did not hold"
+    );
+    assert_eq!(
+        mesh.wrong_answers(10),
+        vec![],
+        "with 1,100 idle connections"
+    );
+    let (status, body) = mesh.admin("/readyz");
+    assert_eq!(status, 200, "{body}");
+
+    // The first-byte deadline closes the idle ones: the server ends them
+    // (a read sees the end), and the count falls back to Envoy's.
+    mesh.wait_metric(
+        "hallpass_authz_connections_idle_closed_total",
+        |v| v >= 1100.0 - refused,
+        "idle connections closed by the first-byte deadline",
+    );
+    mesh.wait_metric(
+        "hallpass_authz_connections",
+        |v| v <= envoy_connections,
+        "the count back to Envoy's connections",
+    );
+    let first = idle.first_mut().unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // The server's HTTP/2 SETTINGS may come first; then the end (or a
+    // reset), not a read timeout.
+    let mut seen = Vec::new();
+    if let Err(e) = first.read_to_end(&mut seen) {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "an idle connection is still open"
+        );
+    }
+    drop(idle);
+    assert_eq!(mesh.wrong_answers(5), vec![], "after the idle connections");
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", mesh.hallpass.pid()))
+        .unwrap()
+        .count();
+    assert!(
+        fds < 200,
+        "hallpass holds {fds} file descriptors afterwards"
+    );
+}
+
+/// The callee's Envoy crashes and comes back, five times. Expected: the
+/// same hallpass process serves throughout (no restart, `/readyz` 200);
+/// after each restart the answers are the policy's again, and the open
+/// authz connections return to what one Envoy holds (the dead Envoy's
+/// connection is closed, not leaked); file descriptors do not grow.
+#[test]
+fn callee_envoy_restarts_leave_hallpass_unaffected() {
+    let mut mesh = Mesh::start(Workdir::new().unwrap(), |work, ports| {
+        work.start_hallpass(
+            "hallpass",
+            &format!("127.0.0.1:{}", ports.authz),
+            ports.admin,
+            "",
+        )
+        .unwrap()
+    });
+    assert_eq!(mesh.wrong_answers(3), vec![], "before the restarts");
+    let connections = mesh.metric("hallpass_authz_connections");
+    let pid = mesh.hallpass.pid();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let fds_before = fds();
+    let rss_before = rss_kib(pid, "VmRSS").unwrap();
+    for round in 0..5 {
+        mesh.restart_callee();
+        // Envoy connects to hallpass on its first check: wait (bounded)
+        // for the answers to be the policy's, then count.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !mesh.wrong_answers(1).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no right answer after the restart"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(mesh.wrong_answers(5), vec![], "round {round}");
+        mesh.wait_metric(
+            "hallpass_authz_connections",
+            |v| v <= connections,
+            "connections back to one Envoy's",
+        );
+    }
+    assert!(mesh.hallpass.is_running(), "hallpass exited");
+    assert_eq!(mesh.hallpass.pid(), pid);
+    let (status, body) = mesh.admin("/readyz");
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    let fds_after = fds();
+    assert!(
+        fds_after <= fds_before + 5,
+        "file descriptors {fds_before} -> {fds_after} over five Envoy restarts"
+    );
+    let rss_after = rss_kib(pid, "VmRSS").unwrap();
+    eprintln!(
+        "callee Envoy restarts: RSS {rss_before} -> {rss_after} KiB, fds {fds_before} -> {fds_after}"
+    );
+}
+
+/// X.509 bundle rotation through the Workload API, with the callers on both
+/// sides of it: one caller Envoy presents SVIDs of the old CA, a second one
+/// SVIDs of the new CA (the callers that have switched). The callee Envoy
+/// trusts both CAs throughout (its own trust is not under test; hallpass's
+/// is). Expected: before the overlap, the new CA's callers are denied
+/// `invalid_svid` (401); once the new CA is added, both sides get the
+/// policy's answers, and no old-CA caller is denied on the way in (0 wrong
+/// denies while the overlap starts); once the old CA is removed, old-CA
+/// callers are denied 401 and no new-CA caller is denied on the way.
+#[test]
+fn bundle_rotation_with_overlap_while_callers_switch() {
+    const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
+    const BILLING: &str = "spiffe://hospital.example/ns/billing/sa/billing";
+    let rt = runtime();
+    let work = Workdir::new().unwrap();
+    let certs = work.path().join("certs");
+    let old = hallpass_testkit::write_mesh_pki(&certs).unwrap();
+    let new = hallpass_testkit::Ca::root("hospital.example").unwrap();
+    std::fs::write(
+        certs.join("bundle.pem"),
+        format!("{}{}", old.cert_pem(), new.cert_pem()),
+    )
+    .unwrap();
+    for (name, id) in [("ehr-api-new", EHR), ("billing-new", BILLING)] {
+        let svid = new.issue(id).unwrap();
+        std::fs::write(certs.join(format!("{name}.pem")), svid.full_chain_pem()).unwrap();
+        write_private_file(&certs.join(format!("{name}.key")), &svid.key_pem);
+    }
+    let socket = work.path().join("agent.sock");
+    let agent = agent(&rt, &socket, old.cert_der());
+    let mesh = Mesh::start(work, |work, ports| {
+        work.start_hallpass_with(
+            "hallpass",
+            &format!("127.0.0.1:{}", ports.authz),
+            ports.admin,
+            &format!("trust:\n  workload_api: unix:{}\n", socket.display()),
+        )
+        .unwrap()
+    });
+    let switched = free_port().unwrap();
+    let rewrites: Vec<(u16, u16)> = mesh
+        .ports
+        .rewrites()
+        .into_iter()
+        .map(|(from, to)| {
+            if from == 10000 {
+                (from, switched)
+            } else {
+                (from, to)
+            }
+        })
+        .collect();
+    let _switched_caller = mesh
+        .work
+        .start_envoy(
+            "caller-new",
+            "caller.yaml",
+            &rewrites,
+            &[
+                ("certs/ehr-api.", "certs/ehr-api-new."),
+                ("certs/billing.", "certs/billing-new."),
+            ],
+        )
+        .unwrap();
+    wait_for_port(addr(switched), Duration::from_secs(30)).unwrap();
+    let old_side = mesh.ports.caller;
+    // (caller Envoy port, caller) -> status, for both sides.
+    let answers = |want_old: (u16, u16), want_new: (u16, u16)| {
+        let mut wrong = Vec::new();
+        for (port, (ehr, billing)) in [(old_side, want_old), (switched, want_new)] {
+            for (caller, want) in [("ehr-api", ehr), ("billing", billing)] {
+                let got = mesh.status_at(port, caller);
+                if got != want {
+                    wrong.push((port, caller, got, want));
+                }
+            }
+        }
+        wrong
+    };
+
+    // Before: only the old CA.
+    assert_eq!(answers((200, 403), (401, 401)), vec![], "old CA only");
+
+    // Overlap: both CAs. Until hallpass has the new set, the switched
+    // callers may still be denied; the old ones never.
+    set_bundle(&agent, &[old.cert_der(), new.cert_der()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut wrong_denies = 0;
+    while mesh.status_at(switched, "ehr-api") != 200 {
+        wrong_denies += usize::from(mesh.status_at(old_side, "ehr-api") != 200);
+        assert!(Instant::now() < deadline, "the new CA was never trusted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        wrong_denies, 0,
+        "old-CA callers denied while the overlap began"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            answers((200, 403), (200, 403)),
+            vec![],
+            "during the overlap"
+        );
+    }
+
+    // The old CA removed: its callers are denied; the switched ones never.
+    set_bundle(&agent, &[new.cert_der()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut wrong_denies = 0;
+    while mesh.status_at(old_side, "ehr-api") != 401 {
+        wrong_denies += usize::from(mesh.status_at(switched, "ehr-api") != 200);
+        assert!(Instant::now() < deadline, "the old CA was never removed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        wrong_denies, 0,
+        "switched callers denied while the old CA went"
+    );
+    for _ in 0..5 {
+        assert_eq!(answers((401, 401), (200, 403)), vec![], "after the removal");
+    }
+    let (_, text) = mesh.admin("/metrics");
+    assert!(
+        metric(&text, "hallpass_workload_api_updates_total{kind=\"x509\"}").unwrap() >= 3.0,
+        "{text}"
+    );
+    drop(agent);
+}
