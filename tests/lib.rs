@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+#[path = "src/load.rs"]
+pub mod load;
 #[path = "src/policy_gen.rs"]
 pub mod policy_gen;
 
