@@ -103,12 +103,32 @@ pub fn clinical_mix() -> Vec<CallSpec> {
     use Answer::{Allow, Deny};
     vec![
         CallSpec::fixed("ehr-api", "GET", "/patients/{i}/results", Allow),
-        CallSpec::fixed("billing", "GET", "/patients/{i}/results", Deny(403, "no_matching_rule")),
+        CallSpec::fixed(
+            "billing",
+            "GET",
+            "/patients/{i}/results",
+            Deny(403, "no_matching_rule"),
+        ),
         CallSpec::fixed("ehr-api", "GET", "/patients/{i}/results/7", Allow),
-        CallSpec::fixed("pharmacy", "GET", "/patients/{i}/results", Deny(403, "no_matching_rule")),
+        CallSpec::fixed(
+            "pharmacy",
+            "GET",
+            "/patients/{i}/results",
+            Deny(403, "no_matching_rule"),
+        ),
         CallSpec::fixed("ehr-api", "GET", "/patients/{i}/results", Allow),
-        CallSpec::fixed("ehr-api", "DELETE", "/patients/{i}/results", Deny(403, "no_matching_rule")),
-        CallSpec::fixed("ehr-api", "GET", "/patients/{i}/results/", Deny(403, "ambiguous_path")),
+        CallSpec::fixed(
+            "ehr-api",
+            "DELETE",
+            "/patients/{i}/results",
+            Deny(403, "no_matching_rule"),
+        ),
+        CallSpec::fixed(
+            "ehr-api",
+            "GET",
+            "/patients/{i}/results/",
+            Deny(403, "ambiguous_path"),
+        ),
     ]
 }
 
@@ -484,8 +504,7 @@ impl LoadSpec {
                     };
                 }
                 let path = call.path.replace("{i}", &i.to_string());
-                let got =
-                    tokio::time::timeout(spec.timeout, send(&spec, &pool, call, &path)).await;
+                let got = tokio::time::timeout(spec.timeout, send(&spec, &pool, call, &path)).await;
                 in_flight.fetch_sub(1, Ordering::AcqRel);
                 let done = Instant::now();
                 let outcome = match got {
