@@ -280,6 +280,11 @@ fn workload_api_killed_restarted_and_flapping() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let flap_ticks = mesh.cpu_ticks() - cpu;
+    eprintln!(
+        "Workload API faults: agent down 5 s: {idle_ticks} CPU ticks, {down_reconnects} reconnects; \
+         10 s of flapping with 40 checks: {flap_ticks} CPU ticks, {} wrong answers",
+        wrong.len()
+    );
     assert_eq!(wrong, vec![], "while the agent flapped");
     assert!(
         flap_ticks < 150.0,
@@ -409,6 +414,12 @@ fn idle_connections_to_the_authz_port_are_capped_and_closed() {
     }
     drop(idle);
     assert_eq!(mesh.wrong_answers(5), vec![], "after the idle connections");
+    let (_, text) = mesh.admin("/metrics");
+    eprintln!(
+        "slowloris: 1,100 idle sockets: {open} open at most, {refused} refused at accept, {} closed by the first-byte deadline, {} open after",
+        metric(&text, "hallpass_authz_connections_idle_closed_total").unwrap_or(f64::NAN),
+        metric(&text, "hallpass_authz_connections").unwrap_or(f64::NAN),
+    );
     let fds = std::fs::read_dir(format!("/proc/{}/fd", mesh.hallpass.pid()))
         .unwrap()
         .count();
