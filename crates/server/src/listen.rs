@@ -26,6 +26,9 @@ use crate::{AuthzService, ListenAddr, ServerError, Settings, Shared, admin, conn
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between the two start-up reads of the policy and bundle files.
 const STARTUP_SETTLE: Duration = Duration::from_millis(200);
+/// Checks in flight on one authz HTTP/2 connection at most
+/// (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 /// How often an idle authz HTTP/2 connection is pinged, and how long the
 /// answer may take before the connection is closed.
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -203,7 +206,11 @@ impl Sidecar {
         let service = AuthorizationServer::new(AuthzService::new(shared.clone()));
         // A peer that stops answering HTTP/2 pings is dropped, so a dead
         // connection gives its permit back (conn_limit.rs: the cap).
+        // Streams per connection are bounded too: tonic's default (none)
+        // would lift hyper's; Envoy's pool opens another connection
+        // rather than exceed what the server announces.
         let router = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .add_service(health_service)
