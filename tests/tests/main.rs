@@ -14,6 +14,7 @@ mod compose_configs;
 mod envoy_hardening;
 mod envoy_mesh;
 mod envoy_rejections;
+mod faults;
 mod faults_identity;
 mod harness;
 mod injector_limits;

@@ -48,6 +48,10 @@ pub fn init_json_logs() {
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
+        // A log line that cannot be written (stdout on a full disk) is lost,
+        // not reported on stderr: `eprintln!` panics when stderr fails too,
+        // and the panic hook logs, so the process aborted.
+        .log_internal_errors(false)
         .init();
 }
 

@@ -66,6 +66,15 @@ impl Authorization for AuthzService {
         // Envoy's failure mode instead of ours.
         let now_ms = unix_now_ms();
         let (decided, response) = self.answer(&check, now_ms);
+        if self.shared.settings.telemetry.audit_required {
+            // The record is written before the answer leaves (fail closed).
+            let response = self.shared.record_required(decided, response, now_ms).await;
+            self.shared
+                .metrics
+                .check_duration
+                .observe(started.elapsed().as_secs_f64());
+            return Ok(Response::new(response));
+        }
         self.shared
             .metrics
             .check_duration

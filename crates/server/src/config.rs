@@ -403,6 +403,9 @@ pub struct TelemetrySection {
     pub audit_log_max_files: u32,
     /// Raw request paths in audit records (only where URLs carry no PHI).
     pub log_raw_paths: bool,
+    /// Deny (`internal_error`) when a decision's audit record cannot be
+    /// written, and write each record before the answer goes to Envoy.
+    pub audit_required: bool,
     /// Learned call paths (read at start, written atomically).
     pub baseline: Option<PathBuf>,
     /// How long to learn when there is no baseline yet.
@@ -429,6 +432,7 @@ impl Default for TelemetrySection {
             audit_log_max_bytes: 100 * 1024 * 1024,
             audit_log_max_files: 5,
             log_raw_paths: false,
+            audit_required: false,
             baseline: None,
             learning_window_seconds: d.learning_window.as_secs(),
             rate_window_seconds: d.rate_window.as_secs(),
@@ -849,6 +853,7 @@ impl Settings {
                 audit_log_max_bytes,
                 audit_log_max_files,
                 log_raw_paths: self.log_raw_paths,
+                audit_required: t.audit_required,
                 baseline: t.baseline_path.clone(),
                 learning_window_seconds: t.learning_window.as_secs(),
                 rate_window_seconds: t.rate_window.as_secs(),
@@ -1304,6 +1309,12 @@ impl TelemetrySection {
                 AuditTarget::Off
             }
         };
+        if self.audit_required && audit == AuditTarget::Off {
+            problems.invalid(
+                "telemetry.audit_required",
+                "needs an audit log: set telemetry.audit_log to `stdout` or a file path",
+            );
+        }
         if self.audit_log_max_bytes < 4096 {
             problems.invalid("telemetry.audit_log_max_bytes", "at least 4096");
         }
@@ -1341,6 +1352,7 @@ impl TelemetrySection {
             queue_capacity: self.queue_capacity,
             max_edges: self.max_edges,
             audit,
+            audit_required: self.audit_required,
             baseline_path: self.baseline.clone(),
             learning_window: Duration::from_secs(self.learning_window_seconds),
             rate_window: Duration::from_secs(self.rate_window_seconds),

@@ -3,7 +3,14 @@
 //! reads the `CheckRequest`: decide read what it needs once.
 
 use hallpass_policy::Decision;
-use hallpass_telemetry::{AuditTarget, DecisionEvent, request_id, trace_id};
+use std::time::Duration;
+
+use envoy_types::ext_authz::v3::pb::CheckResponse;
+use hallpass_telemetry::{AuditTarget, DecisionEvent, DenyReason, Mode, request_id, trace_id};
+
+/// The longest a check waits for its audit record under
+/// `telemetry.audit_required` (Envoy's own ext_authz timeout is shorter).
+pub const AUDIT_WAIT: Duration = Duration::from_secs(2);
 
 use crate::{Decided, Shared};
 
@@ -11,6 +18,12 @@ impl Shared {
     /// Count one decision and hand its [`event`](Self::event) to telemetry
     /// (a non-blocking queue push).
     pub fn record(&self, decided: &Decided<'_>, time_ms: i64) {
+        self.count(decided);
+        self.telemetry.record(self.event(decided, time_ms));
+    }
+
+    /// Count one decision in `hallpass_decisions_total`.
+    pub fn count(&self, decided: &Decided<'_>) {
         let outcome = &decided.outcome;
         let reason = outcome.decision.deny_reason();
         match &outcome.counter {
@@ -27,7 +40,37 @@ impl Shared {
                 reason,
             ),
         }
-        self.telemetry.record(self.event(decided, time_ms));
+    }
+
+    /// `telemetry.audit_required`: hand the decision's event to telemetry
+    /// and wait (at most [`AUDIT_WAIT`]) until its audit record is written.
+    /// Written: the decision is counted and `answer` goes back. Not written
+    /// (a failed write, a full queue, the worker gone, too slow): the check
+    /// is denied `internal_error` instead, whatever the decision and the
+    /// destination's mode, and counted so. Fail closed: no call goes
+    /// through without its record.
+    pub async fn record_required(
+        &self,
+        decided: Decided<'_>,
+        answer: CheckResponse,
+        time_ms: i64,
+    ) -> CheckResponse {
+        let written = match self
+            .telemetry
+            .record_required(self.event(&decided, time_ms))
+        {
+            Some(rx) => matches!(tokio::time::timeout(AUDIT_WAIT, rx).await, Ok(Ok(true))),
+            None => false,
+        };
+        if written {
+            self.count(&decided);
+            return answer;
+        }
+        let mut failed = decided;
+        failed.outcome.decision = Decision::deny(DenyReason::InternalError);
+        failed.outcome.mode = Mode::Enforce;
+        self.count(&failed);
+        crate::answer::check_response(&failed.outcome)
     }
 
     /// The telemetry event of one decision: bounded labels, the proven ID

@@ -124,6 +124,11 @@ impl Shared {
         if self.draining.load(Ordering::Relaxed) {
             out.push("shutting down");
         }
+        if self.settings.telemetry.audit_required
+            && self.telemetry.audit_failing(crate::check::unix_now_ms())
+        {
+            out.push("audit records cannot be written (telemetry.audit_required)");
+        }
         out
     }
 

@@ -1262,3 +1262,26 @@ fn policy_files_owner_mistakes_are_reported() {
     let found = problems(&format!("{BUNDLE}policy:\n  files: []\n"), no_env());
     assert_eq!(paths(&found), ["policy.file"], "{found:#?}");
 }
+
+/// `telemetry.audit_required` needs somewhere to write; with one it is read.
+#[test]
+fn audit_required_needs_an_audit_log() {
+    let off = merge(
+        MINIMAL,
+        "telemetry:\n  audit_log: off\n  audit_required: true\n",
+    );
+    let problem = only_problem_at(&off, no_env(), "telemetry.audit_required");
+    assert!(
+        problem.to_string().contains("needs an audit log"),
+        "{problem}"
+    );
+    let on = merge(MINIMAL, "telemetry:\n  audit_required: true\n");
+    let settings = Settings::from_yaml(&on, no_env()).unwrap();
+    assert!(settings.telemetry.audit_required);
+    assert!(
+        !Settings::from_yaml(MINIMAL, no_env())
+            .unwrap()
+            .telemetry
+            .audit_required
+    );
+}

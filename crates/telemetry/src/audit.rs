@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use hallpass_vocab::{Credentials, reason_label};
@@ -135,6 +136,8 @@ pub const BATCH_BYTES: usize = 64 * 1024;
 pub struct AuditWriter {
     target: AuditTarget,
     file: Option<File>,
+    /// Device and inode of `file`, to see it deleted or replaced.
+    identity: Option<(u64, u64)>,
     size: u64,
     /// Records appended but not yet written (one batch).
     batch: Vec<u8>,
@@ -157,6 +160,7 @@ impl AuditWriter {
         Self {
             target,
             file: None,
+            identity: None,
             size: 0,
             batch: Vec::new(),
             batched: 0,
@@ -169,7 +173,9 @@ impl AuditWriter {
                 std::fs::create_dir_all(dir)?;
             }
             let file = OpenOptions::new().create(true).append(true).open(path)?;
-            self.size = file.metadata()?.len();
+            let meta = file.metadata()?;
+            self.size = meta.len();
+            self.identity = Some((meta.dev(), meta.ino()));
             self.file = Some(file);
         }
         Ok(())
@@ -217,6 +223,11 @@ impl AuditWriter {
         lost
     }
 
+    /// No records waiting in the batch?
+    pub fn is_empty(&self) -> bool {
+        self.batched == 0
+    }
+
     /// Write the batch with one `write`. Returns how many records were lost
     /// (all of the batch, when the write fails; 0 otherwise).
     pub fn flush(&mut self) -> u64 {
@@ -257,6 +268,12 @@ impl AuditWriter {
                 if self.size > 0 && self.size + len > *max_bytes {
                     self.rotate()?;
                 }
+                if self.file.is_some() && !self.still_at_path() {
+                    // Deleted or replaced under us: writing on would put
+                    // the records into an unlinked inode, lost. Start the
+                    // file again at its path.
+                    self.file = None;
+                }
                 if self.file.is_none() {
                     self.reopen()?;
                 }
@@ -269,6 +286,15 @@ impl AuditWriter {
                 Ok(())
             }
         }
+    }
+
+    /// Is the open file still the one at the target path? (One `stat` per
+    /// batch.)
+    fn still_at_path(&self) -> bool {
+        let AuditTarget::File { path, .. } = &self.target else {
+            return true;
+        };
+        std::fs::metadata(path).is_ok_and(|m| self.identity == Some((m.dev(), m.ino())))
     }
 
     /// `path.N-1` → `path.N` … `path` → `path.1`, dropping the oldest.

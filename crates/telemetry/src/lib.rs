@@ -33,7 +33,7 @@ pub use event::{DecisionEvent, UNMATCHED_ROUTE, request_id, trace_id};
 pub use file::write_atomically;
 pub use metrics::Metrics;
 pub use text::{Escaped, escape_for_terminal, is_unsafe_char, json_for_terminal};
-pub use worker::{ControlMsg, Telemetry, TelemetrySettings};
+pub use worker::{AUDIT_FAILING_FOR, ControlMsg, Telemetry, TelemetrySettings};
 // The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.
 pub use hallpass_vocab::{
     Anomalies, AnomalyKind, CredentialKind, Credentials, DecisionLabel, DeclaredEdge,

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
@@ -35,6 +35,10 @@ pub struct TelemetrySettings {
     pub max_edges: usize,
     /// Audit log destination.
     pub audit: AuditTarget,
+    /// `telemetry.audit_required`: batches are written as soon as the
+    /// worker wakes (no [`BATCH_DELAY`]), because a check waits for its
+    /// record ([`Telemetry::record_required`]).
+    pub audit_required: bool,
     /// Where the baseline is read from and persisted to.
     pub baseline_path: Option<PathBuf>,
     /// How long to learn the baseline when there is none yet.
@@ -51,6 +55,7 @@ impl Default for TelemetrySettings {
             queue_capacity: 10_000,
             max_edges: 10_000,
             audit: AuditTarget::Stdout,
+            audit_required: false,
             baseline_path: None,
             learning_window: Duration::from_secs(3600),
             rate_window: Duration::from_secs(10),
@@ -81,14 +86,35 @@ struct Wake {
     notify: tokio::sync::Notify,
 }
 
+/// How long after the last failed audit write, with no successful one
+/// since, [`Telemetry::audit_failing`] says so. Bounded, so that a sidecar
+/// that is not ready (and so gets no traffic to retry with) becomes ready
+/// again and finds out with the next record.
+pub const AUDIT_FAILING_FOR: Duration = Duration::from_secs(5);
+
+/// Whether the last audit write failed, and when one last failed (Unix ms).
+#[derive(Debug, Default)]
+struct AuditHealth {
+    failing: AtomicBool,
+    last_failure_ms: AtomicI64,
+}
+
+/// An event on its way to the worker, with the sender waiting for its
+/// audit record to be written, if one waits.
+struct Queued {
+    event: DecisionEvent,
+    written: Option<oneshot::Sender<bool>>,
+}
+
 /// Handle to the telemetry worker.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
-    events: mpsc::Sender<DecisionEvent>,
+    events: mpsc::Sender<Queued>,
     wake: Arc<Wake>,
     control: mpsc::Sender<ControlMsg>,
     metrics: Metrics,
     closed: Arc<AtomicBool>,
+    health: Arc<AuditHealth>,
 }
 
 /// Opaque control message (keeps `Control` private).
@@ -111,7 +137,8 @@ impl Telemetry {
     pub fn start(settings: TelemetrySettings, metrics: Metrics) -> (Self, JoinHandle<()>) {
         let (events_tx, events_rx) = mpsc::channel(settings.queue_capacity.max(1));
         let (control_tx, control_rx) = mpsc::channel(64);
-        let worker = Worker::new(settings, metrics.clone());
+        let health = Arc::new(AuditHealth::default());
+        let worker = Worker::new(settings, metrics.clone(), health.clone());
         let wake = Arc::new(Wake::default());
         let task = tokio::spawn(worker.run(events_rx, wake.clone(), control_rx));
         let handle = Self {
@@ -120,6 +147,7 @@ impl Telemetry {
             control: control_tx,
             metrics,
             closed: Arc::new(AtomicBool::new(false)),
+            health,
         };
         (handle, task)
     }
@@ -127,15 +155,45 @@ impl Telemetry {
     /// Hand an event to the worker without waiting. A full queue drops it
     /// (counted in `hallpass_telemetry_events_dropped_total`).
     pub fn record(&self, event: DecisionEvent) {
-        if self.events.try_send(event).is_err() {
+        self.enqueue(Queued {
+            event,
+            written: None,
+        });
+    }
+
+    /// Hand an event to the worker; the receiver says `true` once its audit
+    /// record is written (handed to the OS with `write`), `false` when that
+    /// failed. `None` when the queue is full (counted as a drop): the
+    /// record will not be written. A dropped sender (the worker stopped or
+    /// panicked on it) means not written either.
+    pub fn record_required(&self, event: DecisionEvent) -> Option<oneshot::Receiver<bool>> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Queued {
+            event,
+            written: Some(tx),
+        })
+        .then_some(rx)
+    }
+
+    fn enqueue(&self, queued: Queued) -> bool {
+        if self.events.try_send(queued).is_err() {
             self.metrics.events_dropped.inc();
-            return;
+            return false;
         }
         // The worker never waits on the queue itself (a waiting receiver
         // would be woken by every event): the first event of a batch wakes it.
         if !self.wake.pending.swap(true, Ordering::AcqRel) {
             self.wake.notify.notify_one();
         }
+        true
+    }
+
+    /// Did the last audit write fail, with none working since, within
+    /// [`AUDIT_FAILING_FOR`] of `now_ms` (Unix ms)?
+    pub fn audit_failing(&self, now_ms: i64) -> bool {
+        let failed = self.health.last_failure_ms.load(Ordering::Relaxed);
+        self.health.failing.load(Ordering::Relaxed)
+            && now_ms - failed < window_ms(AUDIT_FAILING_FOR)
     }
 
     /// Tell the worker which rules the current policy declares (without
@@ -200,10 +258,15 @@ struct Worker {
     audit: Option<AuditWriter>,
     id_prefix: String,
     sequence: u64,
+    health: Arc<AuditHealth>,
+    /// Senders waiting for the records of this pass to be written.
+    waiting: Vec<oneshot::Sender<bool>>,
+    /// A write of this pass failed: every waiting sender hears `false`.
+    pass_failed: bool,
 }
 
 impl Worker {
-    fn new(settings: TelemetrySettings, metrics: Metrics) -> Self {
+    fn new(settings: TelemetrySettings, metrics: Metrics, health: Arc<AuditHealth>) -> Self {
         let now = now_ms();
         let (baseline, learning_until) =
             match settings.baseline_path.as_deref().filter(|p| p.exists()) {
@@ -254,12 +317,15 @@ impl Worker {
             audit,
             id_prefix,
             sequence: 0,
+            health,
+            waiting: Vec::new(),
+            pass_failed: false,
         }
     }
 
     async fn run(
         mut self,
-        mut events: mpsc::Receiver<DecisionEvent>,
+        mut events: mpsc::Receiver<Queued>,
         wake: Arc<Wake>,
         mut control: mpsc::Receiver<ControlMsg>,
     ) {
@@ -275,8 +341,8 @@ impl Worker {
                 msg = control.recv() => {
                     // Everything queued before the request counts, and is
                     // written to the audit log before the answer.
-                    while let Ok(event) = events.try_recv() {
-                        self.handle_guarded(&event);
+                    while let Ok(queued) = events.try_recv() {
+                        self.handle_queued(queued);
                     }
                     self.flush_audit();
                     // Every handle is gone: nothing more can arrive.
@@ -295,14 +361,20 @@ impl Worker {
                 () = wake.notify.notified() => {
                     // Let the batch gather, then take what is queued (a
                     // bounded pass) and write its audit records at once.
-                    tokio::time::sleep(BATCH_DELAY).await;
+                    if self.settings.audit_required {
+                        // Checks wait for these records: no delay, but
+                        // let the ones arriving right now join the batch.
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(BATCH_DELAY).await;
+                    }
                     // Acquire: every event queued before its sender saw
                     // `pending` true is visible to the drain below.
                     wake.pending.swap(false, Ordering::AcqRel);
                     let mut handled = 0;
                     while handled < EVENTS_PER_PASS {
-                        let Ok(event) = events.try_recv() else { break };
-                        self.handle_guarded(&event);
+                        let Ok(queued) = events.try_recv() else { break };
+                        self.handle_queued(queued);
                         handled += 1;
                     }
                     self.flush_audit();
@@ -327,13 +399,26 @@ impl Worker {
         }
     }
 
+    /// [`Self::handle_guarded`], keeping the sender that waits for the
+    /// record until the pass's batch is written.
+    fn handle_queued(&mut self, queued: Queued) {
+        if self.handle_guarded(&queued.event)
+            && let Some(written) = queued.written
+        {
+            self.waiting.push(written);
+        }
+        // A panic drops the sender: its check hears "not written".
+    }
+
     /// [`Self::handle`], with a panic counted instead of ending the worker
     /// (and with it every later audit record and anomaly).
-    fn handle_guarded(&mut self, event: &DecisionEvent) {
+    /// Returns whether it was handled.
+    fn handle_guarded(&mut self, event: &DecisionEvent) -> bool {
         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(event)));
         if handled.is_err() {
             self.metrics.record_panic("telemetry");
         }
+        handled.is_ok()
     }
 
     fn handle(&mut self, event: &DecisionEvent) {
@@ -390,18 +475,38 @@ impl Worker {
             let lost = writer.append(event, id);
             if lost > 0 {
                 self.metrics.audit_write_errors.inc_by(lost);
+                self.audit_failed();
             }
         }
     }
 
-    /// Write the audit batch; its records are counted as errors if that fails.
+    fn audit_failed(&mut self) {
+        self.pass_failed = true;
+        self.health
+            .last_failure_ms
+            .store(now_ms(), Ordering::Relaxed);
+        self.health.failing.store(true, Ordering::Relaxed);
+    }
+
+    /// Write the audit batch; its records are counted as errors if that
+    /// fails. Then tell every check waiting on this pass's records whether
+    /// they were written.
     fn flush_audit(&mut self) {
         if let Some(writer) = &mut self.audit {
+            let wrote = !writer.is_empty();
             let lost = writer.flush();
             if lost > 0 {
                 self.metrics.audit_write_errors.inc_by(lost);
+                self.audit_failed();
+            } else if wrote && !self.pass_failed {
+                self.health.failing.store(false, Ordering::Relaxed);
             }
         }
+        let written = !self.pass_failed;
+        for waiting in self.waiting.drain(..) {
+            let _ = waiting.send(written);
+        }
+        self.pass_failed = false;
     }
 
     fn policy_loaded(&mut self, declared: DeclaredGraph) {

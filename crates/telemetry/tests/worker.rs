@@ -463,3 +463,54 @@ async fn audit_records_reach_the_file_without_a_flush() {
     assert_eq!(lines, 3);
     assert_eq!(metrics.audit_write_errors.get(), 0);
 }
+
+/// `audit_required`: the sender hears `true` only once its record is in the
+/// file, `false` while it cannot be written (and `audit_failing` says so),
+/// `true` again once it can.
+#[tokio::test]
+async fn required_records_are_written_before_the_sender_hears_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("logs");
+    let path = blocker.join("audit.jsonl");
+    let (telemetry, metrics) = start(TelemetrySettings {
+        audit_required: true,
+        ..audit_to_file(&path, 1)
+    });
+    let t = now_ms();
+    // Writable: written before the answer.
+    let written = telemetry.record_required(allow(t)).unwrap().await;
+    assert_eq!(written, Ok(true));
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+    assert!(!telemetry.audit_failing(now_ms()));
+    // Not writable (a file where the directory was): every sender hears `false`.
+    std::fs::remove_dir_all(&blocker).unwrap();
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let a = telemetry.record_required(allow(t)).unwrap();
+    let b = telemetry.record_required(allow(t)).unwrap();
+    assert_eq!((a.await, b.await), (Ok(false), Ok(false)));
+    assert_eq!(metrics.audit_write_errors.get(), 2);
+    assert!(telemetry.audit_failing(now_ms()));
+    // Writable again: `true`, and no longer failing.
+    std::fs::remove_file(&blocker).unwrap();
+    assert_eq!(telemetry.record_required(allow(t)).unwrap().await, Ok(true));
+    assert!(!telemetry.audit_failing(now_ms()));
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+}
+
+/// The audit file deleted under the worker: the next batch notices and
+/// creates it again, instead of writing on into the unlinked inode.
+#[tokio::test]
+async fn a_deleted_audit_file_is_created_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (telemetry, metrics) = start(audit_to_file(&path, 1));
+    let t = now_ms();
+    telemetry.record(allow(t));
+    telemetry.flush().await;
+    std::fs::remove_file(&path).unwrap();
+    telemetry.record(allow(t));
+    telemetry.record(allow(t));
+    telemetry.flush().await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    assert_eq!(metrics.audit_write_errors.get(), 0);
+}

@@ -136,3 +136,109 @@ async fn a_panicking_check_is_a_counted_audited_internal_error_deny() {
         .unwrap()
         .unwrap();
 }
+
+/// `telemetry.audit_required`: an allow's record is in the file when its
+/// answer arrives; while the record cannot be written, the check is denied
+/// `internal_error` (counted so) and the sidecar is not ready; once the
+/// file can be written again, allows come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_required_writes_before_answering_and_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::root("hospital.example").unwrap();
+    std::fs::write(dir.path().join("bundle.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let config = format!(
+        "authz:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nworkload:\n  id: {LAB}\n\
+         trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: {d}/bundle.pem\n\
+         policy:\n  file: {d}/policy.yaml\ntelemetry:\n  audit_log: {a}\n  audit_required: true\n",
+        d = dir.path().display(),
+        a = audit.display()
+    );
+    let sidecar = Sidecar::bind(Settings::from_yaml(&config, std::iter::empty()).unwrap())
+        .await
+        .unwrap();
+    let shared = sidecar.shared();
+    let authz = sidecar.authz_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sidecar.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut client = AuthorizationClient::connect(format!("http://{authz}"))
+        .await
+        .unwrap();
+    let ehr = ca.issue(EHR).unwrap();
+
+    // Written before the answer: in the file without any flush.
+    assert_eq!(
+        check(&mut client, &ehr, "/patients/1/results").await,
+        (200, EHR.to_owned())
+    );
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.contains(r#""decision":"allow""#), "{log}");
+    assert!(shared.not_ready_reasons().is_empty());
+
+    // A directory where the file was: nothing can be written.
+    std::fs::remove_file(&audit).unwrap();
+    std::fs::create_dir(&audit).unwrap();
+    assert_eq!(
+        check(&mut client, &ehr, "/patients/1/results").await,
+        (403, "internal_error".to_owned())
+    );
+    assert_eq!(
+        check(&mut client, &ehr, "/patients/1/notes").await,
+        (403, "internal_error".to_owned())
+    );
+    assert!(
+        shared
+            .not_ready_reasons()
+            .iter()
+            .any(|r| r.contains("audit")),
+        "{:?}",
+        shared.not_ready_reasons()
+    );
+    let metrics = shared.metrics.encode().unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("hallpass_decisions_total")
+                && l.contains("reason=\"internal_error\"")
+                && l.ends_with(" 2")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hallpass_audit_log_write_errors_total 2"),
+        "{metrics}"
+    );
+
+    // Writable again: allowed, recorded, ready.
+    std::fs::remove_dir(&audit).unwrap();
+    assert_eq!(
+        check(&mut client, &ehr, "/patients/1/results").await,
+        (200, EHR.to_owned())
+    );
+    assert_eq!(std::fs::read_to_string(&audit).unwrap().lines().count(), 1);
+    assert!(shared.not_ready_reasons().is_empty());
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+async fn check(
+    client: &mut AuthorizationClient<tonic::transport::Channel>,
+    svid: &Svid,
+    path: &str,
+) -> (u16, String) {
+    status(
+        client
+            .check(request(svid, path))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+}
