@@ -15,6 +15,7 @@ mod envoy_hardening;
 mod envoy_mesh;
 mod envoy_rejections;
 mod faults;
+mod faults_identity;
 mod harness;
 mod healthcare_controls;
 mod injector_limits;

@@ -18,7 +18,8 @@
 //!
 //! Around that path: `shared.rs` (the state every step reads), `reload.rs`
 //! (policy and bundle files), `trust.rs` and `workload_api.rs` (trust
-//! bundles), `admin.rs` (the admin endpoints), `config.rs`. Anything missing
+//! bundles), `conn_limit.rs` (the cap on authz connections), `admin.rs`
+//! (the admin endpoints), `config.rs`. Anything missing
 //! (policy, bundle, attributes) is a deny: hallpass fails closed, and
 //! `/readyz` says why it is not ready.
 
@@ -28,6 +29,7 @@ mod break_glass;
 mod caller;
 mod check;
 pub mod config;
+mod conn_limit;
 mod decide;
 mod error;
 mod listen;

@@ -20,12 +20,19 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::reload::Reloader;
-use crate::{AuthzService, ListenAddr, ServerError, Settings, Shared, admin};
+use crate::{AuthzService, ListenAddr, ServerError, Settings, Shared, admin, conn_limit};
 
 /// How long in-flight checks may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between the two start-up reads of the policy and bundle files.
 const STARTUP_SETTLE: Duration = Duration::from_millis(200);
+/// Checks in flight on one authz HTTP/2 connection at most
+/// (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// How often an idle authz HTTP/2 connection is pinged, and how long the
+/// answer may take before the connection is closed.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The gRPC health service name Envoy or kubelet can probe.
 const AUTHZ_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 
@@ -197,7 +204,15 @@ impl Sidecar {
         });
 
         let service = AuthorizationServer::new(AuthzService::new(shared.clone()));
+        // A peer that stops answering HTTP/2 pings is dropped, so a dead
+        // connection gives its permit back (conn_limit.rs: the cap).
+        // Streams per connection are bounded too: tonic's default (none)
+        // would lift hyper's; Envoy's pool opens another connection
+        // rather than exceed what the server announces.
         let router = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .add_service(health_service)
             .add_service(service);
         let authz_task = {
@@ -207,12 +222,16 @@ impl Sidecar {
                 // in several writes, and with Nagle on each one after the
                 // first waits for the client's delayed ACK (~40 ms).
                 AuthzListener::Tcp(l) => tokio::spawn(router.serve_with_incoming_shutdown(
-                    TcpIncoming::from(l).with_nodelay(Some(true)),
+                    conn_limit::limit(
+                        TcpIncoming::from(l).with_nodelay(Some(true)),
+                        shared.metrics.clone(),
+                    ),
                     signal,
                 )),
-                AuthzListener::Unix(l, _) => tokio::spawn(
-                    router.serve_with_incoming_shutdown(UnixListenerStream::new(l), signal),
-                ),
+                AuthzListener::Unix(l, _) => tokio::spawn(router.serve_with_incoming_shutdown(
+                    conn_limit::limit(UnixListenerStream::new(l), shared.metrics.clone()),
+                    signal,
+                )),
             }
         };
         let admin_task = {

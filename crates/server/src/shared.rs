@@ -16,6 +16,11 @@ use crate::config::{JwtSettings, Settings, X509From};
 use crate::replay::{DEFAULT_REPLAY_CACHE_ENTRIES, ReplayCache};
 use crate::trust::TrustStore;
 
+/// The `/readyz` warning while the Workload API is down after bundles came
+/// from it (see [`Shared::readiness_warnings`]).
+const WORKLOAD_API_DOWN: &str =
+    "Workload API disconnected: checks use the last bundles received; reconnecting";
+
 /// Everything the decision path and the admin endpoints share. Readers never
 /// take a lock: policy and bundles are swapped whole.
 #[derive(Debug)]
@@ -146,13 +151,26 @@ impl Shared {
     /// policy's answer, not a failure to get one; and the injector sets
     /// `workload.id` on every pod, including those that only make calls
     /// and so have no entry, which must still become ready.
+    ///
+    /// Also: the Workload API stream is down after bundles came from it.
+    /// Checks go on with the last bundles received (the agent restarting
+    /// must not take the mesh down), so the sidecar stays ready; the
+    /// warning says which bundles it decides with.
     pub fn readiness_warnings(&self) -> Vec<String> {
-        self.policy
+        let mut out: Vec<String> = self
+            .policy
             .load()
             .as_ref()
             .and_then(|loaded| loaded.undefined_workload.as_ref())
             .map(|undefined| format!("workload.id {undefined}"))
             .into_iter()
-            .collect()
+            .collect();
+        if self.settings.workload_api.is_some()
+            && self.trust.api_x509_seen.load(Ordering::Relaxed)
+            && self.metrics.workload_api_connected.get() == 0
+        {
+            out.push(WORKLOAD_API_DOWN.to_owned());
+        }
+        out
     }
 }

@@ -71,6 +71,13 @@ pub struct Metrics {
     pub panics: IntCounterVec,
     credential_lifetime: HistogramVec,
     long_lived_credentials: IntCounterVec,
+    /// Authz connections open now (TCP or Unix socket).
+    pub authz_connections: IntGauge,
+    /// Authz connections closed at accept: the open ones were at the cap.
+    pub authz_connections_refused: IntCounter,
+    /// Authz connections closed because no byte came within the deadline
+    /// after accept (an idle or slowloris client).
+    pub authz_connections_idle_closed: IntCounter,
     /// Unix time the metrics (the sidecar) started: the uptime reference of
     /// the "never used" alert on `hallpass_rule_last_match_timestamp_seconds`.
     pub start_time: IntGauge,
@@ -204,6 +211,19 @@ impl Metrics {
             long_lived_credentials.with_label_values(&[kind.as_str()]);
         }
 
+        let authz_connections = gauge(
+            "hallpass_authz_connections",
+            "Connections to the authz listener open now.",
+        )?;
+        let authz_connections_refused = counter(
+            "hallpass_authz_connections_refused_total",
+            "Connections to the authz listener closed at accept because the open ones were at the cap (1024).",
+        )?;
+        let authz_connections_idle_closed = counter(
+            "hallpass_authz_connections_idle_closed_total",
+            "Connections to the authz listener closed because no byte arrived within 10 s of accept (idle or slowloris clients).",
+        )?;
+
         let start_time = gauge(
             "hallpass_start_time_seconds",
             "Unix time this hallpass process started.",
@@ -235,6 +255,9 @@ impl Metrics {
             Box::new(audit_write_errors.clone()),
             Box::new(panics.clone()),
             Box::new(start_time.clone()),
+            Box::new(authz_connections.clone()),
+            Box::new(authz_connections_refused.clone()),
+            Box::new(authz_connections_idle_closed.clone()),
             Box::new(credential_lifetime.clone()),
             Box::new(long_lived_credentials.clone()),
         ];
@@ -267,6 +290,9 @@ impl Metrics {
             audit_write_errors,
             panics,
             start_time,
+            authz_connections,
+            authz_connections_refused,
+            authz_connections_idle_closed,
             credential_lifetime,
             long_lived_credentials,
             controls,
