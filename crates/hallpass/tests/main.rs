@@ -25,4 +25,6 @@ mod policy_cli;
 #[cfg(feature = "tools")]
 mod replay_cli;
 #[cfg(feature = "tools")]
+mod stale_cli;
+#[cfg(feature = "tools")]
 mod tools_cli;

@@ -130,6 +130,8 @@ fn graph_json() -> String {
         declared: Vec::new(),
         observed: Vec::new(),
         rules: Vec::new(),
+        tracking_since_ms: 0,
+        sources: Vec::new(),
     })
     .unwrap()
 }

@@ -26,7 +26,7 @@ mod text;
 mod worker;
 
 pub use audit::{AuditTarget, AuditWriter, audit_line};
-pub use callgraph::{CallGraph, ObservedEdge, RuleUsage};
+pub use callgraph::{CallGraph, ObservedEdge, RuleUsage, SourceUsage};
 pub use counters::DecisionCounters;
 pub use edges::{Baseline, EdgeKey, EdgeStats, EdgeTable, Observation, RateSpikeSettings};
 pub use event::{DecisionEvent, UNMATCHED_ROUTE, request_id, trace_id};

@@ -74,6 +74,10 @@ pub struct Metrics {
     /// Unix time the metrics (the sidecar) started: the uptime reference of
     /// the "never used" alert on `hallpass_rule_last_match_timestamp_seconds`.
     pub start_time: IntGauge,
+    /// Unix time rule and identity usage tracking began, carried across
+    /// restarts in the baseline file: a rule whose last match is 0 has been
+    /// unused at least since then.
+    pub tracking_since: IntGauge,
 }
 
 fn counter(name: &str, help: &str) -> Result<IntCounter, TelemetryError> {
@@ -212,6 +216,12 @@ impl Metrics {
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         );
 
+        let tracking_since = gauge(
+            "hallpass_rule_tracking_since_timestamp_seconds",
+            "Unix time rule usage tracking began (the first start recorded in telemetry.baseline, else this start): a rule whose last match is 0 has been unused at least since then.",
+        )?;
+        tracking_since.set(start_time.get());
+
         let registry = Registry::new();
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(decisions.clone()),
@@ -233,6 +243,7 @@ impl Metrics {
             Box::new(audit_write_errors.clone()),
             Box::new(panics.clone()),
             Box::new(start_time.clone()),
+            Box::new(tracking_since.clone()),
             Box::new(credential_lifetime.clone()),
             Box::new(long_lived_credentials.clone()),
         ];
@@ -264,6 +275,7 @@ impl Metrics {
             audit_write_errors,
             panics,
             start_time,
+            tracking_since,
             credential_lifetime,
             long_lived_credentials,
         })
