@@ -21,3 +21,4 @@ mod local_mesh;
 mod policy_files;
 mod policy_replay;
 mod serve_config;
+mod stale_usage;
