@@ -86,7 +86,9 @@ fn last_match_survives_a_restart_and_report_stale_names_the_unused_grants() {
     if let Err(e) = wait_for_http_ok(addr(ports.admin), "/readyz", Duration::from_secs(20)) {
         panic!("hallpass not ready again: {e}\n{}", restarted.output());
     }
-    let metrics = http(addr(ports.admin), "GET", "/metrics", &[]).unwrap().body;
+    let metrics = http(addr(ports.admin), "GET", "/metrics", &[])
+        .unwrap()
+        .body;
     let last_match = sample(
         &metrics,
         &format!(

@@ -43,7 +43,9 @@ fn callgraph(tracking_days: Option<i64>) -> String {
 }
 
 fn stale_json(file: &str, age: &str) -> serde_json::Value {
-    let run = hallpass(&["report", "--state", file, "--stale", age, "--format", "json"]);
+    let run = hallpass(&[
+        "report", "--state", file, "--stale", age, "--format", "json",
+    ]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     serde_json::from_str(&run.stdout).unwrap()
 }
@@ -87,7 +89,8 @@ fn stale_lists_grants_and_identities_unused_for_the_age() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("pharmacy-reads  none since tracking began"),
+        run.stdout
+            .contains("pharmacy-reads  none since tracking began"),
         "{}",
         run.stdout
     );

@@ -117,7 +117,12 @@ fn standing(last_seconds: i64, cutoff: i64, tracked_long_enough: bool) -> Standi
 }
 
 /// The analysis behind `hallpass report --stale <age>`.
-pub fn analyze(graph: &CallGraph, sources: Vec<String>, age: &str, age_seconds: u64) -> StaleReport {
+pub fn analyze(
+    graph: &CallGraph,
+    sources: Vec<String>,
+    age: &str,
+    age_seconds: u64,
+) -> StaleReport {
     let now_s = graph.generated_at_ms / 1000;
     let cutoff = now_s.saturating_sub(i64::try_from(age_seconds).unwrap_or(i64::MAX));
     let tracked_long_enough =

@@ -297,11 +297,13 @@ impl Baseline {
         }
         self.rules = rules
             .into_iter()
-            .map(|((destination, rule), last_match_seconds)| crate::RuleUsage {
-                destination,
-                rule,
-                last_match_seconds,
-            })
+            .map(
+                |((destination, rule), last_match_seconds)| crate::RuleUsage {
+                    destination,
+                    rule,
+                    last_match_seconds,
+                },
+            )
             .collect();
         let mut sources: BTreeMap<(String, String), i64> = BTreeMap::new();
         for u in self.sources.iter().chain(&other.sources) {
@@ -312,11 +314,13 @@ impl Baseline {
         }
         self.sources = sources
             .into_iter()
-            .map(|((source, destination), last_seen_seconds)| crate::SourceUsage {
-                source,
-                destination,
-                last_seen_seconds,
-            })
+            .map(
+                |((source, destination), last_seen_seconds)| crate::SourceUsage {
+                    source,
+                    destination,
+                    last_seen_seconds,
+                },
+            )
             .collect();
     }
 }

@@ -486,7 +486,10 @@ async fn rule_and_identity_usage_and_the_tracking_start_survive_a_restart() {
     telemetry.shutdown().await;
 
     let saved = Baseline::load(&path).unwrap();
-    assert_eq!(saved.tracking_since_ms.map(|ms| ms / 1000), Some(first_start));
+    assert_eq!(
+        saved.tracking_since_ms.map(|ms| ms / 1000),
+        Some(first_start)
+    );
     assert_eq!(saved.rules.len(), 1, "only rules that matched: {saved:?}");
 
     // A later start: the gauge is restored before any traffic, and so is the
