@@ -53,7 +53,7 @@ pub fn merge_files(files: &[PathBuf]) -> Result<(Baseline, Vec<usize>), Insights
             }
         }
     }
-    Ok((merged.unwrap_or_else(Baseline::new), counts))
+    Ok((merged.unwrap_or_default(), counts))
 }
 
 /// The baseline a sidecar's call graph implies: allowed (or already

@@ -142,7 +142,7 @@ impl Default for RateSpikeSettings {
 }
 
 /// The learned set of normal edges, persisted as JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Baseline {
     /// File format version (1).
     pub version: u32,
@@ -214,6 +214,13 @@ fn check_usage(baseline: &Baseline) -> Vec<String> {
         }
     }
     problems
+}
+
+impl Default for Baseline {
+    /// An empty version-1 baseline (not version 0: it is saved as is).
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Baseline {
