@@ -24,3 +24,4 @@ mod local_mesh;
 mod policy_files;
 mod policy_replay;
 mod serve_config;
+mod stale_usage;

@@ -246,6 +246,8 @@ fn graph() -> CallGraph {
         declared,
         observed: seen.iter().map(observed).collect(),
         rules,
+        tracking_since_ms: 0,
+        sources: Vec::new(),
     }
 }
 

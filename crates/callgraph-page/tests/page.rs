@@ -77,6 +77,8 @@ fn graph() -> CallGraph {
                 last_match_seconds: 0,
             },
         ],
+        tracking_since_ms: 0,
+        sources: Vec::new(),
     }
 }
 
@@ -190,6 +192,8 @@ fn rendering_is_deterministic_and_survives_odd_graphs() {
         declared: vec![],
         observed: vec![],
         rules: vec![],
+        tracking_since_ms: 0,
+        sources: Vec::new(),
     };
     assert!(to_html(&empty).contains("<svg"));
     assert_eq!(

@@ -77,11 +77,31 @@ pub struct ReportArgs {
     /// Report rules whose last match is older than this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     unused_after: u64,
+    /// Instead of the full report: grants unused and identities the policy
+    /// names that made no call for this long (`30d`, `12h`, `2w`), from the
+    /// usage sidecars persist with their baseline. What was tracked for less
+    /// than that is listed as unknown.
+    #[arg(long, value_name = "AGE", value_parser = parse_stale_age)]
+    stale: Option<StaleAge>,
     /// `text` for people, `json` for tools.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     #[command(flatten)]
     http: HttpArgs,
+}
+
+/// The `--stale` age, as given and in seconds.
+#[derive(Debug, Clone)]
+pub struct StaleAge {
+    text: String,
+    seconds: u64,
+}
+
+fn parse_stale_age(text: &str) -> Result<StaleAge, String> {
+    Ok(StaleAge {
+        text: text.to_owned(),
+        seconds: hallpass_insights::stale::parse_age(text)?,
+    })
 }
 
 /// Output format.
@@ -216,6 +236,16 @@ pub fn report(args: &ReportArgs) -> ExitCode {
         Err(e) => return fail(&e, code_of(&e)),
     };
     let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
+    if let Some(age) = &args.stale {
+        let report = hallpass_insights::stale::analyze(&graph, names, &age.text, age.seconds);
+        return match args.format {
+            Format::Text => {
+                print!("{}", report.to_text());
+                ExitCode::SUCCESS
+            }
+            Format::Json => print_json(&report),
+        };
+    }
     let report = analyze(&graph, names, args.unused_after);
     match args.format {
         Format::Text => {

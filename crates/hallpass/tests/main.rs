@@ -26,4 +26,6 @@ mod policy_cli;
 #[cfg(feature = "tools")]
 mod replay_cli;
 #[cfg(feature = "tools")]
+mod stale_cli;
+#[cfg(feature = "tools")]
 mod tools_cli;

@@ -37,14 +37,23 @@ pub fn export(admin: &Source, options: &HttpOptions) -> Result<Baseline, Insight
 
 /// The union of the baselines in `files`, and each file's edge count.
 pub fn merge_files(files: &[PathBuf]) -> Result<(Baseline, Vec<usize>), InsightsError> {
-    let mut merged = Baseline::new();
+    let mut merged: Option<Baseline> = None;
     let mut counts = Vec::new();
     for file in files {
         let b = Baseline::load(file)?;
         counts.push(b.edges.len());
-        merged.merge(&b);
+        match &mut merged {
+            Some(m) => m.merge(&b),
+            // The first file's usage is the start (merging it into an empty
+            // baseline would lose its tracking start).
+            None => {
+                let mut first = b;
+                first.learning_until_ms = None;
+                merged = Some(first);
+            }
+        }
     }
-    Ok((merged, counts))
+    Ok((merged.unwrap_or_default(), counts))
 }
 
 /// The baseline a sidecar's call graph implies: allowed (or already

@@ -17,6 +17,8 @@
 //!   seen, identifiers turned into parameters.
 //! - [`replay`]: re-decide an audit log's calls under a candidate policy
 //!   (`hallpass policy replay`), streaming, with bounded tables.
+//! - [`stale`]: stale grants and offboarding candidates
+//!   (`hallpass report --stale 30d`), from persisted usage.
 //! - [`baseline`]: show, export and merge learned call-path baselines.
 //!
 //! Inputs are typed at the edge (URLs, header names and values, source
@@ -31,6 +33,7 @@ pub mod prometheus;
 pub mod replay;
 pub mod report;
 pub mod source;
+pub mod stale;
 pub mod suggest;
 pub mod templates;
 

@@ -137,6 +137,16 @@ pub async fn load(
         last_match_seconds: number(s) as i64,
     })
     .collect();
+    // The latest start of tracking among the sidecars: a rule is only known
+    // unused for as long as every sidecar has tracked it. None: unknown.
+    let tracking_since_ms = query(
+        client,
+        url,
+        "max(hallpass_rule_tracking_since_timestamp_seconds)",
+    )
+    .await?
+    .first()
+    .map_or(0, |s| (number(s) as i64).saturating_mul(1000));
     let declared = match policy {
         [] => Vec::new(),
         // One file reads as a policy file always did; several files or a
@@ -169,5 +179,7 @@ pub async fn load(
         declared,
         observed: edges.into_values().collect(),
         rules,
+        tracking_since_ms,
+        sources: Vec::new(),
     })
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage};
+use hallpass_telemetry::{CallGraph, DeclaredEdge, ObservedEdge, RuleUsage, SourceUsage};
 use url::Url;
 
 use crate::InsightsError;
@@ -91,12 +91,29 @@ pub fn merge(graphs: Vec<CallGraph>) -> CallGraph {
         declared: Vec::new(),
         observed: Vec::new(),
         rules: Vec::new(),
+        tracking_since_ms: 0,
+        sources: Vec::new(),
     };
+    // Conservative: the latest tracking start, and unknown if any is.
+    let mut tracking_since: Option<i64> = None;
+    let mut first = true;
+    let mut sources: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut observed: BTreeMap<(String, String, String, String), ObservedEdge> = BTreeMap::new();
     let mut rules: BTreeMap<(String, String), i64> = BTreeMap::new();
     for graph in graphs {
         out.generated_at_ms = out.generated_at_ms.max(graph.generated_at_ms);
         out.learning |= graph.learning;
+        tracking_since = match (first, tracking_since) {
+            _ if graph.tracking_since_ms <= 0 => None,
+            (true, _) => Some(graph.tracking_since_ms),
+            (false, Some(t)) => Some(t.max(graph.tracking_since_ms)),
+            (false, None) => None,
+        };
+        first = false;
+        for u in graph.sources {
+            let last = sources.entry((u.source, u.destination)).or_insert(0);
+            *last = (*last).max(u.last_seen_seconds);
+        }
         for d in graph.declared {
             if !out.declared.contains(&d) {
                 out.declared.push(d);
@@ -132,6 +149,15 @@ pub fn merge(graphs: Vec<CallGraph>) -> CallGraph {
         }
     }
     out.observed = observed.into_values().collect();
+    out.tracking_since_ms = tracking_since.unwrap_or(0);
+    out.sources = sources
+        .into_iter()
+        .map(|((source, destination), last_seen_seconds)| SourceUsage {
+            source,
+            destination,
+            last_seen_seconds,
+        })
+        .collect();
     out.rules = rules
         .into_iter()
         .map(|((destination, rule), last_match_seconds)| RuleUsage {

@@ -473,6 +473,8 @@ fn graph() -> CallGraph {
             usage("imaging-vendor-upload", NOW_S - 40 * 86_400),
             usage("pharmacy-lookup", NOW_S - 5),
         ],
+        tracking_since_ms: 0,
+        sources: Vec::new(),
     }
 }
 
@@ -683,6 +685,8 @@ fn report_credits_edges_through_the_policys_matchers() {
             observed("other:hospital.example", "/invoices/{invoice}", "GET", 4, 0),
         ],
         rules: Vec::new(),
+        tracking_since_ms: 0,
+        sources: Vec::new(),
     };
     let report = analyze(&graph, vec!["test".into()], 30);
     let by_rule: HashMap<&str, &hallpass_insights::report::Narrowing> = report

@@ -130,6 +130,8 @@ fn graph_json() -> String {
         declared: Vec::new(),
         observed: Vec::new(),
         rules: Vec::new(),
+        tracking_since_ms: 0,
+        sources: Vec::new(),
     })
     .unwrap()
 }
@@ -286,6 +288,8 @@ fn prometheus_over_https_reads_back_the_exact_promql() {
             format!(
                 r#"[{{"metric":{{"destination":"{lab}","rule":"ehr-reads-results"}},"value":[1,"1800000000"]}}]"#
             )
+        } else if query == "max(hallpass_rule_tracking_since_timestamp_seconds)" {
+            r#"[{"metric":{},"value":[1,"1700000000"]}]"#.to_owned()
         } else {
             return (400, Vec::new(), format!("unexpected query {query:?}"));
         };
@@ -318,7 +322,8 @@ fn prometheus_over_https_reads_back_the_exact_promql() {
     assert_eq!((edge.count, edge.allowed, edge.new), (12, 12, true));
     assert_eq!(graph.rules.len(), 1);
     assert_eq!(graph.rules[0].last_match_seconds, 1_800_000_000);
+    assert_eq!(graph.tracking_since_ms, 1_700_000_000_000);
     let heads = server.heads();
-    assert_eq!(heads.len(), 3, "{heads:?}");
+    assert_eq!(heads.len(), 4, "{heads:?}");
     assert!(heads.iter().all(|h| h.contains(TOKEN)));
 }

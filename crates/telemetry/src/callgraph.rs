@@ -44,8 +44,21 @@ pub struct RuleUsage {
     pub destination: String,
     /// Rule name.
     pub rule: String,
-    /// Unix seconds, 0 = never since start.
+    /// Unix seconds, 0 = never since usage tracking began
+    /// ([`CallGraph::tracking_since_ms`]).
     pub last_match_seconds: i64,
+}
+
+/// When an identity the policy names last called a destination (any
+/// decision), persisted with the baseline like [`RuleUsage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceUsage {
+    /// Caller SPIFFE ID (a label the policy names).
+    pub source: String,
+    /// Destination SPIFFE ID.
+    pub destination: String,
+    /// Unix seconds of the last call.
+    pub last_seen_seconds: i64,
 }
 
 /// A snapshot of the declared and observed call graph.
@@ -61,4 +74,13 @@ pub struct CallGraph {
     pub observed: Vec<ObservedEdge>,
     /// Rule usage.
     pub rules: Vec<RuleUsage>,
+    /// Unix ms at which rule and identity usage tracking began: the
+    /// sidecar's start, or the first start recorded in its baseline file.
+    /// 0 = unknown (an older sidecar): "never matched" then proves nothing.
+    #[serde(default)]
+    pub tracking_since_ms: i64,
+    /// Last call of each identity the policy names, per destination (absent
+    /// from older sidecars).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceUsage>,
 }

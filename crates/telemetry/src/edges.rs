@@ -4,7 +4,7 @@
 //! labels, so the table's size is bounded by the policy; it also has a hard
 //! cap, and observations of edges beyond it are counted, not stored.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -142,7 +142,7 @@ impl Default for RateSpikeSettings {
 }
 
 /// The learned set of normal edges, persisted as JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Baseline {
     /// File format version (1).
     pub version: u32,
@@ -154,6 +154,73 @@ pub struct Baseline {
     pub learning_until_ms: Option<i64>,
     /// Edges considered normal.
     pub edges: BTreeSet<EdgeKey>,
+    /// Unix ms at which the sidecar that writes this file began tracking
+    /// rule and identity usage; kept across restarts so that "never
+    /// matched" can mean "not for N days" (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_since_ms: Option<i64>,
+    /// Last match of each rule that matched (absent in older files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::RuleUsage>,
+    /// Last call of each identity the policy names, per destination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<crate::SourceUsage>,
+}
+
+/// Longest rule name accepted from a baseline file.
+const MAX_RULE_LEN: usize = 256;
+/// Most usage entries (rules plus sources) accepted from a baseline file.
+pub const MAX_USAGE_ENTRIES: usize = 100_000;
+
+/// Why a persisted usage entry is refused, escaped for printing.
+fn check_usage(baseline: &Baseline) -> Vec<String> {
+    let mut problems = Vec::new();
+    if baseline.rules.len() + baseline.sources.len() > MAX_USAGE_ENTRIES {
+        problems.push(format!("more than {MAX_USAGE_ENTRIES} usage entries"));
+    }
+    if baseline.tracking_since_ms.is_some_and(|t| t < 0) {
+        problems.push("negative tracking_since_ms".into());
+    }
+    for r in &baseline.rules {
+        if !is_spiffe_id(&r.destination) {
+            problems.push(format!(
+                "rule usage destination {:?} is not a SPIFFE ID",
+                crate::escape_for_terminal(&r.destination)
+            ));
+        }
+        if r.rule.is_empty()
+            || r.rule.len() > MAX_RULE_LEN
+            || r.rule.chars().any(crate::is_unsafe_char)
+        {
+            problems.push(format!(
+                "rule name {:?} is empty, too long or not printable",
+                crate::escape_for_terminal(&r.rule)
+            ));
+        }
+        if r.last_match_seconds < 0 {
+            problems.push("negative last_match_seconds".into());
+        }
+    }
+    for u in &baseline.sources {
+        if !is_spiffe_id(&u.source) || !is_spiffe_id(&u.destination) {
+            problems.push(format!(
+                "identity usage {:?} -> {:?} is not a pair of SPIFFE IDs",
+                crate::escape_for_terminal(&u.source),
+                crate::escape_for_terminal(&u.destination)
+            ));
+        }
+        if u.last_seen_seconds < 0 {
+            problems.push("negative last_seen_seconds".into());
+        }
+    }
+    problems
+}
+
+impl Default for Baseline {
+    /// An empty version-1 baseline (not version 0: it is saved as is).
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Baseline {
@@ -163,6 +230,9 @@ impl Baseline {
             version: 1,
             learning_until_ms: None,
             edges: BTreeSet::new(),
+            tracking_since_ms: None,
+            rules: Vec::new(),
+            sources: Vec::new(),
         }
     }
 
@@ -185,6 +255,7 @@ impl Baseline {
             .edges
             .iter()
             .filter_map(|e| e.check().err())
+            .chain(check_usage(&baseline))
             .take(MAX_REPORTED_PROBLEMS)
             .collect();
         if !problems.is_empty() {
@@ -213,9 +284,51 @@ impl Baseline {
 
     /// Add every edge of `other`. The result is a finished baseline: a
     /// merge is an operator's decision, so no learning window carries over.
+    ///
+    /// Usage merges conservatively: the latest last match or call of each
+    /// rule or identity, and the latest tracking start (a rule is only known
+    /// unused as long as every file has tracked it).
     pub fn merge(&mut self, other: &Baseline) {
         self.edges.extend(other.edges.iter().cloned());
         self.learning_until_ms = None;
+        self.tracking_since_ms = match (self.tracking_since_ms, other.tracking_since_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+        let mut rules: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for r in self.rules.iter().chain(&other.rules) {
+            let last = rules
+                .entry((r.destination.clone(), r.rule.clone()))
+                .or_insert(0);
+            *last = (*last).max(r.last_match_seconds);
+        }
+        self.rules = rules
+            .into_iter()
+            .map(
+                |((destination, rule), last_match_seconds)| crate::RuleUsage {
+                    destination,
+                    rule,
+                    last_match_seconds,
+                },
+            )
+            .collect();
+        let mut sources: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for u in self.sources.iter().chain(&other.sources) {
+            let last = sources
+                .entry((u.source.clone(), u.destination.clone()))
+                .or_insert(0);
+            *last = (*last).max(u.last_seen_seconds);
+        }
+        self.sources = sources
+            .into_iter()
+            .map(
+                |((source, destination), last_seen_seconds)| crate::SourceUsage {
+                    source,
+                    destination,
+                    last_seen_seconds,
+                },
+            )
+            .collect();
     }
 }
 
@@ -349,6 +462,11 @@ impl EdgeTable {
     /// Every tracked edge.
     pub fn iter(&self) -> impl Iterator<Item = (&EdgeKey, &EdgeStats)> {
         self.edges.iter()
+    }
+
+    /// The baseline, to record usage in before it is saved.
+    pub(crate) fn baseline_mut(&mut self) -> &mut Baseline {
+        &mut self.baseline
     }
 
     /// Number of tracked edges.

@@ -27,7 +27,7 @@ mod text;
 mod worker;
 
 pub use audit::{AuditTarget, AuditWriter, audit_line};
-pub use callgraph::{CallGraph, ObservedEdge, RuleUsage};
+pub use callgraph::{CallGraph, ObservedEdge, RuleUsage, SourceUsage};
 pub use controls::ControlMetrics;
 pub use counters::DecisionCounters;
 pub use edges::{Baseline, EdgeKey, EdgeStats, EdgeTable, Observation, RateSpikeSettings};

@@ -83,6 +83,10 @@ pub struct Metrics {
     pub start_time: IntGauge,
     /// Break-glass and JWT replay metrics.
     pub controls: crate::ControlMetrics,
+    /// Unix time rule and identity usage tracking began, carried across
+    /// restarts in the baseline file: a rule whose last match is 0 has been
+    /// unused at least since then.
+    pub tracking_since: IntGauge,
 }
 
 fn counter(name: &str, help: &str) -> Result<IntCounter, TelemetryError> {
@@ -234,6 +238,12 @@ impl Metrics {
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         );
 
+        let tracking_since = gauge(
+            "hallpass_rule_tracking_since_timestamp_seconds",
+            "Unix time rule usage tracking began (the first start recorded in telemetry.baseline, else this start): a rule whose last match is 0 has been unused at least since then.",
+        )?;
+        tracking_since.set(start_time.get());
+
         let registry = Registry::new();
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(decisions.clone()),
@@ -258,6 +268,7 @@ impl Metrics {
             Box::new(authz_connections.clone()),
             Box::new(authz_connections_refused.clone()),
             Box::new(authz_connections_idle_closed.clone()),
+            Box::new(tracking_since.clone()),
             Box::new(credential_lifetime.clone()),
             Box::new(long_lived_credentials.clone()),
         ];
@@ -293,6 +304,7 @@ impl Metrics {
             authz_connections,
             authz_connections_refused,
             authz_connections_idle_closed,
+            tracking_since,
             credential_lifetime,
             long_lived_credentials,
             controls,

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::audit::{AuditTarget, AuditWriter};
 use hallpass_vocab::DeclaredGraph;
 
-use crate::callgraph::{CallGraph, ObservedEdge, RuleUsage};
+use crate::callgraph::{CallGraph, ObservedEdge, RuleUsage, SourceUsage};
 use crate::edges::{Baseline, EdgeKey, EdgeTable, RateSpikeSettings};
 use crate::event::UNMATCHED_ROUTE;
 use crate::{AnomalyKind, DecisionEvent, DecisionLabel, Metrics};
@@ -75,6 +75,9 @@ enum Control {
 /// wakes it: one wake-up, one pass and one audit `write` per batch instead
 /// of per check. Also the most an event waits before the worker sees it.
 pub const BATCH_DELAY: Duration = Duration::from_millis(5);
+/// Usage-only changes (a rule's or identity's last-match second) are
+/// persisted at most this often; a shutdown always persists.
+const USAGE_SAVE_INTERVAL_MS: i64 = 60_000;
 /// Events handled per pass before the worker looks at its control queue.
 const EVENTS_PER_PASS: usize = 4096;
 
@@ -255,6 +258,14 @@ struct Worker {
     edges: EdgeTable,
     declared: DeclaredGraph,
     rule_last_match: HashMap<(Arc<str>, Arc<str>), i64>,
+    /// Last call of each named identity (a SPIFFE ID label) per destination.
+    source_last_seen: HashMap<(Arc<str>, Arc<str>), i64>,
+    /// Unix ms usage tracking began (carried across restarts in the baseline).
+    tracking_since_ms: i64,
+    /// Usage changed since it was last persisted.
+    usage_dirty: bool,
+    /// Unix ms of the last persist that was for usage only.
+    usage_saved_ms: i64,
     audit: Option<AuditWriter>,
     id_prefix: String,
     sequence: u64,
@@ -296,6 +307,38 @@ impl Worker {
         metrics
             .baseline_edges
             .set(i64::try_from(baseline.edges.len()).unwrap_or(i64::MAX));
+        // Usage persisted with the baseline survives the restart; without a
+        // (readable) file, tracking begins now.
+        let tracking_since_ms = baseline.tracking_since_ms.unwrap_or(now);
+        metrics.tracking_since.set(tracking_since_ms / 1000);
+        let rule_last_match: HashMap<(Arc<str>, Arc<str>), i64> = baseline
+            .rules
+            .iter()
+            .filter(|r| r.last_match_seconds > 0)
+            .map(|r| {
+                (
+                    (
+                        Arc::from(r.destination.as_str()),
+                        Arc::from(r.rule.as_str()),
+                    ),
+                    r.last_match_seconds,
+                )
+            })
+            .collect();
+        let source_last_seen: HashMap<(Arc<str>, Arc<str>), i64> = baseline
+            .sources
+            .iter()
+            .take(settings.max_edges)
+            .map(|u| {
+                (
+                    (
+                        Arc::from(u.source.as_str()),
+                        Arc::from(u.destination.as_str()),
+                    ),
+                    u.last_seen_seconds,
+                )
+            })
+            .collect();
         let edges = EdgeTable::new(settings.max_edges, baseline, learning_until);
         let audit = match AuditWriter::open(settings.audit.clone()) {
             Ok(w) => Some(w),
@@ -313,7 +356,11 @@ impl Worker {
             metrics,
             edges,
             declared: DeclaredGraph::default(),
-            rule_last_match: HashMap::new(),
+            rule_last_match,
+            source_last_seen,
+            tracking_since_ms,
+            usage_dirty: false,
+            usage_saved_ms: now,
             audit,
             id_prefix,
             sequence: 0,
@@ -390,7 +437,11 @@ impl Worker {
                         self.metrics.record_anomaly(&key.source, &key.destination, AnomalyKind::RateSpike);
                     }
                     let learning = self.edges.learning(now_ms());
-                    if (was_learning && !learning) || self.edges.take_dirty() {
+                    let now = now_ms();
+                    if (was_learning && !learning)
+                        || self.edges.take_dirty()
+                        || (self.usage_dirty && now - self.usage_saved_ms >= USAGE_SAVE_INTERVAL_MS)
+                    {
                         self.persist();
                     }
                     was_learning = learning;
@@ -471,6 +522,26 @@ impl Worker {
                     .with_label_values(&[&event.destination, rule])
                     .set(secs);
                 self.rule_last_match.insert(key, secs);
+                self.usage_dirty = true;
+            }
+        }
+        // Named callers only: their labels are SPIFFE IDs the policy names,
+        // so the table is bounded by the policy (and capped).
+        if event.source_label.starts_with("spiffe://") {
+            let secs = event.time_ms / 1000;
+            let key = (event.source_label.clone(), event.destination.clone());
+            let room = self.source_last_seen.len() < self.settings.max_edges;
+            match self.source_last_seen.get_mut(&key) {
+                Some(last) if *last != secs => {
+                    *last = secs;
+                    self.usage_dirty = true;
+                }
+                Some(_) => {}
+                None if room => {
+                    self.source_last_seen.insert(key, secs);
+                    self.usage_dirty = true;
+                }
+                None => self.metrics.edges_dropped.inc(),
             }
         }
         if let Some(writer) = &mut self.audit {
@@ -537,9 +608,36 @@ impl Worker {
         self.metrics
             .baseline_edges
             .set(i64::try_from(self.edges.baseline().edges.len()).unwrap_or(i64::MAX));
-        if let Some(path) = &self.settings.baseline_path
-            && let Err(e) = self.edges.baseline().save(path)
-        {
+        let Some(path) = &self.settings.baseline_path else {
+            return;
+        };
+        self.usage_dirty = false;
+        self.usage_saved_ms = now_ms();
+        let mut rules: Vec<RuleUsage> = self
+            .rule_last_match
+            .iter()
+            .map(|((destination, rule), &last)| RuleUsage {
+                destination: destination.to_string(),
+                rule: rule.to_string(),
+                last_match_seconds: last,
+            })
+            .collect();
+        rules.sort_by(|a, b| (&a.destination, &a.rule).cmp(&(&b.destination, &b.rule)));
+        let mut sources: Vec<SourceUsage> = self
+            .source_last_seen
+            .iter()
+            .map(|((source, destination), &last)| SourceUsage {
+                source: source.to_string(),
+                destination: destination.to_string(),
+                last_seen_seconds: last,
+            })
+            .collect();
+        sources.sort_by(|a, b| (&a.source, &a.destination).cmp(&(&b.source, &b.destination)));
+        let baseline = self.edges.baseline_mut();
+        baseline.tracking_since_ms = Some(self.tracking_since_ms);
+        baseline.rules = rules;
+        baseline.sources = sources;
+        if let Err(e) = self.edges.baseline().save(path) {
             tracing_fallback(&format!("cannot save the call-path baseline: {e}"));
         }
     }
@@ -594,12 +692,24 @@ impl Worker {
             })
             .collect();
         rules.sort_by(|a, b| (&a.destination, &a.rule).cmp(&(&b.destination, &b.rule)));
+        let mut sources: Vec<SourceUsage> = self
+            .source_last_seen
+            .iter()
+            .map(|((source, destination), &last)| SourceUsage {
+                source: source.to_string(),
+                destination: destination.to_string(),
+                last_seen_seconds: last,
+            })
+            .collect();
+        sources.sort_by(|a, b| (&a.source, &a.destination).cmp(&(&b.source, &b.destination)));
         CallGraph {
             generated_at_ms: now_ms(),
             learning: self.edges.learning(now_ms()),
             declared: self.declared.edges.clone(),
             observed,
             rules,
+            tracking_since_ms: self.tracking_since_ms,
+            sources,
         }
     }
 }

@@ -548,3 +548,53 @@ async fn a_deleted_audit_file_is_created_again() {
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
     assert_eq!(metrics.audit_write_errors.get(), 0);
 }
+
+#[tokio::test]
+async fn rule_and_identity_usage_and_the_tracking_start_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baseline.json");
+    let persisted = TelemetrySettings {
+        baseline_path: Some(path.clone()),
+        ..settings()
+    };
+    let series = format!(
+        "hallpass_rule_last_match_timestamp_seconds{{destination=\"{LAB}\",rule=\"ehr-reads-results\"}}"
+    );
+    let (telemetry, metrics) = start(persisted.clone());
+    let first_start = metrics.tracking_since.get();
+    assert!(first_start > 0);
+    telemetry.policy_loaded(declared(&["ehr-reads-results", "unused"]));
+    let t = 1_800_000_000_000;
+    telemetry.record(allow(t));
+    // A denied call is still a call of a named identity.
+    telemetry.record(deny(t + 5_000, BILLING, DenyReason::NoMatchingRule));
+    telemetry.shutdown().await;
+
+    let saved = Baseline::load(&path).unwrap();
+    assert_eq!(
+        saved.tracking_since_ms.map(|ms| ms / 1000),
+        Some(first_start)
+    );
+    assert_eq!(saved.rules.len(), 1, "only rules that matched: {saved:?}");
+
+    // A later start: the gauge is restored before any traffic, and so is the
+    // tracking start (the restart does not reset "unused since").
+    let (telemetry, metrics) = start(persisted);
+    telemetry.policy_loaded(declared(&["ehr-reads-results", "unused"]));
+    telemetry.flush().await;
+    let text = metrics.encode().unwrap();
+    assert_eq!(sample(&text, &series), Some(1_800_000_000.0));
+    assert_eq!(
+        sample(&text, "hallpass_rule_tracking_since_timestamp_seconds"),
+        Some(first_start as f64)
+    );
+    let graph = telemetry.snapshot().await.unwrap();
+    assert_eq!(graph.tracking_since_ms / 1000, first_start);
+    let seen: Vec<(&str, i64)> = graph
+        .sources
+        .iter()
+        .map(|u| (u.source.as_str(), u.last_seen_seconds))
+        .collect();
+    assert_eq!(seen, [(BILLING, 1_800_000_005), (EHR, 1_800_000_000)]);
+    telemetry.shutdown().await;
+}
