@@ -834,6 +834,14 @@ fn sidecar_config_and_policy_load_in_hallpass() {
         );
         hallpass_policy::CompiledPolicy::from_yaml(policy_text)
             .unwrap_or_else(|e| panic!("policy: {e}"));
+        // The break-glass overlay: shipped with no grants, and it loads.
+        let overlay = cm["data"]["break-glass.yaml"].as_str().unwrap();
+        let grants = hallpass_policy::BreakGlassGrants::from_overlay_yaml(
+            overlay,
+            hallpass_policy::DEFAULT_MAX_DURATION_MS,
+        )
+        .unwrap_or_else(|e| panic!("break-glass overlay: {e}"));
+        assert!(grants.grants().is_empty(), "{overlay}");
 
         // What a pod in this namespace runs: the chart's config.yaml plus the
         // HALLPASS_* variables the injector sets, through hallpass's parser.
@@ -854,6 +862,10 @@ fn sidecar_config_and_policy_load_in_hallpass() {
             // The platform's file, then the team's directory, scoped to the
             // namespace of the workload ID the injector derived.
             assert_eq!(settings.policy_file, None);
+            assert_eq!(
+                settings.break_glass_file.as_deref(),
+                Some(std::path::Path::new("/etc/hallpass/mesh/break-glass.yaml"))
+            );
             let id = settings.workload_id.as_ref().unwrap().to_string();
             let namespace = id.split('/').nth(4).unwrap();
             let sources: Vec<(String, Option<Vec<String>>)> = settings

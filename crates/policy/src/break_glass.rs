@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use spiffe::SpiffeId;
 
-use crate::compile::{ANY_ROUTE, format_rfc3339, parse_rfc3339_ms};
+use crate::compile::{ANY_ROUTE, format_rfc3339, parse_rfc3339_ms, unknown_method};
 use crate::{Method, PolicyError, Problem, RouteTemplate, SourcePattern, parse_path};
 
 /// The default (and largest allowed by `policy check`) grant duration: 4 h.
@@ -358,10 +358,8 @@ fn compile_grant(
             .filter_map(|(i, m)| match Method::named(m) {
                 Some(m) => Some(m),
                 None => {
-                    bad(
-                        &format!("methods[{i}]"),
-                        format!("unknown HTTP method `{m}`"),
-                    );
+                    // The same wording as a rule's: the valid methods, or the spelling.
+                    bad(&format!("methods[{i}]"), unknown_method(m));
                     None
                 }
             })
@@ -550,6 +548,19 @@ mod tests {
                 .find(&lab, &billing, Method::Get, "/patients/1/../1/results", T0)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_unknown_method_in_a_grant_is_reported_as_in_a_rule() {
+        let mut lower = doc();
+        lower.methods = Some(vec!["get".into(), "POTS".into()]);
+        let problems = BreakGlassGrants::compile(&[lower], DEFAULT_MAX_DURATION_MS, "break_glass")
+            .err()
+            .unwrap_or_default();
+        let text: Vec<String> = problems.iter().map(|p| format!("{p:?}")).collect();
+        assert_eq!(problems.len(), 2, "{text:?}");
+        assert!(text[0].contains("write `GET`"), "{text:?}");
+        assert!(text[1].contains("GET, HEAD, POST"), "{text:?}");
     }
 
     #[test]

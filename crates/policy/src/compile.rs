@@ -783,7 +783,7 @@ fn compile_rule(
 
 /// The problem with a method a rule cannot name: the right spelling when it
 /// is only the case, else the methods a rule can name.
-fn unknown_method(method: &str) -> String {
+pub(crate) fn unknown_method(method: &str) -> String {
     let upper = method.to_ascii_uppercase();
     if Method::named(&upper).is_some() {
         return format!(

@@ -623,6 +623,19 @@ impl Worker {
             })
             .collect();
         rules.sort_by(|a, b| (&a.destination, &a.rule).cmp(&(&b.destination, &b.rule)));
+        let sources = self.source_usage();
+        let baseline = self.edges.baseline_mut();
+        baseline.tracking_since_ms = Some(self.tracking_since_ms);
+        baseline.rules = rules;
+        baseline.sources = sources;
+        if let Err(e) = self.edges.baseline().save(path) {
+            tracing_fallback(&format!("cannot save the call-path baseline: {e}"));
+        }
+    }
+
+    /// The last call of each identity the policy names, per destination, in
+    /// a stable order (the baseline file and `/callgraph` both carry it).
+    fn source_usage(&self) -> Vec<SourceUsage> {
         let mut sources: Vec<SourceUsage> = self
             .source_last_seen
             .iter()
@@ -633,13 +646,7 @@ impl Worker {
             })
             .collect();
         sources.sort_by(|a, b| (&a.source, &a.destination).cmp(&(&b.source, &b.destination)));
-        let baseline = self.edges.baseline_mut();
-        baseline.tracking_since_ms = Some(self.tracking_since_ms);
-        baseline.rules = rules;
-        baseline.sources = sources;
-        if let Err(e) = self.edges.baseline().save(path) {
-            tracing_fallback(&format!("cannot save the call-path baseline: {e}"));
-        }
+        sources
     }
 
     fn snapshot(&self) -> CallGraph {
@@ -692,16 +699,7 @@ impl Worker {
             })
             .collect();
         rules.sort_by(|a, b| (&a.destination, &a.rule).cmp(&(&b.destination, &b.rule)));
-        let mut sources: Vec<SourceUsage> = self
-            .source_last_seen
-            .iter()
-            .map(|((source, destination), &last)| SourceUsage {
-                source: source.to_string(),
-                destination: destination.to_string(),
-                last_seen_seconds: last,
-            })
-            .collect();
-        sources.sort_by(|a, b| (&a.source, &a.destination).cmp(&(&b.source, &b.destination)));
+        let sources = self.source_usage();
         CallGraph {
             generated_at_ms: now_ms(),
             learning: self.edges.learning(now_ms()),
