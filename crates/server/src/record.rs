@@ -55,7 +55,7 @@ impl Shared {
     }
 
     /// `telemetry.audit_required`: hand the decision's event to telemetry
-    /// and wait (at most [`AUDIT_WAIT`]) until its audit record is written.
+    /// and wait (at most 2 s, `AUDIT_WAIT`) until its audit record is written.
     /// Written: the decision is counted and `answer` goes back. Not written
     /// (a failed write, a full queue, the worker gone, too slow): the check
     /// is denied `internal_error` instead, whatever the decision and the

@@ -36,7 +36,7 @@ pub struct TelemetrySettings {
     /// Audit log destination.
     pub audit: AuditTarget,
     /// `telemetry.audit_required`: batches are written as soon as the
-    /// worker wakes (no [`BATCH_DELAY`]), because a check waits for its
+    /// worker wakes (no 5 ms batch delay), because a check waits for its
     /// record ([`Telemetry::record_required`]).
     pub audit_required: bool,
     /// Where the baseline is read from and persisted to.
