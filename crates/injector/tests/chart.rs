@@ -329,7 +329,7 @@ fn the_chart_ships_the_platform_configmap_to_each_namespace_and_no_team_configma
             .unwrap();
         assert_eq!(
             data.keys().collect::<Vec<_>>(),
-            ["config.yaml", "policy.yaml"]
+            ["break-glass.yaml", "config.yaml", "policy.yaml"]
         );
         let config: Value = serde_yaml_ng::from_str(data["config.yaml"].as_str().unwrap()).unwrap();
         assert_eq!(
@@ -339,9 +339,10 @@ fn the_chart_ships_the_platform_configmap_to_each_namespace_and_no_team_configma
                     "/etc/hallpass/mesh/policy.yaml",
                     {"path": "/etc/hallpass/team/", "owner": "workload_namespace"}
                 ],
-                "reload_interval_seconds": 5
+                "reload_interval_seconds": 5,
+                "break_glass_file": "/etc/hallpass/mesh/break-glass.yaml"
             }),
-            "the platform's file, then the team's directory under the namespace's scope; no policy.file"
+            "the platform's file, then the team's directory under the namespace's scope; no policy.file; the platform's break-glass overlay"
         );
         let policy: Value = serde_yaml_ng::from_str(data["policy.yaml"].as_str().unwrap()).unwrap();
         assert_eq!(
