@@ -102,7 +102,7 @@ fn every_alert_has_a_unit_test() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(alerts.len(), 16);
+    assert_eq!(alerts.len(), 18);
     for alert in alerts {
         let firing = tests
             .split("- eval_time:")
