@@ -109,6 +109,6 @@ fn report_groups_unused_grants_and_anomalies_by_data_class() {
         .collect();
     assert_eq!(
         never,
-        [("ehr-reads-invoices", "billing"), ("ehr-health", "none")]
+        [("ehr-health", "none"), ("ehr-reads-invoices", "billing")]
     );
 }
