@@ -4,8 +4,6 @@
 
 use crate::common::*;
 
-const BILLING: &str = "spiffe://hospital.example/ns/billing/sa/billing";
-
 fn policy(destination_class: &str) -> String {
     format!(
         "version: 1\ntrust_domains: [hospital.example]\nworkloads:\n  {LAB}:\n{destination_class}    allow:\n\
@@ -44,6 +42,7 @@ fn require_data_class_fails_a_rule_without_one_at_its_place() {
 #[cfg(feature = "tools")]
 #[test]
 fn report_groups_unused_grants_and_anomalies_by_data_class() {
+    const BILLING: &str = "spiffe://hospital.example/ns/billing/sa/billing";
     let graph = serde_json::json!({
         "generated_at_ms": 1_800_000_000_000_i64,
         "learning": false,
