@@ -11,6 +11,7 @@
 )]
 
 mod compose_configs;
+mod data_classes;
 mod envoy_hardening;
 mod envoy_mesh;
 mod envoy_rejections;

@@ -31,6 +31,7 @@ fn declared(
         rule: rule.to_owned(),
         routes: routes.iter().map(|r| (*r).to_owned()).collect(),
         methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+        data_class: Default::default(),
     }
 }
 
@@ -61,6 +62,7 @@ fn observed(s: &Seen<'_>) -> ObservedEdge {
         spiking: s.spiking,
         in_baseline: !s.new && s.denied == 0,
         ewma_rps,
+        data_class: Default::default(),
     }
 }
 

@@ -36,6 +36,7 @@ fn observed(
         spiking: false,
         in_baseline: !new,
         ewma_rps: 0.5,
+        data_class: Default::default(),
     }
 }
 
@@ -50,6 +51,7 @@ fn graph() -> CallGraph {
                 rule: "ehr-reads-results".into(),
                 routes: vec![RESULTS.into()],
                 methods: vec!["GET".into()],
+                data_class: Default::default(),
             },
             DeclaredEdge {
                 source: "spiffe://hospital.example/ns/pharmacy/**".into(),
@@ -57,6 +59,7 @@ fn graph() -> CallGraph {
                 rule: "pharmacy-lookup".into(),
                 routes: vec!["lab.v1.Results/GetResult".into()],
                 methods: vec![],
+                data_class: Default::default(),
             },
         ],
         observed: vec![

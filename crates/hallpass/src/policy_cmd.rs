@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Subcommand, ValueEnum};
 use hallpass_identity::SpiffeId;
-use hallpass_policy::check::{check, check_files, unix_now_ms};
+use hallpass_policy::check::{CheckOptions, check_files_with, check_with, unix_now_ms};
 use hallpass_policy::suite::Suite;
 use hallpass_policy::{
     CompiledPolicy, Method, Request, SourcePattern, parse_rfc3339_ms, parse_serial,
@@ -50,6 +50,10 @@ pub enum PolicyCommand {
         /// Warnings fail too (exit 1), for CI.
         #[arg(long)]
         strict: bool,
+        /// Every rule must have a data class (its own `data_class`, or its
+        /// destination's): a rule without one is an error.
+        #[arg(long)]
+        require_data_class: bool,
     },
     /// Run decision test cases (request -> expected decision) against a
     /// policy (a file, or several files and directories combined). Exit 0
@@ -159,12 +163,14 @@ fn command_result(command: PolicyCommand) -> Result<u8, String> {
             format,
             now,
             strict,
+            require_data_class,
         } => {
             let now_ms = time_or_now(now.as_deref(), "--now")?;
+            let options = CheckOptions { require_data_class };
             let report = match single_file(&files) {
-                Some(file) => check(&read(file)?, now_ms.div_euclid(1000)),
+                Some(file) => check_with(&read(file)?, now_ms.div_euclid(1000), options),
                 None => match read_policy_files(&files) {
-                    Ok(set) => check_files(&set, now_ms.div_euclid(1000)),
+                    Ok(set) => check_files_with(&set, now_ms.div_euclid(1000), options),
                     Err(hallpass_policy::PolicyError::Invalid(problems)) => {
                         hallpass_policy::check::Report::new(problems)
                     }

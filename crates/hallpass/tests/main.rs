@@ -15,6 +15,7 @@ mod breakglass_cli;
 mod common;
 mod compliance_doc;
 mod config_cli;
+mod data_class_cli;
 #[cfg(feature = "demo")]
 mod demo_cli;
 #[cfg(all(feature = "tools", feature = "demo", feature = "injector"))]

@@ -98,6 +98,7 @@ pub async fn load(
             spiking: false,
             in_baseline: false,
             ewma_rps: 0.0,
+            data_class: Default::default(),
         });
         edge.count += count;
         if label(sample, "decision") == "allow" {

@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 
 use hallpass_identity::{SpiffeId, TrustDomain};
 use hallpass_policy::{GrpcPattern, RouteTemplate, SourcePattern};
-use hallpass_telemetry::{CallGraph, DeclaredEdge, Escaped, ObservedEdge};
+use hallpass_telemetry::{CallGraph, DataClass, DeclaredEdge, Escaped, ObservedEdge};
 use serde::Serialize;
 
 use crate::rfc3339;
@@ -48,6 +48,26 @@ pub struct Report {
     pub unseen_identities: Vec<IdentityFinding>,
     /// Rules that allow more than was used.
     pub narrower: Vec<Narrowing>,
+    /// Unused grants and anomalous edges counted per data class, in the
+    /// order phi, billing, operational, public, none; classes with nothing
+    /// to count are left out.
+    pub by_data_class: Vec<ClassGroup>,
+}
+
+/// What the report found for one data class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClassGroup {
+    /// The class (`none` for rules and edges without one).
+    pub data_class: DataClass,
+    /// Rules never used since their sidecar started.
+    pub never_used: usize,
+    /// Rules not used for more than the threshold.
+    pub stale: usize,
+    /// Observed edges showing an anomaly: new (not in the baseline),
+    /// spiking, or with denied calls.
+    pub anomalous_edges: usize,
+    /// Denied calls on those edges.
+    pub denied_calls: u64,
 }
 
 /// A rule and when it last matched.
@@ -62,6 +82,9 @@ pub struct RuleFinding {
     /// Whole days since the last match (absent when never).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days_ago: Option<i64>,
+    /// The rule's data class, from the declared graph (`none` when
+    /// undeclared or not found there).
+    pub data_class: DataClass,
 }
 
 /// An allowed identity that was never seen.
@@ -278,6 +301,11 @@ pub fn analyze(graph: &CallGraph, sources: Vec<String>, unused_after_days: u64) 
             rule: r.rule.clone(),
             last_match_seconds: r.last_match_seconds,
             days_ago: None,
+            data_class: graph
+                .declared
+                .iter()
+                .find(|d| d.destination == r.destination && d.rule == r.rule)
+                .map_or(DataClass::None, |d| d.data_class),
         };
         if r.last_match_seconds <= 0 {
             never_used.push(finding);
@@ -344,6 +372,7 @@ pub fn analyze(graph: &CallGraph, sources: Vec<String>, unused_after_days: u64) 
         .filter(|(_, used)| !used.is_empty())
         .filter_map(|(rule, used)| narrowing(rule, used))
         .collect();
+    let by_data_class = by_data_class(&never_used, &stale, &graph.observed);
     Report {
         sources,
         generated_at_ms: graph.generated_at_ms,
@@ -353,7 +382,34 @@ pub fn analyze(graph: &CallGraph, sources: Vec<String>, unused_after_days: u64) 
         stale,
         unseen_identities,
         narrower,
+        by_data_class,
     }
+}
+
+/// Unused grants and anomalous edges per data class (severity follows the
+/// data: an unused grant to PHI is worth removing first).
+fn by_data_class(
+    never_used: &[RuleFinding],
+    stale: &[RuleFinding],
+    observed: &[ObservedEdge],
+) -> Vec<ClassGroup> {
+    DataClass::ALL
+        .into_iter()
+        .map(|class| {
+            let anomalous: Vec<&ObservedEdge> = observed
+                .iter()
+                .filter(|e| e.data_class == class && (e.new || e.spiking || e.denied > 0))
+                .collect();
+            ClassGroup {
+                data_class: class,
+                never_used: never_used.iter().filter(|f| f.data_class == class).count(),
+                stale: stale.iter().filter(|f| f.data_class == class).count(),
+                anomalous_edges: anomalous.len(),
+                denied_calls: anomalous.iter().map(|e| e.denied).sum(),
+            }
+        })
+        .filter(|g| g.never_used + g.stale + g.anomalous_edges > 0)
+        .collect()
 }
 
 fn sorted<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
@@ -537,6 +593,18 @@ impl Report {
             for s in &n.suggestions {
                 let _ = writeln!(out, "    {}", Escaped(s));
             }
+        }
+        let _ = writeln!(out, "\nBy data class ({})", self.by_data_class.len());
+        for g in &self.by_data_class {
+            let _ = writeln!(
+                out,
+                "  {:<11}  {} never used, {} stale, {} anomalous edges ({} denied calls)",
+                g.data_class.as_str(),
+                g.never_used,
+                g.stale,
+                g.anomalous_edges,
+                g.denied_calls
+            );
         }
         out
     }

@@ -13,8 +13,8 @@ use hallpass_insights::{HttpOptions, InsightsError, Source, baseline, load_all, 
 use hallpass_policy::check::check;
 use hallpass_policy::{CompiledPolicy, Decision, Mode, Request, SourcePattern};
 use hallpass_telemetry::{
-    Anomalies, Baseline, CallGraph, CredentialKind, Credentials, DecisionEvent, DecisionLabel,
-    DeclaredEdge, DenyReason, Method, ObservedEdge, RuleUsage, audit_line,
+    Anomalies, Baseline, CallGraph, CredentialKind, Credentials, DataClass, DecisionEvent,
+    DecisionLabel, DeclaredEdge, DenyReason, Method, ObservedEdge, RuleUsage, audit_line,
 };
 
 const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
@@ -181,6 +181,7 @@ fn event(
         trace_id: None,
         raw_path: raw.map(str::to_owned),
         path_issue: None,
+        data_class: DataClass::None,
         break_glass: None,
     }
 }
@@ -401,6 +402,7 @@ fn observed(source: &str, route: &str, method: &str, allowed: u64, denied: u64) 
         spiking: false,
         in_baseline: denied == 0,
         ewma_rps: 0.0,
+        data_class: Default::default(),
     }
 }
 
@@ -411,6 +413,7 @@ fn declared(source: &str, rule: &str, routes: &[&str], methods: &[&str]) -> Decl
         rule: rule.into(),
         routes: routes.iter().map(|s| (*s).to_owned()).collect(),
         methods: methods.iter().map(|s| (*s).to_owned()).collect(),
+        data_class: Default::default(),
     }
 }
 

@@ -30,9 +30,23 @@ pub fn unix_now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// What a check asks beyond loading and the lints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Every rule must have a data class, its own `data_class` or its
+    /// destination's (`--require-data-class`): a rule without one is an
+    /// error (`missing_data_class`).
+    pub require_data_class: bool,
+}
+
 /// Load, compile and lint a policy text; time-based lints are relative to
 /// `now` (Unix seconds).
 pub fn check(text: &str, now: i64) -> Report {
+    check_with(text, now, CheckOptions::default())
+}
+
+/// [`check`], with `options`.
+pub fn check_with(text: &str, now: i64, options: CheckOptions) -> Report {
     let doc = match load_document(text) {
         Ok(doc) => doc,
         Err(problems) => return errors(&problems),
@@ -49,6 +63,7 @@ pub fn check(text: &str, now: i64) -> Report {
     };
     let mut lints = Lints {
         findings: Vec::new(),
+        options,
     };
     lints.run(&doc, &policy, now);
     let mut findings = lints.findings;
@@ -70,9 +85,15 @@ pub fn check(text: &str, now: i64) -> Report {
 /// outside its file's owner scope: all of them, not the first), then the
 /// lints of the combined policy. Each finding names its file.
 pub fn check_files(files: &[crate::PolicyFile], now: i64) -> Report {
+    check_files_with(files, now, CheckOptions::default())
+}
+
+/// [`check_files`], with `options`.
+pub fn check_files_with(files: &[crate::PolicyFile], now: i64, options: CheckOptions) -> Report {
     let mut findings = crate::set::check_set(files, |doc, policy| {
         let mut lints = Lints {
             findings: Vec::new(),
+            options,
         };
         lints.run(doc, policy, now);
         lints.findings
@@ -90,6 +111,7 @@ fn errors(problems: &[Problem]) -> Report {
 
 struct Lints {
     findings: Vec<Problem>,
+    options: CheckOptions,
 }
 
 impl Lints {
@@ -164,6 +186,17 @@ impl Lints {
                 self.grant(rule, &at, now);
                 self.allows_everything(rule, &at);
                 self.replay_on_reads(rule, &at);
+                if self.options.require_data_class && !rule.data_class.is_declared() {
+                    self.findings.push(Problem::error(
+                        "missing_data_class",
+                        at.clone(),
+                        format!(
+                            "rule `{}` has no data class: give it `data_class:` (one of \
+                             phi, billing, operational, public), or give its destination one",
+                            rule.name
+                        ),
+                    ));
+                }
             }
         }
     }

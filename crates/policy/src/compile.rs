@@ -11,7 +11,9 @@ use crate::document::{JwtReplay, PolicyDocument, RuleDocument};
 use crate::load::{load_document, locate_problems};
 use crate::locate::child_path;
 use crate::trie::SourceIndex;
-use crate::{GrpcPattern, Method, Mode, PolicyError, Problem, RouteTemplate, SourcePattern};
+use crate::{
+    DataClass, GrpcPattern, Method, Mode, PolicyError, Problem, RouteTemplate, SourcePattern,
+};
 
 /// What the policy needs to know about one request.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +63,12 @@ pub struct CompiledRule {
     /// only reports it ([`Evaluation::single_use_jwt`](crate::Evaluation));
     /// the sidecar, which holds the replay cache, enforces it.
     pub single_use_jwt: bool,
+    /// The rule's `data_class`, else its destination's ([`DataClass::None`]
+    /// when neither declares one).
+    pub data_class: DataClass,
+    /// The rule wrote its own `data_class` (`policy check
+    /// --require-data-class` accepts the destination's as well).
+    pub own_data_class: bool,
 }
 
 /// The route label used when a rule allows every path.
@@ -100,6 +108,8 @@ impl CompiledRule {
 pub struct CompiledWorkload {
     /// Enforce or audit.
     pub mode: Mode,
+    /// The destination's `data_class`: the class of a call no rule allowed.
+    pub data_class: DataClass,
     /// Rules in file order.
     pub rules: Vec<CompiledRule>,
     /// Sources → route tries of the rules naming them.
@@ -353,6 +363,7 @@ impl CompiledPolicy {
                 (_, Err(e)) => problem(format!("{at}.serial"), e),
             }
         }
+        let allowed_classes = data_classes(doc.data_classes.as_deref(), &mut problem);
         let mut workloads = HashMap::new();
         let mut destinations_dropped = 0;
         for (dest, wl) in &doc.workloads {
@@ -373,15 +384,34 @@ impl CompiledPolicy {
             named
                 .entry(dest_id.clone())
                 .or_insert_with(|| Arc::<str>::from(dest.as_str()));
+            let dest_class = data_class(
+                wl.data_class.as_deref(),
+                &allowed_classes,
+                &format!("{base}.data_class"),
+                &mut problem,
+            );
             let mut compiled = CompiledWorkload {
                 mode: wl.mode,
+                data_class: dest_class,
                 rules: Vec::new(),
                 index: SourceIndex::default(),
             };
             for (i, rule) in wl.allow.iter().enumerate() {
                 let path = format!("{base}.allow[{i}]");
-                let Some(rule) = compile_rule(rule, &path, &mut problem) else {
+                let own_class = data_class(
+                    rule.data_class.as_deref(),
+                    &allowed_classes,
+                    &format!("{path}.data_class"),
+                    &mut problem,
+                );
+                let Some(mut rule) = compile_rule(rule, &path, &mut problem) else {
                     continue;
+                };
+                rule.own_data_class = own_class.is_declared();
+                rule.data_class = if rule.own_data_class {
+                    own_class
+                } else {
+                    dest_class
                 };
                 for pattern in &rule.from {
                     if let SourcePattern::Exact(id) = pattern {
@@ -778,7 +808,80 @@ fn compile_rule(
         not_after_ms,
         require_jwt: doc.require_jwt || doc.jwt_replay == JwtReplay::Deny,
         single_use_jwt: doc.jwt_replay == JwtReplay::Deny,
+        // Set by the caller, which knows the destination's class.
+        data_class: DataClass::None,
+        own_data_class: false,
     })
+}
+
+/// The classes a policy may declare: its `data_classes` list, checked (each
+/// word one of the four, none twice), or all four when it has none.
+fn data_classes(
+    listed: Option<&[String]>,
+    problem: &mut impl FnMut(String, String),
+) -> Vec<DataClass> {
+    let Some(listed) = listed else {
+        return DataClass::DECLARABLE.to_vec();
+    };
+    let mut out = Vec::new();
+    for (i, word) in listed.iter().enumerate() {
+        let at = format!("data_classes[{i}]");
+        match DataClass::named(word) {
+            Some(class) if out.contains(&class) => {
+                problem(at, format!("data class `{word}` is listed twice"));
+            }
+            Some(class) => out.push(class),
+            None => problem(at, unknown_class(word, &DataClass::DECLARABLE)),
+        }
+    }
+    out
+}
+
+/// A `data_class` value: one of the `allowed` classes, or a located problem
+/// (with a "did you mean"); [`DataClass::None`] when absent or wrong.
+fn data_class(
+    word: Option<&str>,
+    allowed: &[DataClass],
+    at: &str,
+    problem: &mut impl FnMut(String, String),
+) -> DataClass {
+    let Some(word) = word else {
+        return DataClass::None;
+    };
+    match DataClass::named(word) {
+        Some(class) if allowed.contains(&class) => class,
+        Some(_) => {
+            problem(
+                at.to_owned(),
+                format!(
+                    "data class `{word}` is not in this policy's `data_classes`; \
+                     it lists {}",
+                    class_list(allowed)
+                ),
+            );
+            DataClass::None
+        }
+        None => {
+            problem(at.to_owned(), unknown_class(word, allowed));
+            DataClass::None
+        }
+    }
+}
+
+/// The problem with a word that names no data class.
+fn unknown_class(word: &str, allowed: &[DataClass]) -> String {
+    let list = class_list(allowed);
+    match hallpass_diagnostics::similar::closest(word, allowed.iter().map(|c| c.as_str())) {
+        Some(near) => {
+            format!("unknown data class `{word}`; did you mean `{near}`? (one of {list})")
+        }
+        None => format!("unknown data class `{word}`; a class is one of {list}"),
+    }
+}
+
+fn class_list(classes: &[DataClass]) -> String {
+    let words: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
+    words.join(", ")
 }
 
 /// The problem with a method a rule cannot name: the right spelling when it

@@ -44,6 +44,7 @@ impl CompiledPolicy {
                         rule: rule.name.to_string(),
                         routes: routes.clone(),
                         methods: methods.clone(),
+                        data_class: rule.data_class,
                     });
                 }
             }

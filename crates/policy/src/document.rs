@@ -26,6 +26,10 @@ pub struct PolicyDocument {
     /// Trust domains whose identities may be accepted at all.
     #[serde(default)]
     pub trust_domains: Vec<String>,
+    /// The data classes rules and destinations of this policy may declare
+    /// (`phi`, `billing`, `operational`, `public`); absent means all four.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_classes: Option<Vec<String>>,
     /// Revoked identities.
     #[serde(default)]
     pub revoked: RevokedDocument,
@@ -68,6 +72,10 @@ pub struct WorkloadDocument {
     /// `enforce` (default) or `audit`.
     #[serde(default)]
     pub mode: Mode,
+    /// The destination's data class: the class of every rule that declares
+    /// none, and of a call no rule matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_class: Option<String>,
     /// Allow rules, evaluated in order; no match means deny.
     #[serde(default)]
     pub allow: Vec<RuleDocument>,
@@ -107,6 +115,10 @@ pub struct RuleDocument {
     /// Implies `require_jwt`.
     #[serde(default, skip_serializing_if = "JwtReplay::is_allow")]
     pub jwt_replay: JwtReplay,
+    /// The class of data the rule's routes serve; absent means the
+    /// destination's `data_class`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_class: Option<String>,
 }
 
 /// A rule's `jwt_replay`: whether one JWT-SVID may be presented twice.
@@ -211,10 +223,16 @@ pub(crate) mod shape {
         field("not_after", &STR, false),
         field("require_jwt", &BOOL, false),
         field("jwt_replay", &JWT_REPLAY, false),
+        // A word checked by the compiler against `data_classes`, with a
+        // "did you mean" (a fixed list here could not follow that key).
+        field("data_class", &STR, false),
     ]);
     static RULES: Shape = Shape::List(&RULE);
-    static WORKLOAD: Shape =
-        Shape::Struct(&[field("mode", &MODE, false), field("allow", &RULES, false)]);
+    static WORKLOAD: Shape = Shape::Struct(&[
+        field("mode", &MODE, false),
+        field("data_class", &STR, false),
+        field("allow", &RULES, false),
+    ]);
     static WORKLOADS: Shape = Shape::Dict(&WORKLOAD);
 
     static GRANT: Shape = Shape::Struct(&[
@@ -236,6 +254,7 @@ pub(crate) mod shape {
         field("version", &INT, true),
         field("owner", &STRS, false),
         field("trust_domains", &STRS, false),
+        field("data_classes", &STRS, false),
         field("revoked", &REVOKED, false),
         field("workloads", &WORKLOADS, false),
         field("break_glass", &GRANTS, false),

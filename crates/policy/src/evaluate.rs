@@ -22,8 +22,8 @@ use spiffe::SpiffeId;
 use crate::compile::{CompiledRule, CompiledWorkload};
 use crate::trie::{RouteHit, RouteKind};
 use crate::{
-    CompiledPolicy, Decision, DenyReason, Method, Mode, NormalizedPath, PathIssue, Request,
-    parse_path,
+    CompiledPolicy, DataClass, Decision, DenyReason, Method, Mode, NormalizedPath, PathIssue,
+    Request, parse_path,
 };
 
 /// What the evaluator reports as it decides. Every method has an empty
@@ -99,6 +99,10 @@ pub struct Evaluation {
     /// if the caller's JWT-SVID `jti` is fresh, which the sidecar (holding
     /// the replay cache) decides. False on a deny.
     pub single_use_jwt: bool,
+    /// The data class of the call: the allowing rule's (its own or its
+    /// destination's), else the destination's; [`DataClass::None`] when
+    /// undeclared or the policy has no entry for the destination.
+    pub data_class: DataClass,
 }
 
 impl Evaluation {
@@ -143,6 +147,7 @@ impl CompiledPolicy {
             source_named: false,
             path_issue: None,
             single_use_jwt: false,
+            data_class: workload.map_or(DataClass::None, |w| w.data_class),
         };
         observer.destination(workload);
         let Some(workload) = workload else {
@@ -168,11 +173,13 @@ impl CompiledPolicy {
                 return out;
             }
         };
-        let (decision, source_named, single_use_jwt) =
-            workload.decide(req, path.segments(), observer);
+        let (decision, source_named, allowing) = workload.decide(req, path.segments(), observer);
         out.decision = decision;
         out.source_named = source_named;
-        out.single_use_jwt = single_use_jwt;
+        if let Some(rule) = allowing {
+            out.single_use_jwt = rule.single_use_jwt;
+            out.data_class = rule.data_class;
+        }
         out
     }
 
@@ -188,19 +195,19 @@ impl CompiledPolicy {
 impl CompiledWorkload {
     /// The rules' part of a decision: the first candidate in file order whose
     /// every condition holds, found through the index. Also returns whether
-    /// any rule names the caller, and whether the allowing rule makes the
-    /// JWT-SVID single-use.
+    /// any rule names the caller, and the allowing rule (whose JWT-SVID may
+    /// be single-use, and whose data class is the call's).
     fn decide<O: Observer, S: AsRef<str>>(
         &self,
         req: &Request<'_>,
         segments: &[S],
         observer: &mut O,
-    ) -> (Decision, bool, bool) {
+    ) -> (Decision, bool, Option<&CompiledRule>) {
         let mut hits: Vec<&RouteHit> = Vec::new();
         let named = self.index.matches(req.source, segments, &mut hits);
         crate::probe::count_hits(hits.len());
         hits.sort_unstable_by_key(|h| (h.rule, h.position));
-        let mut allowed: Option<(Decision, bool)> = None;
+        let mut allowed: Option<(Decision, &CompiledRule)> = None;
         let mut expired = false;
         for group in hits.chunk_by(|a, b| a.rule == b.rule) {
             let Some(index) = group.first().map(|h| h.rule) else {
@@ -218,23 +225,26 @@ impl CompiledWorkload {
                         route: route.clone(),
                     };
                     if !O::EVERY_RULE {
-                        return (decision, named, rule.single_use_jwt);
+                        return (decision, named, Some(rule));
                     }
-                    allowed = Some((decision, rule.single_use_jwt));
+                    allowed = Some((decision, rule));
                 }
                 RuleVerdict::OutsideWindow(_) => expired = true,
                 _ => {}
             }
         }
-        let (decision, single_use) = allowed.unwrap_or((
-            Decision::deny(if expired {
-                DenyReason::GrantExpired
-            } else {
-                DenyReason::NoMatchingRule
-            }),
-            false,
-        ));
-        (decision, named, single_use)
+        match allowed {
+            Some((decision, rule)) => (decision, named, Some(rule)),
+            None => (
+                Decision::deny(if expired {
+                    DenyReason::GrantExpired
+                } else {
+                    DenyReason::NoMatchingRule
+                }),
+                named,
+                None,
+            ),
+        }
     }
 }
 

@@ -70,4 +70,6 @@ pub use set::{
 pub use similar::UndefinedDestination;
 pub use trie::{RouteHit, RouteKind, RouteTrie};
 // The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.
-pub use hallpass_vocab::{DeclaredEdge, DeclaredGraph, DenyReason, Method, Mode, PathIssue};
+pub use hallpass_vocab::{
+    DataClass, DeclaredEdge, DeclaredGraph, DenyReason, Method, Mode, PathIssue,
+};

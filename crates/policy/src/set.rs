@@ -62,7 +62,7 @@ pub const MESH_WIDE_SECTION: &str = "mesh_wide_section";
 pub const OWNER_VIOLATION: &str = "owner_violation";
 
 /// The mesh-wide sections: only one file of a set may set them.
-const MESH_SECTIONS: [&str; 2] = ["trust_domains", "revoked"];
+const MESH_SECTIONS: [&str; 3] = ["trust_domains", "revoked", "data_classes"];
 
 /// The policy files a configured path stands for: the file itself, or for
 /// a directory every `*.yaml`/`*.yml` file directly inside it, sorted by
@@ -271,7 +271,10 @@ fn sets_mesh_section(doc: &PolicyDocument) -> Option<&'static str> {
         return MESH_SECTIONS.first().copied();
     }
     let revoked = !doc.revoked.ids.is_empty() || !doc.revoked.serials.is_empty();
-    revoked.then_some("revoked")
+    if revoked {
+        return Some("revoked");
+    }
+    doc.data_classes.is_some().then_some("data_classes")
 }
 
 /// The problems of the set as a whole, each with the index of the file it
@@ -407,6 +410,7 @@ fn combine(loaded: Vec<Loaded<'_>>, origins: &Origins) -> Combined {
         version: 1,
         owner: None,
         trust_domains: Vec::new(),
+        data_classes: None,
         revoked: crate::RevokedDocument::default(),
         workloads: BTreeMap::new(),
         break_glass: Vec::new(),
@@ -417,6 +421,7 @@ fn combine(loaded: Vec<Loaded<'_>>, origins: &Origins) -> Combined {
     for (i, l) in loaded.into_iter().enumerate() {
         if origins.mesh == Some(i) {
             doc.trust_domains = l.doc.trust_domains;
+            doc.data_classes = l.doc.data_classes;
             doc.revoked = l.doc.revoked;
         }
         // Emergency grants may be written in any file; each names its `to`.

@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod data_classes;
 mod evaluate;
 mod explain;
 mod lints;

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use envoy_types::ext_authz::v3::pb::CheckRequest;
 use hallpass_identity::{SpiffeId, parse_spiffe_id_strict};
 use hallpass_policy::{BreakGlassGrant, Decision, FixedLabel, MetricLabel, NoTrace, Request};
-use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode, PathIssue};
+use hallpass_vocab::{
+    Anomalies, Credentials, DataClass, DecisionLabel, DenyReason, Method, Mode, PathIssue,
+};
 
 use crate::caller::Jti;
 use crate::replay::Replay;
@@ -95,6 +97,9 @@ pub struct Outcome {
     /// The emergency grant that allowed the call, when no rule did
     /// (the decision is then an allow whose `rule` is the grant's name).
     pub break_glass: Option<Arc<BreakGlassGrant>>,
+    /// The call's data class: the allowing rule's, else the destination's
+    /// (`none` when undeclared, or before the destination is known).
+    pub data_class: DataClass,
 }
 
 impl Outcome {
@@ -114,6 +119,7 @@ impl Outcome {
             counter: None,
             path_issue: None,
             break_glass: None,
+            data_class: DataClass::None,
         }
     }
 
@@ -254,6 +260,11 @@ impl Shared {
             .settings
             .mode_override
             .unwrap_or_else(|| policy.mode(&destination));
+        // A deny before the rules (no identity, …) still touches the
+        // destination's data: it takes the destination's class.
+        let destination_class = policy
+            .workload(&destination)
+            .map_or(DataClass::None, |w| w.data_class);
         let counter = |source: &MetricLabel| {
             Some(CounterSlot {
                 policy: loaded.clone(),
@@ -276,6 +287,7 @@ impl Shared {
                 unknown_source: false,
                 path_issue: None,
                 break_glass: None,
+                data_class: destination_class,
             }
         };
 
@@ -352,6 +364,9 @@ impl Shared {
             destination_label: destination_label.text,
             credentials: caller.credentials,
             path_issue: evaluation.path_issue,
+            // An emergency grant is no rule: the call keeps the
+            // destination's class, which a deny already carries.
+            data_class: evaluation.data_class,
             break_glass: break_glass.map(|(grant, _)| grant),
         }
     }

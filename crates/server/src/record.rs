@@ -118,6 +118,7 @@ impl Shared {
             trace_id: request.traceparent.and_then(trace_id),
             raw_path: self.settings.log_raw_paths.then(|| request.path.to_owned()),
             path_issue: outcome.path_issue,
+            data_class: outcome.data_class,
             break_glass: outcome.break_glass.as_ref().map(|g| BreakGlassMark {
                 grant: g.name.clone(),
                 ticket: g.ticket.clone(),

@@ -116,7 +116,7 @@ async fn anomalies_callgraph_audit_log_and_baseline() {
     let (_, metrics) = running.get("/metrics").await;
     let anomaly = |source: &str, kind: &str| {
         format!(
-            "hallpass_call_path_anomalies_total{{destination=\"{LAB}\",kind=\"{kind}\",source=\"{source}\"}} 1"
+            "hallpass_call_path_anomalies_total{{data_class=\"none\",destination=\"{LAB}\",kind=\"{kind}\",source=\"{source}\"}} 1"
         )
     };
     assert!(metrics.contains(&anomaly(EHR, "new_edge")), "{metrics}");

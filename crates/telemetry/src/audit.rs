@@ -52,6 +52,10 @@ struct Record<'a> {
     trace_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     path_issue: Option<&'static str>,
+    /// Left out when undeclared (`none`), so records of a policy without
+    /// classes are unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_class: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +101,10 @@ fn write_record(out: &mut Vec<u8>, event: &DecisionEvent, decision_id: &str) {
         request_id: event.request_id.as_deref(),
         trace_id: event.trace_id.as_deref(),
         path_issue: event.path_issue.map(|issue| issue.code()),
+        data_class: event
+            .data_class
+            .is_declared()
+            .then(|| event.data_class.as_str()),
         path: event.raw_path.as_deref(),
         break_glass: event.break_glass.as_ref().map(|m| BreakGlassRecord {
             grant: &m.grant,

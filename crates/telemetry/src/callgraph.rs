@@ -3,7 +3,7 @@
 //! for people (`/callgraph.dot`, `/callgraph.html`) is the job of the
 //! `hallpass-callgraph-page` crate.
 
-use hallpass_vocab::DeclaredEdge;
+use hallpass_vocab::{DataClass, DeclaredEdge};
 use serde::{Deserialize, Serialize};
 
 /// An observed edge with its counters and flags.
@@ -35,6 +35,10 @@ pub struct ObservedEdge {
     pub in_baseline: bool,
     /// Moving average, requests per second.
     pub ewma_rps: f64,
+    /// The data class of the edge's last call; left out of the JSON when
+    /// undeclared, and read as undeclared when absent.
+    #[serde(default, skip_serializing_if = "DataClass::is_undeclared")]
+    pub data_class: DataClass,
 }
 
 /// When a rule last allowed a request.

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use hallpass_vocab::Method;
+use hallpass_vocab::{DataClass, Method};
 use serde::{Deserialize, Serialize};
 
 use crate::TelemetryError;
@@ -118,6 +118,10 @@ pub struct EdgeStats {
     /// second, the first full one, primes the moving average.
     #[serde(skip)]
     windows_closed: u32,
+    /// The data class of the edge's last call: the class a rate spike on
+    /// the edge is counted under (the call graph shows it on the edge).
+    #[serde(skip)]
+    pub data_class: DataClass,
 }
 
 /// Rate-spike detector settings.
@@ -411,6 +415,7 @@ impl EdgeTable {
                     ewma_rps: 0.0,
                     window: 0,
                     windows_closed: 0,
+                    data_class: DataClass::None,
                 })
             }
         };
@@ -457,6 +462,22 @@ impl EdgeTable {
             stats.window = 0;
         }
         spikes
+    }
+
+    /// Remember the data class of the edge's last call (for its rate
+    /// spikes); nothing when the edge is not tracked.
+    pub fn note_data_class(&mut self, key: &EdgeKey, class: DataClass) {
+        if let Some(stats) = self.edges.get_mut(key) {
+            stats.data_class = class;
+        }
+    }
+
+    /// The data class of the edge's last call ([`DataClass::None`] when
+    /// untracked).
+    pub fn data_class(&self, key: &EdgeKey) -> DataClass {
+        self.edges
+            .get(key)
+            .map_or(DataClass::None, |s| s.data_class)
     }
 
     /// Every tracked edge.

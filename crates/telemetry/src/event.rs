@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use hallpass_vocab::{Anomalies, Credentials, DecisionLabel, DenyReason, Method, Mode, PathIssue};
+use hallpass_vocab::{
+    Anomalies, Credentials, DataClass, DecisionLabel, DenyReason, Method, Mode, PathIssue,
+};
 
 /// Route label of an edge whose request matched no rule.
 pub const UNMATCHED_ROUTE: &str = "(unmatched)";
@@ -47,6 +49,9 @@ pub struct DecisionEvent {
     /// Why the path is ambiguous, on an `ambiguous_path` deny: a fixed code
     /// (`trailing_slash`, `dot_segment`, …), never the path.
     pub path_issue: Option<PathIssue>,
+    /// The data class of the call (bounded: five values): the audit
+    /// record's `data_class` and the anomaly counter's label.
+    pub data_class: DataClass,
     /// The emergency grant that allowed the call, when one did: the audit
     /// record's reason is then `break_glass`, with the grant and ticket.
     pub break_glass: Option<BreakGlassMark>,

@@ -38,7 +38,7 @@ pub use text::{Escaped, escape_for_terminal, is_unsafe_char, json_for_terminal};
 pub use worker::{AUDIT_FAILING_FOR, ControlMsg, Telemetry, TelemetrySettings};
 // The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.
 pub use hallpass_vocab::{
-    Anomalies, AnomalyKind, CredentialKind, Credentials, DecisionLabel, DeclaredEdge,
+    Anomalies, AnomalyKind, CredentialKind, Credentials, DataClass, DecisionLabel, DeclaredEdge,
     DeclaredGraph, DenyReason, Method, Mode, PathIssue,
 };
 

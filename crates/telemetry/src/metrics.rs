@@ -5,7 +5,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use hallpass_vocab::{AnomalyKind, CredentialKind, DecisionLabel, DenyReason, reason_label};
+use hallpass_vocab::{
+    AnomalyKind, CredentialKind, DataClass, DecisionLabel, DenyReason, reason_label,
+};
 
 use crate::TelemetryError;
 
@@ -132,8 +134,8 @@ impl Metrics {
         )?;
         let anomalies = counter_vec(
             "hallpass_call_path_anomalies_total",
-            "Unexpected call paths, by bounded source, destination and kind.",
-            &["source", "destination", "kind"],
+            "Unexpected call paths, by bounded source, destination, kind and data class.",
+            &["source", "destination", "kind", "data_class"],
         )?;
         let rule_last_match = gauge_vec(
             "hallpass_rule_last_match_timestamp_seconds",
@@ -367,10 +369,16 @@ impl Metrics {
         self.panics.with_label_values(&[stage]).inc();
     }
 
-    /// Count one anomaly.
-    pub fn record_anomaly(&self, source: &str, destination: &str, kind: AnomalyKind) {
+    /// Count one anomaly, touching data of `class`.
+    pub fn record_anomaly(
+        &self,
+        source: &str,
+        destination: &str,
+        kind: AnomalyKind,
+        class: DataClass,
+    ) {
         self.anomalies
-            .with_label_values(&[source, destination, kind.as_str()])
+            .with_label_values(&[source, destination, kind.as_str(), class.as_str()])
             .inc();
     }
 

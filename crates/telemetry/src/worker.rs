@@ -434,7 +434,8 @@ impl Worker {
                     let elapsed = last_tick.elapsed().as_secs_f64();
                     last_tick = tokio::time::Instant::now();
                     for key in self.edges.close_window(elapsed, &self.settings.rate_spike) {
-                        self.metrics.record_anomaly(&key.source, &key.destination, AnomalyKind::RateSpike);
+                        let class = self.edges.data_class(&key);
+                        self.metrics.record_anomaly(&key.source, &key.destination, AnomalyKind::RateSpike, class);
                     }
                     let learning = self.edges.learning(now_ms());
                     let now = now_ms();
@@ -476,8 +477,12 @@ impl Worker {
         self.sequence += 1;
         let denied = event.decision != DecisionLabel::Allow;
         let anomaly = |kind| {
-            self.metrics
-                .record_anomaly(&event.source_label, &event.destination, kind)
+            self.metrics.record_anomaly(
+                &event.source_label,
+                &event.destination,
+                kind,
+                event.data_class,
+            )
         };
         // What the decider knew; the call-history kinds follow below.
         for kind in event.anomalies.kinds() {
@@ -498,6 +503,7 @@ impl Worker {
             denied,
             event.time_ms,
         );
+        self.edges.note_data_class(&key, event.data_class);
         if seen.new_edge {
             anomaly(AnomalyKind::NewEdge);
         }
@@ -668,6 +674,7 @@ impl Worker {
                 spiking: s.spiking,
                 in_baseline: baseline.contains(k),
                 ewma_rps: s.ewma_rps,
+                data_class: s.data_class,
             })
             .collect();
         observed.sort_by(|a, b| {

@@ -49,6 +49,7 @@ fn declared(rules: &[&str]) -> DeclaredGraph {
                 rule: (*rule).into(),
                 routes: vec![RESULTS.into()],
                 methods: vec!["GET".into()],
+                data_class: Default::default(),
             })
             .collect(),
     }
@@ -597,4 +598,44 @@ async fn rule_and_identity_usage_and_the_tracking_start_survive_a_restart() {
         .collect();
     assert_eq!(seen, [(BILLING, 1_800_000_005), (EHR, 1_800_000_000)]);
     telemetry.shutdown().await;
+}
+
+/// The data class rides on the event: the audit record writes it (and
+/// leaves it out when undeclared), the anomaly counter labels with it, and
+/// the call graph's edge shows it.
+#[tokio::test]
+async fn the_data_class_is_audited_and_labels_the_anomaly_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let (telemetry, metrics) = start(audit_to_file(&audit, 1));
+    let t = 1_800_000_000_000;
+    telemetry.record(hallpass_telemetry::DecisionEvent {
+        data_class: hallpass_telemetry::DataClass::Phi,
+        ..deny(t, BILLING, DenyReason::NoMatchingRule)
+    });
+    telemetry.record(allow(t + 1));
+    telemetry.flush().await;
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["data_class"], "phi");
+    assert!(records[1].get("data_class").is_none(), "{}", records[1]);
+    let text = metrics.encode().unwrap();
+    let series = |kind: &str, class: &str| {
+        sample(
+            &text,
+            &format!(
+                "hallpass_call_path_anomalies_total{{data_class=\"{class}\",destination=\"{LAB}\",kind=\"{kind}\",source=\"{BILLING}\"}}"
+            ),
+        )
+    };
+    assert_eq!(series("denied", "phi"), Some(1.0), "{text}");
+    assert_eq!(series("new_edge", "phi"), Some(1.0), "{text}");
+    assert_eq!(series("denied", "none"), None, "{text}");
+    let graph = telemetry.snapshot().await.unwrap();
+    let edge = graph.observed.iter().find(|e| e.source == BILLING).unwrap();
+    assert_eq!(edge.data_class, hallpass_telemetry::DataClass::Phi);
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::DataClass;
+
 /// A rule's permission for one source pattern: an edge of the declared graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeclaredEdge {
@@ -15,6 +17,10 @@ pub struct DeclaredEdge {
     pub routes: Vec<String>,
     /// Methods (empty = any).
     pub methods: Vec<String>,
+    /// The rule's data class (its own or its destination's); left out of
+    /// the JSON when undeclared, and read as undeclared when absent.
+    #[serde(default, skip_serializing_if = "DataClass::is_undeclared")]
+    pub data_class: DataClass,
 }
 
 /// The declared rules of the destinations a sidecar serves (or of a whole

@@ -14,6 +14,7 @@
 
 mod anomaly;
 mod credential;
+mod data_class;
 mod decision;
 mod declared;
 mod method;
@@ -21,6 +22,7 @@ mod path;
 
 pub use anomaly::{Anomalies, AnomalyKind};
 pub use credential::{CredentialKind, Credentials};
+pub use data_class::DataClass;
 pub use decision::{BREAK_GLASS_REASON, DecisionLabel, DenyReason, Mode, OK_REASON, reason_label};
 pub use declared::{DeclaredEdge, DeclaredGraph};
 pub use method::Method;

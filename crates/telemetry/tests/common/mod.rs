@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hallpass_telemetry::{
-    Anomalies, AnomalyKind, AuditTarget, CredentialKind, Credentials, DecisionEvent, DecisionLabel,
-    DeclaredEdge, DeclaredGraph, DenyReason, EdgeKey, Method, Metrics, Mode, Telemetry,
-    TelemetrySettings,
+    Anomalies, AnomalyKind, AuditTarget, CredentialKind, Credentials, DataClass, DecisionEvent,
+    DecisionLabel, DeclaredEdge, DeclaredGraph, DenyReason, EdgeKey, Method, Metrics, Mode,
+    Telemetry, TelemetrySettings,
 };
 
 pub const EHR: &str = "spiffe://hospital.example/ns/clinical/sa/ehr-api";
@@ -36,6 +36,7 @@ pub fn allow(time_ms: i64) -> DecisionEvent {
         trace_id: None,
         raw_path: None,
         path_issue: None,
+        data_class: DataClass::None,
         break_glass: None,
     }
 }
@@ -92,7 +93,7 @@ pub fn anomalies(metrics: &Metrics, source: &str, kind: &str) -> f64 {
     sample(
         &text,
         &format!(
-            "hallpass_call_path_anomalies_total{{destination=\"{LAB}\",kind=\"{kind}\",source=\"{source}\"}}"
+            "hallpass_call_path_anomalies_total{{data_class=\"none\",destination=\"{LAB}\",kind=\"{kind}\",source=\"{source}\"}}"
         ),
     )
     .unwrap_or(0.0)
@@ -128,6 +129,7 @@ pub async fn busy_exposition() -> String {
             rule: "ehr-reads-results".into(),
             routes: vec![RESULTS.into()],
             methods: vec!["GET".into()],
+            data_class: Default::default(),
         }],
     });
     let t = now_ms();
@@ -149,7 +151,7 @@ pub async fn busy_exposition() -> String {
         Some(DenyReason::NoMatchingRule),
     );
     for kind in AnomalyKind::ALL {
-        metrics.record_anomaly(BILLING, LAB, kind);
+        metrics.record_anomaly(BILLING, LAB, kind, DataClass::None);
     }
     metrics.record_reload(true);
     metrics.set_bundle_expiry("hospital.example", 1_900_000_000);
