@@ -7,7 +7,7 @@
 //! would verify anything ([`Shared::credentials_cached`]): if not, it
 //! decides inline, as before; if so, the same decision ([`AuthzService::answer`],
 //! the one decide) runs on tokio's blocking pool, at most
-//! one per core (at most [`MAX_SLOTS`]) at a time. A check that finds every slot taken
+//! [`VerifySlots::count`] at a time. A check that finds every slot taken
 //! waits for one, at most [`SLOT_WAIT`]; past that it is denied
 //! `internal_error` (fail closed), well before Envoy's own ext_authz
 //! timeout would deny it with nothing recorded.
@@ -34,6 +34,7 @@ const MAX_SLOTS: usize = 4;
 #[derive(Debug)]
 pub(crate) struct VerifySlots {
     permits: Arc<Semaphore>,
+    count: usize,
 }
 
 impl VerifySlots {
@@ -47,14 +48,13 @@ impl VerifySlots {
     fn new(count: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(count)),
+            count,
         }
     }
 
-    /// How many verifications may run at once: the free slots, read by the
-    /// unit tests while no check is in flight.
-    #[cfg(test)]
+    /// How many verifications may run at once.
     pub(crate) fn count(&self) -> usize {
-        self.permits.available_permits()
+        self.count
     }
 }
 
@@ -162,5 +162,6 @@ mod tests {
     fn slots_are_bounded() {
         let slots = VerifySlots::for_this_host();
         assert!((1..=super::MAX_SLOTS).contains(&slots.count()));
+        assert_eq!(slots.permits.available_permits(), slots.count());
     }
 }
