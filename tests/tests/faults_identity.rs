@@ -825,11 +825,8 @@ fn ten_thousand_identities_half_bad_at_full_rate() {
     // Checks that must verify run in bounded verification slots: how many
     // waited for one, and how many were refused (each refusal would have
     // been a wrong flood answer above, `internal_error`).
-    // (Absent from a hallpass built before the slots: `E2E_HALLPASS_BIN`
-    // may name one, to compare.)
-    let slot_metric = |name| metric(&text, name).map_or("absent".to_owned(), |v| v.to_string());
-    let slot_waits = slot_metric("hallpass_verification_slot_waits_total");
-    let slot_refused = slot_metric("hallpass_verification_slot_refused_total");
+    let slot_waits = metric(&text, "hallpass_verification_slot_waits_total").unwrap();
+    let slot_refused = metric(&text, "hallpass_verification_slot_refused_total").unwrap();
     let rss_after = rss_kib(pid, "VmRSS").unwrap();
     let (b, f) = (baseline.totals(), with_flood.totals());
     println!(
