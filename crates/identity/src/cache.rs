@@ -78,18 +78,6 @@ impl<V: Clone> VerificationCache<V> {
             .map(|(v, _)| v.clone())
     }
 
-    /// Would [`Self::get`] find `key`? The same test, without copying the
-    /// value out: the check handler's probe for whether a check has to
-    /// verify anything (a scheduling hint, never a decision).
-    pub fn contains(&self, key: &CredentialDigest, generation: u64, now: i64) -> bool {
-        let inner = self.lock();
-        inner.generation == generation
-            && inner
-                .map
-                .get(key)
-                .is_some_and(|(_, expires)| now <= *expires)
-    }
-
     /// Remember `value` for `key` until `expires` (inclusive; the same unit as
     /// `now`, Unix milliseconds in hallpass). Returns how
     /// many entries were dropped to stay under the cap.

@@ -8,10 +8,6 @@
 //!    shutdown future resolves, then drains in-flight checks.
 //! 2. `check.rs`: [`AuthzService`] takes one gRPC `Check` through the next
 //!    three steps, each guarded against a panic.
-//!    A check that must verify a credential (none of its credentials in the
-//!    cache) is decided on the blocking pool, in one of a bounded number of
-//!    verification slots (`offload.rs`), so cached callers never wait
-//!    behind verifications.
 //! 3. `decide.rs` (with `caller.rs` for the identity): [`Shared::decide`], a
 //!    synchronous function of the `CheckRequest`, the current compiled
 //!    policy and the current trust bundles, returns a [`Decided`]: the
@@ -37,7 +33,6 @@ mod conn_limit;
 mod decide;
 mod error;
 mod listen;
-mod offload;
 mod panic_log;
 mod record;
 mod reload;

@@ -40,12 +40,6 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The telemetry worker (call graph, anomalies, audit log).
     pub telemetry: Telemetry,
-    /// The verification slots: checks that must verify a credential are
-    /// decided there, off the runtime worker (offload.rs).
-    pub(crate) verify_slots: crate::offload::VerifySlots,
-    /// Where the unit tests hold verifications (offload.rs).
-    #[cfg(test)]
-    pub(crate) verify_gate: crate::offload::VerifyGate,
     /// A request path whose decision panics: the unit tests' way to prove
     /// that a panic still ends in a counted, audited deny. Compiled into the
     /// crate's own test build only, never into a library or binary that
@@ -109,9 +103,6 @@ impl Shared {
             break_glass: ArcSwap::from_pointee(BreakGlassGrants::empty()),
             metrics,
             telemetry,
-            verify_slots: crate::offload::VerifySlots::for_this_host(),
-            #[cfg(test)]
-            verify_gate: crate::offload::VerifyGate::default(),
             #[cfg(test)]
             fault_path: std::sync::OnceLock::new(),
         }

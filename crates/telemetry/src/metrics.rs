@@ -83,8 +83,6 @@ pub struct Metrics {
     pub start_time: IntGauge,
     /// Break-glass and JWT replay metrics.
     pub controls: crate::ControlMetrics,
-    /// The verification slots' wait and refusal counters.
-    pub verification_slots: crate::VerificationSlotMetrics,
     /// Unix time rule and identity usage tracking began, carried across
     /// restarts in the baseline file: a rule whose last match is 0 has been
     /// unused at least since then.
@@ -278,7 +276,6 @@ impl Metrics {
             registry.register(c)?;
         }
         let controls = crate::ControlMetrics::register(&registry)?;
-        let verification_slots = crate::VerificationSlotMetrics::register(&registry)?;
         // Make both results visible from the start, so rate() works at once.
         reloads.with_label_values(&["success"]);
         reloads.with_label_values(&["failure"]);
@@ -311,7 +308,6 @@ impl Metrics {
             credential_lifetime,
             long_lived_credentials,
             controls,
-            verification_slots,
         })
     }
 
