@@ -196,7 +196,7 @@ fn the_charts_layout_team_rules_owner_scope_and_a_platform_revocation_through_en
     let mesh_data = rendered_mesh_configmap();
     assert_eq!(
         mesh_data.keys().collect::<Vec<_>>(),
-        ["config.yaml", "policy.yaml"]
+        ["break-glass.yaml", "config.yaml", "policy.yaml"]
     );
     let mesh_dir = root.join("mesh");
     let team_dir = root.join("team");
@@ -265,6 +265,17 @@ fn the_charts_layout_team_rules_owner_scope_and_a_platform_revocation_through_en
         "{body}"
     );
     assert_eq!(metric(admin, "hallpass_policy_workload_defined"), Some(0));
+    // The chart's break-glass overlay (no grants) is where the config says.
+    assert_eq!(
+        metric(
+            admin,
+            "hallpass_break_glass_overlay_reloads_total{result=\"failure\"}"
+        )
+        .unwrap_or(0),
+        0,
+        "{}",
+        sidecar.output()
+    );
     assert_eq!(
         call("ehr-api", ports.caller),
         (403, Some("no_matching_rule".into())),
