@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+#[path = "src/flood.rs"]
+pub mod flood;
 #[path = "src/load.rs"]
 pub mod load;
 #[path = "src/policy_gen.rs"]
