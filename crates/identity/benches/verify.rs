@@ -4,7 +4,10 @@
 //! - `verify`: decode, the X509-SVID rules and the webpki chain check, as on a
 //!   cache miss (leaf → root, and leaf → intermediate → root);
 //! - `digest+hit`: the digest of the raw string and a cache lookup, as on a hit;
-//! - `jwt ES256`: a JWT-SVID verification, for comparison.
+//! - `jwt ES256`: a JWT-SVID verification, for comparison;
+//! - `cache/insert at cap N`: one new credential into a full cache of N
+//!   entries (a flood's miss): the cost must not grow with N (the ratio of
+//!   the 1,000,000 cap to the 4,096 one is the figure).
 //!
 //! Run: `cargo bench -p hallpass-identity --bench verify`.
 
@@ -101,5 +104,26 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// One insert of a new key into a full cache of `cap` entries.
+fn bench_full_cache(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cache");
+    for cap in [4_096usize, 1_000_000] {
+        let cache = VerificationCache::new(cap);
+        let mut n = 0u64;
+        for _ in 0..cap {
+            n += 1;
+            cache.insert(credential_digest(&[&n.to_be_bytes()]), 1, n, i64::MAX, 0);
+        }
+        g.bench_function(format!("insert at cap {cap}"), |b| {
+            b.iter(|| {
+                n += 1;
+                let key = credential_digest(&[&n.to_be_bytes()]);
+                black_box(cache.insert(key, 1, n, i64::MAX, 0))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_full_cache);
 criterion_main!(benches);

@@ -7,9 +7,19 @@
 //! and the whole cache is dropped when the trust bundles change (a new
 //! generation), so a removed CA stops vouching at once. Revocation is checked
 //! after the cache, on every request, by the policy.
+//!
+//! When full, the least recently used entry makes room, in constant time
+//! whatever the cap: a flood of credentials seen once (a scan) passes
+//! through without pushing out the callers that keep calling, and a miss
+//! costs the same at a cap of 4,096 or 1,000,000. (Until 2026-12 a full
+//! cache scanned every entry for expired ones on each insert and then
+//! dropped an arbitrary one, hot callers included.)
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::num::NonZeroUsize;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use lru::LruCache;
 
 use aws_lc_rs::digest;
 
@@ -35,7 +45,9 @@ pub fn credential_digest(parts: &[&[u8]]) -> CredentialDigest {
 #[derive(Debug)]
 struct Inner<V> {
     generation: u64,
-    map: HashMap<CredentialDigest, (V, i64)>,
+    /// `None` when the capacity is 0 (caching off). SipHash with a random
+    /// key, like `HashMap`'s default: the keys come from callers' bytes.
+    map: Option<LruCache<CredentialDigest, (V, i64), RandomState>>,
 }
 
 /// A bounded map from credential digest to a verified value, valid until the
@@ -49,12 +61,11 @@ pub struct VerificationCache<V> {
 impl<V: Clone> VerificationCache<V> {
     /// A cache holding at most `capacity` entries (0 disables caching).
     pub fn new(capacity: usize) -> Self {
+        let map =
+            NonZeroUsize::new(capacity).map(|cap| LruCache::with_hasher(cap, RandomState::new()));
         Self {
             capacity,
-            inner: Mutex::new(Inner {
-                generation: 0,
-                map: HashMap::new(),
-            }),
+            inner: Mutex::new(Inner { generation: 0, map }),
         }
     }
 
@@ -65,22 +76,29 @@ impl<V: Clone> VerificationCache<V> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached value for `key`, if present, of `generation`, and not expired at `now`.
+    /// The cached value for `key`, if present, of `generation`, and not
+    /// expired at `now`. A hit makes the entry the most recently used; an
+    /// expired entry is dropped.
     pub fn get(&self, key: &CredentialDigest, generation: u64, now: i64) -> Option<V> {
-        let inner = self.lock();
+        let mut inner = self.lock();
         if inner.generation != generation {
             return None;
         }
-        inner
-            .map
-            .get(key)
-            .filter(|(_, expires)| now <= *expires)
-            .map(|(v, _)| v.clone())
+        let map = inner.map.as_mut()?;
+        match map.get(key) {
+            Some((value, expires)) if now <= *expires => Some(value.clone()),
+            Some(_) => {
+                map.pop(key);
+                None
+            }
+            None => None,
+        }
     }
 
     /// Remember `value` for `key` until `expires` (inclusive; the same unit as
-    /// `now`, Unix milliseconds in hallpass). Returns how
-    /// many entries were dropped to stay under the cap.
+    /// `now`, Unix milliseconds in hallpass); a value already expired at
+    /// `now` is not kept. Returns how many entries were dropped to stay
+    /// under the cap: 0, or 1 (the least recently used).
     pub fn insert(
         &self,
         key: CredentialDigest,
@@ -89,33 +107,29 @@ impl<V: Clone> VerificationCache<V> {
         expires: i64,
         now: i64,
     ) -> u64 {
-        if self.capacity == 0 {
-            return 0;
-        }
         let mut inner = self.lock();
         if inner.generation != generation {
             inner.generation = generation;
-            inner.map.clear();
-        }
-        let mut dropped = 0;
-        if inner.map.len() >= self.capacity && !inner.map.contains_key(&key) {
-            // Drop what has expired; if still full, drop an arbitrary entry.
-            let before = inner.map.len();
-            inner.map.retain(|_, (_, exp)| *exp >= now);
-            if inner.map.len() >= self.capacity
-                && let Some(victim) = inner.map.keys().next().copied()
-            {
-                inner.map.remove(&victim);
+            if let Some(map) = inner.map.as_mut() {
+                map.clear();
             }
-            dropped = (before - inner.map.len()) as u64;
         }
-        inner.map.insert(key, (value, expires));
-        dropped
+        let Some(map) = inner.map.as_mut() else {
+            return 0;
+        };
+        if expires < now {
+            return 0;
+        }
+        match map.push(key, (value, expires)) {
+            // `push` also hands back the old value of a key already present.
+            Some((dropped, _)) if dropped != key => 1,
+            _ => 0,
+        }
     }
 
     /// Current number of entries.
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.lock().map.as_ref().map_or(0, LruCache::len)
     }
 
     /// True when empty.

@@ -553,14 +553,50 @@ fn cache_never_exceeds_capacity_and_counts_evictions() {
 }
 
 #[test]
-fn cache_evicts_expired_entries_first() {
+fn cache_evicts_the_least_recently_used_entry() {
     let cache = VerificationCache::new(2);
-    cache.insert(digest(1), 1, "short", 1_001, 1_000);
-    cache.insert(digest(2), 1, "long", 9_000, 1_000);
-    assert_eq!(cache.insert(digest(3), 1, "new", 9_000, 1_005), 1);
-    assert_eq!(cache.get(&digest(2), 1, 1_005), Some("long"));
-    assert_eq!(cache.get(&digest(3), 1, 1_005), Some("new"));
+    cache.insert(digest(1), 1, "called again", 9_000, 1_000);
+    cache.insert(digest(2), 1, "seen once", 9_000, 1_000);
+    // A hit makes 1 the most recently used: 2 goes first.
+    assert_eq!(cache.get(&digest(1), 1, 1_001), Some("called again"));
+    assert_eq!(cache.insert(digest(3), 1, "new", 9_000, 1_002), 1);
+    assert_eq!(cache.get(&digest(2), 1, 1_003), None);
+    assert_eq!(cache.get(&digest(1), 1, 1_003), Some("called again"));
+    assert_eq!(cache.get(&digest(3), 1, 1_003), Some("new"));
     assert_eq!(cache.len(), 2);
+}
+
+#[test]
+fn cache_drops_an_entry_found_expired_and_never_keeps_an_expired_one() {
+    let cache = VerificationCache::new(4);
+    cache.insert(digest(1), 1, "short", 1_001, 1_000);
+    assert_eq!(cache.get(&digest(1), 1, 1_002), None);
+    assert_eq!(cache.len(), 0, "the expired entry left on lookup");
+    assert_eq!(cache.insert(digest(2), 1, "stale", 999, 1_000), 0);
+    assert_eq!(cache.get(&digest(2), 1, 999), None);
+    assert!(cache.is_empty());
+}
+
+/// The flood of issue 13: thousands of credentials, each seen once, pass
+/// through a full cache while a known caller keeps calling. The known
+/// caller is never pushed out (it would pay a verification again), and
+/// every insert at the cap drops exactly one entry.
+#[test]
+fn a_flood_of_credentials_seen_once_does_not_evict_a_caller_that_keeps_calling() {
+    const CAP: usize = 64;
+    let cache = VerificationCache::new(CAP);
+    let known = credential_digest(&[b"x509", b"the EHR's certificate"]);
+    cache.insert(known, 1, u32::MAX, 9_000, 1_000);
+    let mut evicted = 0;
+    for n in 0..10_000u32 {
+        let once = credential_digest(&[b"x509", &n.to_be_bytes()]);
+        evicted += cache.insert(once, 1, n, 9_000, 1_000);
+        if n % 16 == 0 {
+            assert_eq!(cache.get(&known, 1, 1_000), Some(u32::MAX), "after {n}");
+        }
+        assert!(cache.len() <= CAP);
+    }
+    assert_eq!(evicted, 10_000 + 1 - CAP as u64);
 }
 
 #[test]
