@@ -95,6 +95,19 @@ impl<V: Clone> VerificationCache<V> {
         }
     }
 
+    /// Would [`Self::get`] find `key`? The same test, without copying the
+    /// value out: the check handler's probe for whether a check has to
+    /// verify anything (a scheduling hint, never a decision).
+    pub fn contains(&self, key: &CredentialDigest, generation: u64, now: i64) -> bool {
+        let inner = self.lock();
+        inner.generation == generation
+            && inner
+                .map
+                .as_ref()
+                .and_then(|map| map.peek(key))
+                .is_some_and(|(_, expires)| now <= *expires)
+    }
+
     /// Remember `value` for `key` until `expires` (inclusive; the same unit as
     /// `now`, Unix milliseconds in hallpass); a value already expired at
     /// `now` is not kept. Returns how many entries were dropped to stay

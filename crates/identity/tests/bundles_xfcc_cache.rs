@@ -517,6 +517,28 @@ fn cache_hits_within_generation_and_before_expiry() {
 }
 
 #[test]
+fn cache_contains_agrees_with_get() {
+    let cache = VerificationCache::new(8);
+    cache.insert(digest(1), 5, "ehr-api", 1_010, 1_000);
+    assert!(cache.contains(&digest(1), 5, 1_010));
+    assert!(!cache.contains(&digest(1), 5, 1_011));
+    // In this order: the lookup at 1_011 drops the expired entry.
+    for (key, generation, now) in [
+        (1, 5, 1_000),
+        (1, 5, 1_010),
+        (1, 5, 1_011),
+        (1, 6, 1_000),
+        (2, 5, 1_000),
+    ] {
+        assert_eq!(
+            cache.contains(&digest(key), generation, now),
+            cache.get(&digest(key), generation, now).is_some(),
+            "key {key}, generation {generation}, at {now}"
+        );
+    }
+}
+
+#[test]
 fn cache_misses_after_expiry() {
     let cache = VerificationCache::new(8);
     cache.insert(digest(1), 5, "ehr-api", 1_010, 1_000);

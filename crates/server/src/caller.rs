@@ -170,14 +170,7 @@ impl Shared {
                 }
                 // Our own Envoy may forward the chain (SANITIZE_SET, chain: true).
                 // Intermediates are only helpers: trust still ends at the bundle.
-                let chain = match headers.get(XFCC_HEADER) {
-                    Some(h) => parse_xfcc(h)
-                        .map_err(|_| DenyReason::InvalidSvid)?
-                        .pop()
-                        .and_then(|e| e.chain)
-                        .unwrap_or_default(),
-                    None => String::new(),
-                };
+                let chain = forwarded_chain(headers)?;
                 self.verify_x509(leaf, &chain, now_ms).map(Some)
             }
             X509From::Xfcc => {
@@ -194,10 +187,7 @@ impl Shared {
                 let Some(header) = headers.get(XFCC_HEADER) else {
                     return Ok(None);
                 };
-                let nearest = parse_xfcc(header)
-                    .map_err(|_| DenyReason::InvalidSvid)?
-                    .pop();
-                match nearest.and_then(|e| e.cert.map(|c| (c, e.chain.unwrap_or_default()))) {
+                match nearest_forwarded(header)? {
                     Some((cert, chain)) => self.verify_x509(&cert, &chain, now_ms).map(Some),
                     None => Ok(None),
                 }
@@ -205,16 +195,72 @@ impl Shared {
         }
     }
 
+    /// Is every credential `attrs` carries in the verification cache, so
+    /// that deciding it verifies nothing? A scheduling hint for the check
+    /// handler, never part of a decision: a wrong `false` only moves a
+    /// check to a verification slot, a wrong `true` only decides it on the
+    /// runtime worker (as every check was before). It reads the credentials
+    /// the way [`Shared::caller`] does, through the same key and header
+    /// helpers; whatever `caller` would deny before verifying (no bundles,
+    /// a malformed header) counts as cached: nothing to verify.
+    pub(crate) fn credentials_cached(&self, attrs: &AttributeContext, now_ms: i64) -> bool {
+        let Some(bundles) = self.trust.current() else {
+            return true;
+        };
+        let cached =
+            |key: CredentialDigest| self.cache.contains(&key, bundles.generation(), now_ms);
+        let empty = HashMap::new();
+        let headers = attrs
+            .request
+            .as_ref()
+            .and_then(|r| r.http.as_ref())
+            .map_or(&empty, |h| &h.headers);
+        let peer_certificate = attrs
+            .source
+            .as_ref()
+            .map(|p| p.certificate.as_str())
+            .unwrap_or_default();
+        let x509 = match self.settings.x509_from {
+            X509From::EnvoyPrincipal => true,
+            X509From::PeerCertificate => {
+                peer_certificate.is_empty()
+                    || match forwarded_chain(headers) {
+                        Ok(chain) => cached(x509_key(peer_certificate, &chain)),
+                        Err(_) => true,
+                    }
+            }
+            X509From::Xfcc => {
+                peer_certificate.is_empty()
+                    || (cached(x509_key(peer_certificate, ""))
+                        && headers.get(XFCC_HEADER).is_none_or(|header| {
+                            match nearest_forwarded(header) {
+                                Ok(Some((cert, chain))) => cached(x509_key(&cert, &chain)),
+                                Ok(None) | Err(_) => true,
+                            }
+                        }))
+            }
+        };
+        let jwt = match &self.jwt {
+            Some((settings, _)) => {
+                bearer_token(headers, &settings.header).is_none_or(|token| cached(jwt_key(token)))
+            }
+            None => true,
+        };
+        x509 && jwt
+    }
+
     /// Verify a URL-encoded PEM leaf (plus optional URL-encoded PEM chain),
     /// through the cache.
     fn verify_x509(&self, leaf: &str, chain: &str, now_ms: i64) -> Result<Verified, DenyReason> {
         let bundles = self.bundles(false)?;
-        let key = credential_digest(&[b"x509", leaf.as_bytes(), chain.as_bytes()]);
+        let key = x509_key(leaf, chain);
         if let Some(hit) = self.cache.get(&key, bundles.generation(), now_ms) {
             self.metrics.cache_hits.inc();
             return Ok(hit);
         }
         self.metrics.cache_misses.inc();
+        #[cfg(test)]
+        self.verify_gate.pass();
         let certs = decode_envoy_certificate(leaf).map_err(|e| identity_reason(&e))?;
         let Some((leaf_der, extra)) = certs.split_first() else {
             return Err(DenyReason::NoIdentity);
@@ -272,7 +318,7 @@ impl Shared {
             return Err(DenyReason::InternalError);
         };
         let bundles = self.bundles(true)?;
-        let key = credential_digest(&[b"jwt", token.as_bytes()]);
+        let key = jwt_key(token);
         if let Some(hit) = self.cache.get(&key, bundles.generation(), now_ms) {
             self.metrics.cache_hits.inc();
             return Ok(hit);
@@ -318,6 +364,38 @@ impl Shared {
         self.metrics.cache_evictions.inc_by(evicted);
         Ok(verified)
     }
+}
+
+/// The cache key of an X.509 credential: the exact leaf and chain text.
+fn x509_key(leaf: &str, chain: &str) -> CredentialDigest {
+    credential_digest(&[b"x509", leaf.as_bytes(), chain.as_bytes()])
+}
+
+/// The cache key of a JWT-SVID: the exact token.
+fn jwt_key(token: &str) -> CredentialDigest {
+    credential_digest(&[b"jwt", token.as_bytes()])
+}
+
+/// The chain our own Envoy forwards beside the peer certificate (the
+/// nearest XFCC element's `Chain`), empty without the header.
+fn forwarded_chain(headers: &HashMap<String, String>) -> Result<String, DenyReason> {
+    match headers.get(XFCC_HEADER) {
+        Some(h) => Ok(parse_xfcc(h)
+            .map_err(|_| DenyReason::InvalidSvid)?
+            .pop()
+            .and_then(|e| e.chain)
+            .unwrap_or_default()),
+        None => Ok(String::new()),
+    }
+}
+
+/// The nearest XFCC element's certificate and chain, if it has a
+/// certificate.
+fn nearest_forwarded(header: &str) -> Result<Option<(String, String)>, DenyReason> {
+    let nearest = parse_xfcc(header)
+        .map_err(|_| DenyReason::InvalidSvid)?
+        .pop();
+    Ok(nearest.and_then(|e| e.cert.map(|c| (c, e.chain.unwrap_or_default()))))
 }
 
 /// The token in `header`: for `authorization`, the part after `Bearer `

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
 use tonic::{Request, Response, Status};
 
-use crate::{Decided, Shared, answer};
+use crate::{Decided, RequestFacts, Shared, answer};
 
 #[cfg(test)]
 mod tests;
@@ -17,7 +17,7 @@ mod tests;
 /// The ext_authz v3 `Authorization` gRPC service.
 #[derive(Debug, Clone)]
 pub struct AuthzService {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl AuthzService {
@@ -61,11 +61,29 @@ impl Authorization for AuthzService {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let started = Instant::now();
-        let check = request.into_inner();
+        let check = Arc::new(request.into_inner());
         // Always an answer, never an Err: Err would hand the decision to
         // Envoy's failure mode instead of ours.
         let now_ms = unix_now_ms();
-        let (decided, response) = self.answer(&check, now_ms);
+        // A check that verifies nothing is decided here, at once; one that
+        // must verify a credential is decided on the verification lane, so
+        // that it never holds up the known callers behind it (verify_lane.rs).
+        let off_worker = match check.attributes.as_ref() {
+            Some(attrs) if !self.shared.credentials_cached(attrs, now_ms) => {
+                self.answer_on_lane(Arc::clone(&check), now_ms).await
+            }
+            _ => None,
+        };
+        let (decided, response) = match off_worker {
+            Some((outcome, response)) => (
+                Decided {
+                    outcome,
+                    request: RequestFacts::read(&check),
+                },
+                response,
+            ),
+            None => self.answer(&check, now_ms),
+        };
         if self.shared.settings.telemetry.audit_required {
             // The record is written before the answer leaves (fail closed).
             let response = self.shared.record_required(decided, response, now_ms).await;

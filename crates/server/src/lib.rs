@@ -8,6 +8,10 @@
 //!    shutdown future resolves, then drains in-flight checks.
 //! 2. `check.rs`: [`AuthzService`] takes one gRPC `Check` through the next
 //!    three steps, each guarded against a panic.
+//!    A check that must verify a credential (not all of its credentials in
+//!    the cache) is decided on the verification lane (`verify_lane.rs`: one
+//!    thread at a lower CPU priority, a bounded queue), so known callers
+//!    never wait behind verifications of certificates never seen before.
 //! 3. `decide.rs` (with `caller.rs` for the identity): [`Shared::decide`], a
 //!    synchronous function of the `CheckRequest`, the current compiled
 //!    policy and the current trust bundles, returns a [`Decided`]: the
@@ -39,6 +43,7 @@ mod reload;
 mod replay;
 mod shared;
 mod trust;
+mod verify_lane;
 mod workload_api;
 
 pub use check::AuthzService;

@@ -40,6 +40,13 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The telemetry worker (call graph, anomalies, audit log).
     pub telemetry: Telemetry,
+    /// The verification lane: checks that must verify a credential are
+    /// decided there, off the runtime worker, at a lower CPU priority
+    /// (verify_lane.rs).
+    pub(crate) verify_lane: crate::verify_lane::VerifyLane,
+    /// Where the unit tests hold verifications (verify_lane.rs).
+    #[cfg(test)]
+    pub(crate) verify_gate: crate::verify_lane::VerifyGate,
     /// A request path whose decision panics: the unit tests' way to prove
     /// that a panic still ends in a counted, audited deny. Compiled into the
     /// crate's own test build only, never into a library or binary that
@@ -103,6 +110,9 @@ impl Shared {
             break_glass: ArcSwap::from_pointee(BreakGlassGrants::empty()),
             metrics,
             telemetry,
+            verify_lane: crate::verify_lane::VerifyLane::start(),
+            #[cfg(test)]
+            verify_gate: crate::verify_lane::VerifyGate::default(),
             #[cfg(test)]
             fault_path: std::sync::OnceLock::new(),
         }

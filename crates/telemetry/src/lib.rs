@@ -24,6 +24,7 @@ mod event;
 mod file;
 mod metrics;
 mod text;
+mod verify_lane;
 mod worker;
 
 pub use audit::{AuditTarget, AuditWriter, audit_line};
@@ -35,6 +36,7 @@ pub use event::{BreakGlassMark, DecisionEvent, UNMATCHED_ROUTE, request_id, trac
 pub use file::write_atomically;
 pub use metrics::Metrics;
 pub use text::{Escaped, escape_for_terminal, is_unsafe_char, json_for_terminal};
+pub use verify_lane::VerificationLaneMetrics;
 pub use worker::{AUDIT_FAILING_FOR, ControlMsg, Telemetry, TelemetrySettings};
 // The vocabulary this crate's API speaks, defined once in `hallpass-vocab`.
 pub use hallpass_vocab::{

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub start_time: IntGauge,
     /// Break-glass and JWT replay metrics.
     pub controls: crate::ControlMetrics,
+    /// The verification lane's refusal counters.
+    pub verification_lane: crate::VerificationLaneMetrics,
     /// Unix time rule and identity usage tracking began, carried across
     /// restarts in the baseline file: a rule whose last match is 0 has been
     /// unused at least since then.
@@ -278,6 +280,7 @@ impl Metrics {
             registry.register(c)?;
         }
         let controls = crate::ControlMetrics::register(&registry)?;
+        let verification_lane = crate::VerificationLaneMetrics::register(&registry)?;
         // Make both results visible from the start, so rate() works at once.
         reloads.with_label_values(&["success"]);
         reloads.with_label_values(&["failure"]);
@@ -310,6 +313,7 @@ impl Metrics {
             credential_lifetime,
             long_lived_credentials,
             controls,
+            verification_lane,
         })
     }
 

@@ -242,3 +242,177 @@ async fn check(
             .into_inner(),
     )
 }
+
+/// A sidecar on this runtime (no audit log), a gRPC client of it, the CA
+/// its bundle trusts, and how to stop it.
+async fn serving() -> (
+    tempfile::TempDir,
+    std::sync::Arc<crate::Shared>,
+    AuthorizationClient<tonic::transport::Channel>,
+    Ca,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), crate::ServerError>>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::root("hospital.example").unwrap();
+    std::fs::write(dir.path().join("bundle.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    let config = format!(
+        "authz:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nworkload:\n  id: {LAB}\n\
+         trust:\n  bundles:\n    - trust_domain: hospital.example\n      x509: {d}/bundle.pem\n\
+         policy:\n  file: {d}/policy.yaml\n",
+        d = dir.path().display(),
+    );
+    let sidecar = Sidecar::bind(Settings::from_yaml(&config, std::iter::empty()).unwrap())
+        .await
+        .unwrap();
+    let shared = sidecar.shared();
+    let authz = sidecar.authz_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sidecar.run(async move {
+        let _ = stopped.await;
+    }));
+    let client = AuthorizationClient::connect(format!("http://{authz}"))
+        .await
+        .unwrap();
+    (dir, shared, client, ca, stop, task)
+}
+
+/// Wait (bounded: 60 s) until `n` verifications have reached the gate.
+async fn reached(shared: &crate::Shared, n: usize) {
+    let reached = || {
+        shared
+            .verify_gate
+            .reached
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    for _ in 0..1200 {
+        if reached() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reached(), n, "verifications at the gate");
+}
+
+/// A caller whose certificate is cached is answered while another caller's
+/// verification is held in flight: on ONE runtime worker (as `hallpass
+/// serve` runs), a check that verifies runs in a verification slot, not on
+/// the worker. Ordering only: the cached caller's answer must come first;
+/// decided inline, it would wait until the held verification ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_cached_caller_is_answered_while_a_verification_is_in_flight() {
+    let (_dir, shared, mut client, ca, stop, task) = serving().await;
+    let ehr = ca.issue(EHR).unwrap();
+    // Verified once: cached from now on.
+    assert_eq!(
+        check(&mut client, &ehr, "/patients/1/results").await,
+        (200, EHR.to_owned())
+    );
+    reached(&shared, 1).await;
+
+    shared.verify_gate.close();
+    // The same ID in a new certificate: new bytes, so a verification.
+    let newcomer = ca.issue(EHR).unwrap();
+    let mut second = client.clone();
+    let mut held =
+        tokio::spawn(async move { check(&mut second, &newcomer, "/patients/2/results").await });
+    reached(&shared, 2).await;
+
+    let cached = check(&mut client, &ehr, "/patients/3/results");
+    tokio::pin!(cached);
+    let first = tokio::select! {
+        // A tie goes to the held check: the test then fails.
+        biased;
+        held_first = &mut held => Err(held_first),
+        answer = &mut cached => Ok(answer),
+    };
+    let answer = first.unwrap_or_else(|held| {
+        panic!("the held verification was answered before the cached caller: {held:?}")
+    });
+    assert_eq!(answer, (200, EHR.to_owned()));
+    assert!(!held.is_finished(), "the gate is still closed");
+    // The cached caller verified nothing.
+    assert_eq!(
+        shared
+            .verify_gate
+            .reached
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+
+    shared.verify_gate.open();
+    assert_eq!(held.await.unwrap(), (200, EHR.to_owned()));
+    let metrics = shared.metrics.encode().unwrap();
+    for line in [
+        "hallpass_identity_cache_lookups_total{result=\"hit\"} 1",
+        "hallpass_identity_cache_lookups_total{result=\"miss\"} 2",
+        "hallpass_verification_lane_full_total 0",
+        "hallpass_verification_lane_timeouts_total 0",
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// A verification held past the lane's bound: the check is denied
+/// `internal_error` (fail closed, counted), not left to Envoy's timeout; a
+/// cached caller is still answered meanwhile; once the lane is free, a new
+/// certificate is verified and allowed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_verification_the_lane_does_not_decide_in_time_is_denied_internal_error() {
+    let (_dir, shared, mut client, ca, stop, task) = serving().await;
+    let ehr = ca.issue(EHR).unwrap();
+    assert_eq!(
+        check(&mut client, &ehr, "/patients/1/results").await,
+        (200, EHR.to_owned())
+    );
+    reached(&shared, 1).await;
+
+    shared.verify_gate.close();
+    let late = ca.issue(EHR).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        check(&mut client, &late, "/patients/3/results").await,
+        (403, "internal_error".to_owned())
+    );
+    // Denied by the bound, not by a failed verification.
+    assert!(started.elapsed() >= crate::verify_lane::LANE_WAIT);
+    assert_eq!(
+        check(&mut client, &ehr, "/patients/4/results").await,
+        (200, EHR.to_owned())
+    );
+    let metrics = shared.metrics.encode().unwrap();
+    for line in [
+        "hallpass_verification_lane_timeouts_total 1",
+        "hallpass_verification_lane_full_total 0",
+        "hallpass_decisions_total{decision=\"deny\",destination=\"unknown\",reason=\"internal_error\"",
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+
+    shared.verify_gate.open();
+    let fresh = ca.issue(EHR).unwrap();
+    assert_eq!(
+        check(&mut client, &fresh, "/patients/5/results").await,
+        (200, EHR.to_owned())
+    );
+    assert_eq!(
+        shared
+            .verify_gate
+            .reached
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
