@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hallpass_e2e::flood::{self, FloodCert, FloodResult};
 use hallpass_e2e::load::Answer::{Allow, Deny};
-use hallpass_e2e::load::{CallSpec, LoadSpec, PolicyClock};
+use hallpass_e2e::load::{CallSpec, Counts, LoadSpec, PolicyClock};
 use hallpass_e2e::{
     EchoApp, Ports, Proc, Workdir, clock_ticks, cpu_seconds, free_port, http, rss_kib,
     wait_for_http_ok, wait_for_port, write_private_file,
@@ -641,6 +641,21 @@ fn bundle_rotation_with_overlap_while_callers_switch() {
     drop(agent);
 }
 
+/// The good callers' p50 and p99, alone and with the flood, and their ratio.
+fn good_callers(alone: &Counts, flooded: &Counts) -> String {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let ratio = |with: u64, without: u64| with as f64 / without.max(1) as f64;
+    format!(
+        "good callers p50 {:.2} -> {:.2} ms (x{:.2}), p99 {:.2} -> {:.2} ms (x{:.2})",
+        ms(alone.p50_us),
+        ms(flooded.p50_us),
+        ratio(flooded.p50_us, alone.p50_us),
+        ms(alone.p99_us),
+        ms(flooded.p99_us),
+        ratio(flooded.p99_us, alone.p99_us),
+    )
+}
+
 /// 10,000 distinct caller identities at full rate, half of them with bad
 /// certificates (a rogue CA of the same trust domain), sent straight to
 /// hallpass's authz port by a real gRPC client (Envoy presents one
@@ -789,15 +804,9 @@ fn ten_thousand_identities_half_bad_at_full_rate() {
     let (b, f) = (baseline.totals(), with_flood.totals());
     if control.is_some() {
         println!(
-            "10,000 identities, CONTROL (flood sent to another hallpass): {:.0} checks/s; \
-             good callers p50 {:.2} -> {:.2} ms (x{:.2}), p99 {:.2} -> {:.2} ms (x{:.2})",
+            "10,000 identities, CONTROL (flood sent to another hallpass): {:.0} checks/s; {}",
             flooded.rate(),
-            b.p50_us as f64 / 1000.0,
-            f.p50_us as f64 / 1000.0,
-            f.p50_us as f64 / b.p50_us.max(1) as f64,
-            b.p99_us as f64 / 1000.0,
-            f.p99_us as f64 / 1000.0,
-            f.p99_us as f64 / b.p99_us.max(1) as f64,
+            good_callers(&b, &f),
         );
         return;
     }
@@ -832,18 +841,13 @@ fn ten_thousand_identities_half_bad_at_full_rate() {
     let rss_after = rss_kib(pid, "VmRSS").unwrap();
     println!(
         "10,000 identities: flood of {checks} checks in {:?} ({:.0}/s; hallpass CPU \
-         {:.2} s while it ran); good callers p50 {:.2} -> {:.2} ms (x{:.2}), p99 {:.2} -> {:.2} ms (x{:.2}); \
+         {:.2} s while it ran); {}; \
          fail-closed {} -> {}; cache evictions {evictions}; decision series {series}; \
          edges {edges}; RSS {rss_before} -> {rss_after} KiB (peak {} KiB)",
         flooded.elapsed,
         flooded.rate(),
         cpu_during,
-        b.p50_us as f64 / 1000.0,
-        f.p50_us as f64 / 1000.0,
-        f.p50_us as f64 / b.p50_us.max(1) as f64,
-        b.p99_us as f64 / 1000.0,
-        f.p99_us as f64 / 1000.0,
-        f.p99_us as f64 / b.p99_us.max(1) as f64,
+        good_callers(&b, &f),
         b.fail_closed,
         f.fail_closed,
         rss_kib(pid, "VmHWM").unwrap(),

@@ -80,11 +80,7 @@ impl Shared {
         now_ms: i64,
     ) -> Result<Caller, DenyReason> {
         let empty = HashMap::new();
-        let headers = attrs
-            .request
-            .as_ref()
-            .and_then(|r| r.http.as_ref())
-            .map_or(&empty, |h| &h.headers);
+        let headers = request_headers(attrs).unwrap_or(&empty);
         let x509 = self.x509_caller(attrs, headers, now_ms)?;
         let jwt = match &self.jwt {
             Some((settings, _)) => match bearer_token(headers, &settings.header) {
@@ -210,11 +206,7 @@ impl Shared {
         let cached =
             |key: CredentialDigest| self.cache.contains(&key, bundles.generation(), now_ms);
         let empty = HashMap::new();
-        let headers = attrs
-            .request
-            .as_ref()
-            .and_then(|r| r.http.as_ref())
-            .map_or(&empty, |h| &h.headers);
+        let headers = request_headers(attrs).unwrap_or(&empty);
         let peer_certificate = attrs
             .source
             .as_ref()
@@ -364,6 +356,15 @@ impl Shared {
         self.metrics.cache_evictions.inc_by(evicted);
         Ok(verified)
     }
+}
+
+/// The HTTP request headers of a check, if it carries an HTTP request.
+fn request_headers(attrs: &AttributeContext) -> Option<&HashMap<String, String>> {
+    attrs
+        .request
+        .as_ref()
+        .and_then(|r| r.http.as_ref())
+        .map(|h| &h.headers)
 }
 
 /// The cache key of an X.509 credential: the exact leaf and chain text.

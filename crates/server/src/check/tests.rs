@@ -297,8 +297,8 @@ async fn reached(shared: &crate::Shared, n: usize) {
 
 /// A caller whose certificate is cached is answered while another caller's
 /// verification is held in flight: on ONE runtime worker (as `hallpass
-/// serve` runs), a check that verifies runs in a verification slot, not on
-/// the worker. Ordering only: the cached caller's answer must come first;
+/// serve` runs), a check that verifies is decided on the verification
+/// lane, not on the worker. Ordering only: the cached caller's answer must come first;
 /// decided inline, it would wait until the held verification ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_cached_caller_is_answered_while_a_verification_is_in_flight() {
